@@ -1,0 +1,151 @@
+//! Parameters a stream must refuse: each gets `400`, `text/plain`, and a one-line message that
+//! names the parameter and what was received, and the server keeps streaming for everyone else.
+
+use std::time::Duration;
+
+use reqwest::Method;
+
+use crate::{Config, Evidence, Outcome, probe, timing};
+
+/// One bad query: the parameter its message must name and the value it must quote, if any.
+struct Case {
+    query: &'static str,
+    parameter: &'static str,
+    received: Option<&'static str>,
+}
+
+const fn case(query: &'static str, parameter: &'static str, received: Option<&'static str>) -> Case {
+    Case { query, parameter, received }
+}
+
+const CASES: &[Case] = &[
+    case("count=abc", "count", Some("abc")),
+    case("count=-1", "count", Some("-1")),
+    case("count=0", "count", Some("0")),
+    case("count=1000001", "count", Some("1000001")),
+    case("count=1.5", "count", Some("1.5")),
+    case("count=", "count", None),
+    case("count=18446744073709551616", "count", Some("18446744073709551616")),
+    case("interval_ms=-5", "interval_ms", Some("-5")),
+    case("interval_ms=60001", "interval_ms", Some("60001")),
+    case("interval_ms=1e3", "interval_ms", Some("1e3")),
+    case("interval_ms=fast", "interval_ms", Some("fast")),
+    case("count=2&count=3", "count", None),
+    // The typo that must not silently give the default ten-second stream.
+    case("interval=50", "interval", None),
+    case("foo=bar", "foo", None),
+];
+
+/// Each case's answer, fetched concurrently; a hang is cut off after five seconds.
+async fn answers(cfg: &Config) -> Vec<(&'static Case, probe::Fetched)> {
+    let fetches = CASES.iter().map(|case| async move {
+        let path = format!("/stream?{}", case.query);
+        (case, probe::fetch(cfg, Method::GET, &path, Duration::from_secs(5), false).await)
+    });
+    futures_util::future::join_all(fetches).await
+}
+
+fn summary(answers: &[(&'static Case, probe::Fetched)]) -> Evidence {
+    let notes = answers
+        .iter()
+        .map(|(case, got)| {
+            let answer = match got.unanswered() {
+                Some(error) => error,
+                None => format!(
+                    "{} {:?} {:?}",
+                    got.status().unwrap_or_default(),
+                    got.header("content-type").unwrap_or(""),
+                    String::from_utf8_lossy(&got.body)
+                ),
+            };
+            format!("?{} -> {answer}", case.query)
+        })
+        .collect();
+    Evidence {
+        request: format!("GET /stream?… ({} bad queries)", CASES.len()),
+        notes,
+        ..Evidence::default()
+    }
+}
+
+pub async fn bad_input_rejected(cfg: &Config) -> Outcome {
+    let answers = answers(cfg).await;
+    let wrong: Vec<String> = answers
+        .iter()
+        .filter(|(_, got)| got.status() != Some(400))
+        .map(|(case, got)| match got.status() {
+            Some(status) => format!("?{} got {status}", case.query),
+            None => format!("?{} got no answer", case.query),
+        })
+        .collect();
+    Outcome::judge(
+        wrong.is_empty(),
+        format!("all {} bad queries got 400", CASES.len()),
+        format!("expected 400: {}", wrong.join(", ")),
+    )
+    .with(summary(&answers))
+}
+
+/// What is wrong with a 400's message for `case`, if anything.
+fn message_problem(case: &Case, got: &probe::Fetched) -> Option<String> {
+    let content_type = got.header("content-type").unwrap_or("").to_ascii_lowercase();
+    if !content_type.starts_with("text/plain") {
+        return Some(format!("content-type {content_type:?}, expected text/plain"));
+    }
+    let body = String::from_utf8_lossy(&got.body);
+    let message = body.trim_end();
+    if message.is_empty() {
+        return Some("empty message".into());
+    }
+    if message.contains('\n') {
+        return Some("message is more than one line".into());
+    }
+    if !message.contains(case.parameter) {
+        return Some(format!("message {message:?} does not name {:?}", case.parameter));
+    }
+    match case.received {
+        Some(value) if !message.contains(value) => {
+            Some(format!("message {message:?} does not quote the received {value:?}"))
+        }
+        _ => None,
+    }
+}
+
+pub async fn bad_input_explained(cfg: &Config) -> Outcome {
+    let answers = answers(cfg).await;
+    let problems: Vec<String> = answers
+        .iter()
+        .filter(|(_, got)| got.status() == Some(400))
+        .filter_map(|(case, got)| message_problem(case, got).map(|p| format!("?{}: {p}", case.query)))
+        .collect();
+    let rejected = answers.iter().filter(|(_, got)| got.status() == Some(400)).count();
+    let outcome = if rejected == 0 {
+        Outcome::fail("no bad query got a 400, so there is no message to judge")
+    } else {
+        Outcome::judge(
+            problems.is_empty(),
+            format!("{rejected} messages name the parameter and the value received"),
+            problems.join("; "),
+        )
+    };
+    outcome.with(summary(&answers))
+}
+
+/// After the whole table, a normal stream still arrives whole and on time.
+pub async fn streams_after_bad_input(cfg: &Config) -> Outcome {
+    let answers = answers(cfg).await;
+    let got = match timing::fetch_stream(cfg).await {
+        Ok(got) => got,
+        Err(outcome) => {
+            return Outcome::fail(format!("after the bad queries: {}", outcome.reason))
+                .with(summary(&answers));
+        }
+    };
+    let gaps = timing::gaps_outcome(got.lines(), cfg.interval, cfg.tolerance);
+    let outcome = Outcome::judge(
+        gaps.level != crate::Level::Fail,
+        format!("still streams after {} bad queries ({})", CASES.len(), gaps.reason),
+        format!("after the bad queries: {}", gaps.reason),
+    );
+    outcome.with(got.evidence).with(summary(&answers))
+}

@@ -1,0 +1,45 @@
+//! What the body says: exactly `1\n` … `count\n`, nothing before, between or after.
+
+use std::time::Duration;
+
+use reqwest::Method;
+
+use crate::{
+    Config, Level, Outcome, probe,
+    timing::{expect_lines, first_line_outcome, gaps_outcome, lateness_outcome},
+};
+
+/// 100 lines with no pause between them.
+pub async fn body_counts_lines(cfg: &Config) -> Outcome {
+    let path = crate::stream_path(100, Duration::ZERO);
+    let got = probe::fetch(cfg, Method::GET, &path, cfg.deadline(), false).await;
+    match expect_lines(got, 100) {
+        Ok(got) => Outcome::pass("1\\n … 100\\n, nothing else").with(got.evidence),
+        Err(outcome) => outcome,
+    }
+}
+
+/// `GET /stream` with no parameters: the classic 10 lines, one per second, judged with half a
+/// second of tolerance. The pass reason carries the measured first-line time and worst lateness.
+pub async fn classic_defaults(cfg: &Config) -> Outcome {
+    let (count, interval) = (10, Duration::from_secs(1));
+    let tolerance = interval / 2;
+    let deadline = crate::deadline_for(count, interval, tolerance);
+    let got = probe::fetch(cfg, Method::GET, "/stream", deadline, false).await;
+    let got = match expect_lines(got, count) {
+        Ok(got) => got,
+        Err(outcome) => return outcome,
+    };
+    let verdicts = [
+        first_line_outcome(got.lines(), tolerance),
+        gaps_outcome(got.lines(), interval, tolerance),
+        lateness_outcome(got.lines(), interval, tolerance),
+    ];
+    let outcome = match verdicts.iter().find(|o| o.level == Level::Fail) {
+        Some(failed) => Outcome::fail(failed.reason.clone()),
+        None => Outcome::pass(
+            verdicts.iter().map(|o| o.reason.as_str()).collect::<Vec<_>>().join(", "),
+        ),
+    };
+    outcome.with(got.evidence)
+}

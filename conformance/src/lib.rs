@@ -1,0 +1,203 @@
+//! A black-box conformance suite for HTTP streaming endpoints (see CONTRACT.md).
+//!
+//! Give it a base URL; it runs a catalogue of checks over real TCP and returns, per check,
+//! pass / warn / fail with a reason and the evidence it saw (status, headers, the arrival time
+//! of every line). It knows nothing about any framework: the same checks run against our four
+//! examples, a proxy in front of them, or your own server.
+//!
+//! Timing is judged by when each line's bytes arrive, never by how the body was chunked.
+
+mod outcome;
+pub mod probe;
+mod report;
+pub mod servers;
+pub mod testing;
+
+mod bad_input;
+mod content;
+mod head;
+mod headers;
+mod http10;
+mod reachability;
+mod routing;
+mod timing;
+
+use std::{future::Future, pin::Pin, time::Duration};
+
+pub use outcome::{Evidence, Level, LineArrival, Outcome};
+pub use report::{CheckResult, Report, matrix};
+
+/// Where to point the checks, and the stream shape the timing checks ask for.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// `http://host:port`, without a trailing slash.
+    pub base: String,
+    /// Lines per stream in the timing checks.
+    pub count: u32,
+    /// Interval between lines in the timing checks.
+    pub interval: Duration,
+    /// How far an arrival may be from its due time.
+    pub tolerance: Duration,
+}
+
+impl Config {
+    /// Defaults for a server you are looking at: 5 lines, 300 ms apart, ±150 ms.
+    pub fn new(base: &str) -> Self {
+        Self::with_timing(base, 5, Duration::from_millis(300))
+    }
+
+    /// `count` lines `interval` apart, with a tolerance of half an interval.
+    pub fn with_timing(base: &str, count: u32, interval: Duration) -> Self {
+        Self {
+            base: base.trim_end_matches('/').to_owned(),
+            count,
+            interval,
+            tolerance: interval / 2,
+        }
+    }
+
+    /// `host:port` of the base URL, for raw TCP exchanges.
+    pub fn host_port(&self) -> &str {
+        let rest = self.base.split_once("://").map_or(&*self.base, |(_, r)| r);
+        rest.split('/').next().unwrap_or(rest)
+    }
+
+    /// `/stream?count=…&interval_ms=…` for the configured timing.
+    pub fn stream_path(&self) -> String {
+        stream_path(self.count, self.interval)
+    }
+
+    /// How long a well-behaved server needs for the configured stream, plus generous slack:
+    /// past this, a check stops waiting.
+    pub fn deadline(&self) -> Duration {
+        deadline_for(self.count, self.interval, self.tolerance)
+    }
+}
+
+pub(crate) fn stream_path(count: u32, interval: Duration) -> String {
+    format!("/stream?count={count}&interval_ms={}", interval.as_millis())
+}
+
+pub(crate) fn deadline_for(count: u32, interval: Duration, tolerance: Duration) -> Duration {
+    interval * count.saturating_sub(1) + tolerance * 4 + Duration::from_secs(3)
+}
+
+type CheckFuture<'a> = Pin<Box<dyn Future<Output = Outcome> + Send + 'a>>;
+
+/// One entry of the catalogue.
+#[derive(Clone, Copy)]
+pub struct Check {
+    /// Also the test name: a failure reads like `actix::head_is_prompt`.
+    pub name: &'static str,
+    /// The module (concern) it belongs to: reachability, headers, timing, …
+    pub concern: &'static str,
+    run: for<'a> fn(&'a Config) -> CheckFuture<'a>,
+}
+
+impl std::fmt::Debug for Check {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}::{}", self.concern, self.name)
+    }
+}
+
+impl Check {
+    pub async fn run(&self, cfg: &Config) -> Outcome {
+        (self.run)(cfg).await
+    }
+}
+
+/// The whole catalogue in one list, in the order a report shows it. Called with a macro name,
+/// it hands that macro the list; `catalogue()` and the per-framework test suite ([`suite!`])
+/// are both made from it, so they cannot drift apart.
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __with_catalogue {
+    ($callback:path; $($args:tt)*) => {
+        $callback! { $($args)* [
+            reachability::reachable,
+            headers::content_type_is_text_plain_utf8,
+            headers::cache_control_no_cache,
+            headers::x_accel_buffering_no,
+            headers::nosniff,
+            headers::no_content_length,
+            headers::no_etag,
+            headers::no_last_modified,
+            headers::chunked_on_http11,
+            content::body_counts_lines,
+            content::classic_defaults,
+            timing::first_line_is_prompt,
+            timing::no_line_early,
+            timing::gaps_hold_interval,
+            timing::no_accumulated_drift,
+            timing::ends_after_last_line,
+            head::head_matches_get_headers,
+            head::head_has_no_body,
+            head::head_is_prompt,
+            http10::http10_close_delimited,
+            http10::http10_streams,
+            bad_input::bad_input_rejected,
+            bad_input::bad_input_explained,
+            bad_input::streams_after_bad_input,
+            routing::index_names_endpoints,
+            routing::unknown_path_404,
+            routing::other_methods_405_with_allow,
+        ] }
+    };
+}
+
+macro_rules! define_catalogue {
+    ([$($concern:ident :: $check:ident),* $(,)?]) => {
+        /// Every check, reachability first.
+        pub fn catalogue() -> Vec<Check> {
+            vec![$(Check {
+                name: stringify!($check),
+                concern: stringify!($concern),
+                run: |cfg| Box::pin($concern::$check(cfg)),
+            }),*]
+        }
+    };
+}
+__with_catalogue!(define_catalogue;);
+
+/// Looks a check up by name.
+pub fn check(name: &str) -> Option<Check> {
+    catalogue().into_iter().find(|c| c.name == name)
+}
+
+/// Runs the checks (all, or those named in `only`): reachability first, and if the server
+/// cannot be reached the rest are reported as not run; then the others concurrently.
+pub async fn run(cfg: &Config, only: &[String]) -> Report {
+    let selected: Vec<Check> = catalogue()
+        .into_iter()
+        .filter(|c| only.is_empty() || only.iter().any(|n| n == c.name))
+        .collect();
+    let reachable = reachability::reachable(cfg).await;
+    if reachable.level == Level::Fail {
+        let results = selected
+            .iter()
+            .map(|c| {
+                let outcome = if c.name == "reachable" {
+                    reachable.clone()
+                } else {
+                    Outcome::fail(format!("not run: {}", reachable.reason))
+                };
+                CheckResult::new(c, outcome)
+            })
+            .collect();
+        return Report::new(&cfg.base, results);
+    }
+    let outcomes = futures_util::future::join_all(selected.iter().map(|c| async {
+        if c.name == "reachable" {
+            reachable.clone()
+        } else {
+            c.run(cfg).await
+        }
+    }))
+    .await;
+    let results = selected
+        .iter()
+        .zip(outcomes)
+        .map(|(c, o)| CheckResult::new(c, o))
+        .collect();
+    Report::new(&cfg.base, results)
+}

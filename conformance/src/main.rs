@@ -1,0 +1,150 @@
+//! The conformance CLI.
+//!
+//! Check any server: `cargo run -p conformance -- --url http://127.0.0.1:3000`
+//! Check all four examples: `cargo run -p conformance -- matrix`
+//! Exit code 1 if any check fails.
+
+use std::{path::PathBuf, process::ExitCode, time::Duration};
+
+use clap::{Parser, Subcommand};
+use conformance::{Config, Report, servers::Spawned};
+
+#[derive(Parser)]
+#[command(version, about = "Checks that an HTTP endpoint really streams (see CONTRACT.md)")]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+    /// Base URL of the server to check, e.g. http://127.0.0.1:3000
+    #[arg(long, required_unless_present = "command")]
+    url: Option<String>,
+    #[command(flatten)]
+    options: Options,
+}
+
+#[derive(clap::Args)]
+struct Options {
+    /// Lines per stream in the timing checks.
+    #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u32).range(2..=1000))]
+    count: u32,
+    /// Interval between lines in the timing checks, in ms.
+    #[arg(long, default_value_t = 300, value_parser = clap::value_parser!(u64).range(20..=60_000))]
+    interval_ms: u64,
+    /// Allowed deviation from the due times, in ms [default: half the interval].
+    #[arg(long)]
+    tolerance_ms: Option<u64>,
+    /// Run only this check (repeatable); `list` shows the names.
+    #[arg(long = "check", value_name = "NAME")]
+    checks: Vec<String>,
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Start the four example servers and print the framework × check matrix.
+    Matrix,
+    /// List the checks.
+    List,
+}
+
+const EXAMPLES: [(&str, &str); 4] = [
+    ("axum", "examples-axum"),
+    ("actix", "examples-actix"),
+    ("rocket", "examples-rocket"),
+    ("warp", "examples-warp"),
+];
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let options = &cli.options;
+    if let Some(unknown) = options.checks.iter().find(|c| conformance::check(c).is_none()) {
+        eprintln!("error: no check named {unknown:?} (see `conformance list`)");
+        return ExitCode::from(2);
+    }
+    let reports = match cli.command {
+        Some(Command::List) => {
+            for check in conformance::catalogue() {
+                println!("{:<14} {}", check.concern, check.name);
+            }
+            return ExitCode::SUCCESS;
+        }
+        Some(Command::Matrix) => match matrix(options).await {
+            Ok(reports) => reports,
+            Err(error) => {
+                eprintln!("error: {error}");
+                return ExitCode::FAILURE;
+            }
+        },
+        None => {
+            let url = cli.url.as_deref().expect("clap requires --url");
+            if !url.starts_with("http://") {
+                eprintln!("error: --url must start with http:// (got {url:?})");
+                return ExitCode::from(2);
+            }
+            let report = conformance::run(&config(url, options), &options.checks).await;
+            vec![(url.to_owned(), report)]
+        }
+    };
+    if options.json {
+        let json: serde_json::Map<String, serde_json::Value> = reports
+            .iter()
+            .map(|(name, r)| (name.clone(), serde_json::to_value(r).expect("reports serialize")))
+            .collect();
+        println!("{}", serde_json::to_string_pretty(&json).expect("json"));
+    } else if reports.len() == 1 {
+        print!("{}", reports[0].1.table());
+    } else {
+        print!("{}", conformance::matrix(&reports));
+    }
+    if reports.iter().any(|(_, r)| r.failed()) {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    }
+}
+
+fn config(url: &str, options: &Options) -> Config {
+    let mut cfg = Config::with_timing(url, options.count, Duration::from_millis(options.interval_ms));
+    if let Some(ms) = options.tolerance_ms {
+        cfg.tolerance = Duration::from_millis(ms);
+    }
+    cfg
+}
+
+/// Builds the four examples (same profile as this binary), starts each on an ephemeral port and
+/// checks them all at once.
+async fn matrix(options: &Options) -> Result<Vec<(String, Report)>, String> {
+    let dir = std::env::current_exe()
+        .map_err(|e| format!("cannot locate this binary: {e}"))?
+        .parent()
+        .map(PathBuf::from)
+        .ok_or("this binary has no directory")?;
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let mut build = std::process::Command::new(cargo);
+    build.arg("build").arg("--quiet");
+    if !cfg!(debug_assertions) {
+        build.arg("--release");
+    }
+    for (_, package) in EXAMPLES {
+        build.args(["-p", package]);
+    }
+    eprintln!("building the examples…");
+    match build.status() {
+        Ok(status) if status.success() => {}
+        Ok(status) => eprintln!("warning: cargo build exited with {status}; using what is built"),
+        Err(e) => eprintln!("warning: cannot run cargo ({e}); using what is built"),
+    }
+    let mut servers = Vec::new();
+    for (name, package) in EXAMPLES {
+        let server = Spawned::start(&dir.join(package), Duration::from_secs(60))?;
+        eprintln!("{name}: {}", server.base);
+        servers.push((name, server));
+    }
+    let runs = servers.iter().map(|(name, server)| async move {
+        let report = conformance::run(&config(&server.base, options), &options.checks).await;
+        (name.to_string(), report)
+    });
+    Ok(futures_util::future::join_all(runs).await)
+}

@@ -1,0 +1,110 @@
+//! A run's results: a table for people, JSON for machines, and a framework × check matrix.
+
+use std::fmt::Write as _;
+
+use serde::Serialize;
+
+use crate::{Check, Level, Outcome};
+
+#[derive(Debug, Clone, Serialize)]
+pub struct CheckResult {
+    pub check: &'static str,
+    pub concern: &'static str,
+    #[serde(flatten)]
+    pub outcome: Outcome,
+}
+
+impl CheckResult {
+    pub fn new(check: &Check, outcome: Outcome) -> Self {
+        Self {
+            check: check.name,
+            concern: check.concern,
+            outcome,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Report {
+    pub target: String,
+    pub results: Vec<CheckResult>,
+}
+
+impl Report {
+    pub fn new(target: &str, results: Vec<CheckResult>) -> Self {
+        Self {
+            target: target.to_owned(),
+            results,
+        }
+    }
+
+    pub fn failed(&self) -> bool {
+        self.results.iter().any(|r| r.outcome.level == Level::Fail)
+    }
+
+    pub fn count(&self, level: Level) -> usize {
+        self.results.iter().filter(|r| r.outcome.level == level).count()
+    }
+
+    /// One row per check, then the evidence of every check that did not pass.
+    pub fn table(&self) -> String {
+        let width = self.results.iter().map(|r| r.check.len()).max().unwrap_or(0);
+        let mut out = format!("conformance of {}\n\n", self.target);
+        for r in &self.results {
+            let _ = writeln!(
+                out,
+                "{}  {:<width$}  {}",
+                r.outcome.level, r.check, r.outcome.reason
+            );
+        }
+        out.push_str(&self.details());
+        let _ = writeln!(
+            out,
+            "\n{} passed, {} warned, {} failed",
+            self.count(Level::Pass),
+            self.count(Level::Warn),
+            self.count(Level::Fail)
+        );
+        out
+    }
+
+    /// The evidence behind every warning and failure.
+    pub fn details(&self) -> String {
+        let mut out = String::new();
+        for r in self.results.iter().filter(|r| r.outcome.level != Level::Pass) {
+            let _ = writeln!(out, "\n{} {}: {}", r.outcome.level, r.check, r.outcome.reason);
+            for evidence in &r.outcome.evidence {
+                let _ = write!(out, "{evidence}");
+            }
+        }
+        out
+    }
+}
+
+/// Checks down, targets across; the failures' reasons follow.
+pub fn matrix(reports: &[(String, Report)]) -> String {
+    let Some((_, first)) = reports.first() else {
+        return String::new();
+    };
+    let width = first.results.iter().map(|r| r.check.len()).max().unwrap_or(0);
+    let mut out = format!("{:<width$}", "check");
+    for (name, _) in reports {
+        let _ = write!(out, "  {name:<8}");
+    }
+    out.push('\n');
+    for (i, r) in first.results.iter().enumerate() {
+        let _ = write!(out, "{:<width$}", r.check);
+        for (_, report) in reports {
+            let level = report.results.get(i).map(|r| r.outcome.level.to_string());
+            let _ = write!(out, "  {:<8}", level.unwrap_or_default());
+        }
+        out.push('\n');
+    }
+    for (name, report) in reports {
+        let details = report.details();
+        if !details.is_empty() {
+            let _ = write!(out, "\n== {name} ({}){details}", report.target);
+        }
+    }
+    out
+}
