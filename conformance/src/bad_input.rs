@@ -14,8 +14,16 @@ struct Case {
     received: Option<&'static str>,
 }
 
-const fn case(query: &'static str, parameter: &'static str, received: Option<&'static str>) -> Case {
-    Case { query, parameter, received }
+const fn case(
+    query: &'static str,
+    parameter: &'static str,
+    received: Option<&'static str>,
+) -> Case {
+    Case {
+        query,
+        parameter,
+        received,
+    }
 }
 
 const CASES: &[Case] = &[
@@ -25,7 +33,11 @@ const CASES: &[Case] = &[
     case("count=1000001", "count", Some("1000001")),
     case("count=1.5", "count", Some("1.5")),
     case("count=", "count", None),
-    case("count=18446744073709551616", "count", Some("18446744073709551616")),
+    case(
+        "count=18446744073709551616",
+        "count",
+        Some("18446744073709551616"),
+    ),
     case("interval_ms=-5", "interval_ms", Some("-5")),
     case("interval_ms=60001", "interval_ms", Some("60001")),
     case("interval_ms=1e3", "interval_ms", Some("1e3")),
@@ -40,7 +52,10 @@ const CASES: &[Case] = &[
 async fn answers(cfg: &Config) -> Vec<(&'static Case, probe::Fetched)> {
     let fetches = CASES.iter().map(|case| async move {
         let path = format!("/stream?{}", case.query);
-        (case, probe::fetch(cfg, Method::GET, &path, Duration::from_secs(5), false).await)
+        (
+            case,
+            probe::fetch(cfg, Method::GET, &path, Duration::from_secs(5), false).await,
+        )
     });
     futures_util::future::join_all(fetches).await
 }
@@ -88,9 +103,14 @@ pub async fn bad_input_rejected(cfg: &Config) -> Outcome {
 
 /// What is wrong with a 400's message for `case`, if anything.
 fn message_problem(case: &Case, got: &probe::Fetched) -> Option<String> {
-    let content_type = got.header("content-type").unwrap_or("").to_ascii_lowercase();
+    let content_type = got
+        .header("content-type")
+        .unwrap_or("")
+        .to_ascii_lowercase();
     if !content_type.starts_with("text/plain") {
-        return Some(format!("content-type {content_type:?}, expected text/plain"));
+        return Some(format!(
+            "content-type {content_type:?}, expected text/plain"
+        ));
     }
     let body = String::from_utf8_lossy(&got.body);
     let message = body.trim_end();
@@ -101,12 +121,15 @@ fn message_problem(case: &Case, got: &probe::Fetched) -> Option<String> {
         return Some("message is more than one line".into());
     }
     if !message.contains(case.parameter) {
-        return Some(format!("message {message:?} does not name {:?}", case.parameter));
+        return Some(format!(
+            "message {message:?} does not name {:?}",
+            case.parameter
+        ));
     }
     match case.received {
-        Some(value) if !message.contains(value) => {
-            Some(format!("message {message:?} does not quote the received {value:?}"))
-        }
+        Some(value) if !message.contains(value) => Some(format!(
+            "message {message:?} does not quote the received {value:?}"
+        )),
         _ => None,
     }
 }
@@ -116,9 +139,14 @@ pub async fn bad_input_explained(cfg: &Config) -> Outcome {
     let problems: Vec<String> = answers
         .iter()
         .filter(|(_, got)| got.status() == Some(400))
-        .filter_map(|(case, got)| message_problem(case, got).map(|p| format!("?{}: {p}", case.query)))
+        .filter_map(|(case, got)| {
+            message_problem(case, got).map(|p| format!("?{}: {p}", case.query))
+        })
         .collect();
-    let rejected = answers.iter().filter(|(_, got)| got.status() == Some(400)).count();
+    let rejected = answers
+        .iter()
+        .filter(|(_, got)| got.status() == Some(400))
+        .count();
     let outcome = if rejected == 0 {
         Outcome::fail("no bad query got a 400, so there is no message to judge")
     } else {
@@ -144,7 +172,11 @@ pub async fn streams_after_bad_input(cfg: &Config) -> Outcome {
     let gaps = timing::gaps_outcome(got.lines(), cfg.interval, cfg.tolerance);
     let outcome = Outcome::judge(
         gaps.level != crate::Level::Fail,
-        format!("still streams after {} bad queries ({})", CASES.len(), gaps.reason),
+        format!(
+            "still streams after {} bad queries ({})",
+            CASES.len(),
+            gaps.reason
+        ),
         format!("after the bad queries: {}", gaps.reason),
     );
     outcome.with(got.evidence).with(summary(&answers))

@@ -38,7 +38,11 @@ pub async fn classic_defaults(cfg: &Config) -> Outcome {
     let outcome = match verdicts.iter().find(|o| o.level == Level::Fail) {
         Some(failed) => Outcome::fail(failed.reason.clone()),
         None => Outcome::pass(
-            verdicts.iter().map(|o| o.reason.as_str()).collect::<Vec<_>>().join(", "),
+            verdicts
+                .iter()
+                .map(|o| o.reason.as_str())
+                .collect::<Vec<_>>()
+                .join(", "),
         ),
     };
     outcome.with(got.evidence)

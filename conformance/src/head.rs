@@ -2,7 +2,10 @@
 //! runs the generator for HEAD (and throws the lines away) answers only when the stream would
 //! have ended.
 
-use crate::{Config, Outcome, probe::{self, Fetched}};
+use crate::{
+    Config, Outcome,
+    probe::{self, Fetched},
+};
 
 /// HEAD over a raw connection, so any body bytes the server sends anyway are seen.
 async fn head(cfg: &Config) -> Result<Fetched, Outcome> {
@@ -13,7 +16,9 @@ async fn head(cfg: &Config) -> Result<Fetched, Outcome> {
     );
     let got = probe::raw(cfg, &request, cfg.deadline()).await;
     match got.unanswered() {
-        Some(error) => Err(Outcome::fail(format!("no response to HEAD: {error}")).with(got.evidence)),
+        Some(error) => {
+            Err(Outcome::fail(format!("no response to HEAD: {error}")).with(got.evidence))
+        }
         None => Ok(got),
     }
 }
@@ -31,14 +36,29 @@ pub async fn head_matches_get_headers(cfg: &Config) -> Outcome {
         Ok(got) => got,
         Err(outcome) => return outcome,
     };
-    let get = probe::fetch(cfg, reqwest::Method::GET, &cfg.stream_path(), cfg.deadline(), true).await;
+    let get = probe::fetch(
+        cfg,
+        reqwest::Method::GET,
+        &cfg.stream_path(),
+        cfg.deadline(),
+        true,
+    )
+    .await;
     let mut problems = Vec::new();
     if got.status() != get.status() {
-        problems.push(format!("status {:?} (GET: {:?})", got.status(), get.status()));
+        problems.push(format!(
+            "status {:?} (GET: {:?})",
+            got.status(),
+            get.status()
+        ));
     }
     for name in SAME_AS_GET {
         if got.header(name) != get.header(name) {
-            problems.push(format!("{name} {:?} (GET: {:?})", got.header(name), get.header(name)));
+            problems.push(format!(
+                "{name} {:?} (GET: {:?})",
+                got.header(name),
+                get.header(name)
+            ));
         }
     }
     for name in ["content-length", "etag", "last-modified"] {
@@ -47,7 +67,10 @@ pub async fn head_matches_get_headers(cfg: &Config) -> Outcome {
         }
     }
     let outcome = if problems.is_empty() {
-        Outcome::pass(format!("status and {} headers as for GET", SAME_AS_GET.len()))
+        Outcome::pass(format!(
+            "status and {} headers as for GET",
+            SAME_AS_GET.len()
+        ))
     } else {
         Outcome::fail(format!("HEAD differs from GET: {}", problems.join("; ")))
     };

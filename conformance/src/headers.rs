@@ -3,7 +3,10 @@
 
 use reqwest::Method;
 
-use crate::{Config, Outcome, probe::{self, Fetched}};
+use crate::{
+    Config, Outcome,
+    probe::{self, Fetched},
+};
 
 /// Only the head is needed: hang up as soon as it arrives.
 async fn stream_head(cfg: &Config) -> Result<Fetched, Outcome> {
@@ -51,15 +54,19 @@ pub async fn content_type_is_text_plain_utf8(cfg: &Config) -> Outcome {
 
 pub async fn cache_control_no_cache(cfg: &Config) -> Outcome {
     expect_header(cfg, "cache-control", "a value with no-cache", |v| {
-        v.split(',').any(|d| d.trim().eq_ignore_ascii_case("no-cache"))
+        v.split(',')
+            .any(|d| d.trim().eq_ignore_ascii_case("no-cache"))
     })
     .await
 }
 
 pub async fn x_accel_buffering_no(cfg: &Config) -> Outcome {
-    expect_header(cfg, "x-accel-buffering", "no (or nginx buffers the stream)", |v| {
-        v.trim().eq_ignore_ascii_case("no")
-    })
+    expect_header(
+        cfg,
+        "x-accel-buffering",
+        "no (or nginx buffers the stream)",
+        |v| v.trim().eq_ignore_ascii_case("no"),
+    )
     .await
 }
 
@@ -83,16 +90,27 @@ pub async fn no_content_length(cfg: &Config) -> Outcome {
 }
 
 pub async fn no_etag(cfg: &Config) -> Outcome {
-    expect_absent(cfg, "etag", "an ETag is computed over the whole body, which buffers it").await
+    expect_absent(
+        cfg,
+        "etag",
+        "an ETag is computed over the whole body, which buffers it",
+    )
+    .await
 }
 
 pub async fn no_last_modified(cfg: &Config) -> Outcome {
-    expect_absent(cfg, "last-modified", "a live stream has no modification date; caches may revalidate and replay it").await
+    expect_absent(
+        cfg,
+        "last-modified",
+        "a live stream has no modification date; caches may revalidate and replay it",
+    )
+    .await
 }
 
 pub async fn chunked_on_http11(cfg: &Config) -> Outcome {
     expect_header(cfg, "transfer-encoding", "chunked on HTTP/1.1", |v| {
-        v.split(',').any(|c| c.trim().eq_ignore_ascii_case("chunked"))
+        v.split(',')
+            .any(|c| c.trim().eq_ignore_ascii_case("chunked"))
     })
     .await
 }

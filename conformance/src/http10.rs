@@ -28,12 +28,15 @@ pub async fn http10_close_delimited(cfg: &Config) -> Outcome {
         .with(got.evidence);
     }
     if let Some(len) = got.header("content-length") {
-        return Outcome::fail(format!("Content-Length: {len} on a stream: the body was collected first"))
-            .with(got.evidence);
+        return Outcome::fail(format!(
+            "Content-Length: {len} on a stream: the body was collected first"
+        ))
+        .with(got.evidence);
     }
     if got.evidence.end_ms.is_none() {
         let error = got.error.clone().unwrap_or_default();
-        return Outcome::fail(format!("connection not closed after the body: {error}")).with(got.evidence);
+        return Outcome::fail(format!("connection not closed after the body: {error}"))
+            .with(got.evidence);
     }
     match expect_lines(got, cfg.count) {
         Ok(got) => Outcome::pass("same lines, ended by closing the connection").with(got.evidence),
@@ -48,6 +51,10 @@ pub async fn http10_streams(cfg: &Config) -> Outcome {
     };
     let first = first_line_outcome(got.lines(), cfg.tolerance);
     let gaps = gaps_outcome(got.lines(), cfg.interval, cfg.tolerance);
-    let outcome = if first.level > gaps.level { first } else { gaps };
+    let outcome = if first.level > gaps.level {
+        first
+    } else {
+        gaps
+    };
     outcome.with(got.evidence)
 }

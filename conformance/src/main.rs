@@ -10,12 +10,16 @@ use clap::{Parser, Subcommand};
 use conformance::{Config, Report, servers::Spawned};
 
 #[derive(Parser)]
-#[command(version, about = "Checks that an HTTP endpoint really streams (see CONTRACT.md)")]
+#[command(
+    version,
+    about = "Checks that an HTTP endpoint really streams (see CONTRACT.md)",
+    subcommand_negates_reqs = true
+)]
 struct Cli {
     #[command(subcommand)]
     command: Option<Command>,
     /// Base URL of the server to check, e.g. http://127.0.0.1:3000
-    #[arg(long, required_unless_present = "command")]
+    #[arg(long, required = true)]
     url: Option<String>,
     #[command(flatten)]
     options: Options,
@@ -59,7 +63,11 @@ const EXAMPLES: [(&str, &str); 4] = [
 async fn main() -> ExitCode {
     let cli = Cli::parse();
     let options = &cli.options;
-    if let Some(unknown) = options.checks.iter().find(|c| conformance::check(c).is_none()) {
+    if let Some(unknown) = options
+        .checks
+        .iter()
+        .find(|c| conformance::check(c).is_none())
+    {
         eprintln!("error: no check named {unknown:?} (see `conformance list`)");
         return ExitCode::from(2);
     }
@@ -90,7 +98,12 @@ async fn main() -> ExitCode {
     if options.json {
         let json: serde_json::Map<String, serde_json::Value> = reports
             .iter()
-            .map(|(name, r)| (name.clone(), serde_json::to_value(r).expect("reports serialize")))
+            .map(|(name, r)| {
+                (
+                    name.clone(),
+                    serde_json::to_value(r).expect("reports serialize"),
+                )
+            })
             .collect();
         println!("{}", serde_json::to_string_pretty(&json).expect("json"));
     } else if reports.len() == 1 {
@@ -106,7 +119,11 @@ async fn main() -> ExitCode {
 }
 
 fn config(url: &str, options: &Options) -> Config {
-    let mut cfg = Config::with_timing(url, options.count, Duration::from_millis(options.interval_ms));
+    let mut cfg = Config::with_timing(
+        url,
+        options.count,
+        Duration::from_millis(options.interval_ms),
+    );
     if let Some(ms) = options.tolerance_ms {
         cfg.tolerance = Duration::from_millis(ms);
     }
@@ -147,4 +164,14 @@ async fn matrix(options: &Options) -> Result<Vec<(String, Report)>, String> {
         (name.to_string(), report)
     });
     Ok(futures_util::future::join_all(runs).await)
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    #[test]
+    fn cli_definition_is_consistent() {
+        super::Cli::command().debug_assert();
+    }
 }

@@ -86,7 +86,11 @@ impl Outcome {
     }
     /// Pass if `ok`, else fail with `reason`; the evidence is attached either way.
     pub fn judge(ok: bool, pass: impl Into<String>, fail: impl Into<String>) -> Self {
-        if ok { Self::pass(pass) } else { Self::fail(fail) }
+        if ok {
+            Self::pass(pass)
+        } else {
+            Self::fail(fail)
+        }
     }
 }
 

@@ -112,7 +112,10 @@ pub async fn fetch(
             return out;
         }
         Err(_) => {
-            out.error = Some(format!("no response head within {} ms", deadline.as_millis()));
+            out.error = Some(format!(
+                "no response head within {} ms",
+                deadline.as_millis()
+            ));
             return out;
         }
     };
@@ -122,7 +125,12 @@ pub async fn fetch(
     evidence.headers = response
         .headers()
         .iter()
-        .map(|(n, v)| (n.as_str().to_owned(), String::from_utf8_lossy(v.as_bytes()).into()))
+        .map(|(n, v)| {
+            (
+                n.as_str().to_owned(),
+                String::from_utf8_lossy(v.as_bytes()).into(),
+            )
+        })
         .collect();
     if head_only {
         return out;
@@ -147,7 +155,10 @@ pub async fn fetch(
                 break;
             }
             Err(_) => {
-                out.error = Some(format!("body did not end within {} ms", deadline.as_millis()));
+                out.error = Some(format!(
+                    "body did not end within {} ms",
+                    deadline.as_millis()
+                ));
                 break;
             }
         }
@@ -237,7 +248,12 @@ pub async fn raw(cfg: &Config, request: &str, deadline: Duration) -> Fetched {
                 out.evidence.headers = response
                     .headers
                     .iter()
-                    .map(|h| (h.name.to_ascii_lowercase(), String::from_utf8_lossy(h.value).into()))
+                    .map(|h| {
+                        (
+                            h.name.to_ascii_lowercase(),
+                            String::from_utf8_lossy(h.value).into(),
+                        )
+                    })
                     .collect();
                 let rest = head[len..].to_vec();
                 out.body.extend_from_slice(&rest);

@@ -43,12 +43,20 @@ impl Report {
     }
 
     pub fn count(&self, level: Level) -> usize {
-        self.results.iter().filter(|r| r.outcome.level == level).count()
+        self.results
+            .iter()
+            .filter(|r| r.outcome.level == level)
+            .count()
     }
 
     /// One row per check, then the evidence of every check that did not pass.
     pub fn table(&self) -> String {
-        let width = self.results.iter().map(|r| r.check.len()).max().unwrap_or(0);
+        let width = self
+            .results
+            .iter()
+            .map(|r| r.check.len())
+            .max()
+            .unwrap_or(0);
         let mut out = format!("conformance of {}\n\n", self.target);
         for r in &self.results {
             let _ = writeln!(
@@ -71,8 +79,16 @@ impl Report {
     /// The evidence behind every warning and failure.
     pub fn details(&self) -> String {
         let mut out = String::new();
-        for r in self.results.iter().filter(|r| r.outcome.level != Level::Pass) {
-            let _ = writeln!(out, "\n{} {}: {}", r.outcome.level, r.check, r.outcome.reason);
+        for r in self
+            .results
+            .iter()
+            .filter(|r| r.outcome.level != Level::Pass)
+        {
+            let _ = writeln!(
+                out,
+                "\n{} {}: {}",
+                r.outcome.level, r.check, r.outcome.reason
+            );
             for evidence in &r.outcome.evidence {
                 let _ = write!(out, "{evidence}");
             }
@@ -86,7 +102,12 @@ pub fn matrix(reports: &[(String, Report)]) -> String {
     let Some((_, first)) = reports.first() else {
         return String::new();
     };
-    let width = first.results.iter().map(|r| r.check.len()).max().unwrap_or(0);
+    let width = first
+        .results
+        .iter()
+        .map(|r| r.check.len())
+        .max()
+        .unwrap_or(0);
     let mut out = format!("{:<width$}", "check");
     for (name, _) in reports {
         let _ = write!(out, "  {name:<8}");

@@ -25,7 +25,10 @@ pub async fn index_names_endpoints(cfg: &Config) -> Outcome {
             )
         }
         Some(status) => Outcome::fail(format!("GET / answered {status}, expected 200")),
-        None => Outcome::fail(format!("no response: {}", got.error.clone().unwrap_or_default())),
+        None => Outcome::fail(format!(
+            "no response: {}",
+            got.error.clone().unwrap_or_default()
+        )),
     };
     outcome.with(got.evidence)
 }
@@ -46,14 +49,18 @@ pub async fn other_methods_405_with_allow(cfg: &Config) -> Outcome {
     let path = "/stream?count=1&interval_ms=0";
     let methods = [Method::POST, Method::PUT, Method::DELETE, Method::PATCH];
     let answers = futures_util::future::join_all(
-        methods.iter().map(|m| probe::fetch(cfg, m.clone(), path, QUICK, true)),
+        methods
+            .iter()
+            .map(|m| probe::fetch(cfg, m.clone(), path, QUICK, true)),
     )
     .await;
     let mut problems = Vec::new();
     for (method, got) in methods.iter().zip(&answers) {
         match (got.status(), got.header("allow")) {
             (Some(405), Some(allow)) if allow.to_ascii_uppercase().contains("GET") => {}
-            (Some(405), allow) => problems.push(format!("{method}: 405 with Allow {allow:?}, expected GET listed")),
+            (Some(405), allow) => problems.push(format!(
+                "{method}: 405 with Allow {allow:?}, expected GET listed"
+            )),
             (status, _) => problems.push(format!("{method}: {status:?}, expected 405")),
         }
     }

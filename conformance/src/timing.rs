@@ -6,7 +6,11 @@ use std::time::Duration;
 
 use reqwest::Method;
 
-use crate::{Config, LineArrival, Outcome, probe::{self, Fetched}, probe::ms};
+use crate::{
+    Config, LineArrival, Outcome,
+    probe::ms,
+    probe::{self, Fetched},
+};
 
 /// Fetches the configured stream and makes sure it holds the right lines before its timing is
 /// judged; otherwise the timing checks fail with the content problem.
@@ -76,9 +80,16 @@ pub(crate) fn first_line_outcome(lines: &[LineArrival], tolerance: Duration) -> 
     )
 }
 
-pub(crate) fn gaps_outcome(lines: &[LineArrival], interval: Duration, tolerance: Duration) -> Outcome {
+pub(crate) fn gaps_outcome(
+    lines: &[LineArrival],
+    interval: Duration,
+    tolerance: Duration,
+) -> Outcome {
     let min = ms(interval.saturating_sub(tolerance));
-    let gaps = lines.windows(2).enumerate().map(|(i, w)| (i + 2, w[1].at_ms - w[0].at_ms));
+    let gaps = lines
+        .windows(2)
+        .enumerate()
+        .map(|(i, w)| (i + 2, w[1].at_ms - w[0].at_ms));
     let smallest = gaps.min_by(|a, b| a.1.total_cmp(&b.1));
     match smallest {
         Some((k, gap)) if gap < min => Outcome::fail(format!(
@@ -93,7 +104,11 @@ pub(crate) fn gaps_outcome(lines: &[LineArrival], interval: Duration, tolerance:
     }
 }
 
-pub(crate) fn lateness_outcome(lines: &[LineArrival], interval: Duration, tolerance: Duration) -> Outcome {
+pub(crate) fn lateness_outcome(
+    lines: &[LineArrival],
+    interval: Duration,
+    tolerance: Duration,
+) -> Outcome {
     let tol = ms(tolerance);
     let worst = offsets(lines, interval)
         .map(|(k, at, due)| (k, at - due))
@@ -129,7 +144,9 @@ pub async fn no_line_early(cfg: &Config) -> Outcome {
             "line {k} arrived {early:.0} ms before its due time (tolerance {tol:.0} ms): \
              lines come faster than interval_ms"
         )),
-        Some((k, early)) => Outcome::pass(format!("earliest line {early:.1} ms before due (line {k})")),
+        Some((k, early)) => {
+            Outcome::pass(format!("earliest line {early:.1} ms before due (line {k})"))
+        }
         None => Outcome::fail("no lines"),
     };
     outcome.with(got.evidence)
@@ -177,16 +194,29 @@ mod tests {
     fn lines(at: &[f64]) -> Vec<LineArrival> {
         at.iter()
             .enumerate()
-            .map(|(i, &at_ms)| LineArrival { text: (i + 1).to_string(), at_ms })
+            .map(|(i, &at_ms)| LineArrival {
+                text: (i + 1).to_string(),
+                at_ms,
+            })
             .collect()
     }
 
     #[test]
     fn content_problems_are_named() {
         assert_eq!(content_problem(b"1\n2\n3\n", 3), None);
-        assert_eq!(content_problem(b"1\n3\n", 3).unwrap(), r#"line 2 is "3\n", expected "2\n""#);
-        assert_eq!(content_problem(b"1\n2\n", 3).unwrap(), "body ends after 2 of 3 lines");
-        assert!(content_problem(b"1\n2\n3\n4\n", 3).unwrap().contains("continues"));
+        assert_eq!(
+            content_problem(b"1\n3\n", 3).unwrap(),
+            r#"line 2 is "3\n", expected "2\n""#
+        );
+        assert_eq!(
+            content_problem(b"1\n2\n", 3).unwrap(),
+            "body ends after 2 of 3 lines"
+        );
+        assert!(
+            content_problem(b"1\n2\n3\n4\n", 3)
+                .unwrap()
+                .contains("continues")
+        );
     }
 
     #[test]
@@ -195,11 +225,17 @@ mod tests {
         let tol = Duration::from_millis(50);
         let on_time = lines(&[5.0, 106.0, 204.0, 307.0]);
         assert_eq!(gaps_outcome(&on_time, ms100, tol).level, crate::Level::Pass);
-        assert_eq!(lateness_outcome(&on_time, ms100, tol).level, crate::Level::Pass);
+        assert_eq!(
+            lateness_outcome(&on_time, ms100, tol).level,
+            crate::Level::Pass
+        );
         let pairs = lines(&[5.0, 205.0, 205.5, 405.0]);
         assert_eq!(gaps_outcome(&pairs, ms100, tol).level, crate::Level::Fail);
         let drift = lines(&[5.0, 135.0, 265.0, 395.0]);
         assert_eq!(gaps_outcome(&drift, ms100, tol).level, crate::Level::Pass);
-        assert_eq!(lateness_outcome(&drift, ms100, tol).level, crate::Level::Fail);
+        assert_eq!(
+            lateness_outcome(&drift, ms100, tol).level,
+            crate::Level::Fail
+        );
     }
 }

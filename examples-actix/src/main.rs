@@ -9,8 +9,11 @@ mod params;
 use std::{convert::Infallible, net::SocketAddr};
 
 use actix_web::{
-    App, HttpRequest, HttpResponse, HttpResponseBuilder, HttpServer,
-    http::header::{self, CacheControl, CacheDirective},
+    App, HttpRequest, HttpResponse, HttpServer,
+    http::{
+        ConnectionType, Version,
+        header::{self, CacheControl, CacheDirective},
+    },
     web::{self, Bytes},
 };
 use async_stream::stream;
@@ -42,9 +45,7 @@ async fn main() -> std::io::Result<()> {
         App::new().route("/", web::get().to(index)).service(
             // actix's `web::get()` does not match HEAD, so HEAD gets a route of its own;
             // any other method gets 405 with `Allow: GET, HEAD`.
-            web::resource("/stream")
-                .get(stream)
-                .head(stream_head),
+            web::resource("/stream").get(stream).head(stream_head),
         )
     })
     // Small writes go out at once instead of waiting for the previous segment's ACK (Nagle).
@@ -57,7 +58,7 @@ async fn main() -> std::io::Result<()> {
 
 async fn stream(req: HttpRequest) -> HttpResponse {
     match StreamParams::from_query(req.query_string()) {
-        Ok(params) => streaming_response().streaming(counting(params).map(Ok::<_, Infallible>)),
+        Ok(params) => streaming(&req, counting(params)),
         Err(message) => HttpResponse::BadRequest()
             .content_type(TEXT_PLAIN)
             .body(message),
@@ -68,20 +69,28 @@ async fn stream(req: HttpRequest) -> HttpResponse {
 /// same headers over an empty stream: the generator never starts.
 async fn stream_head(req: HttpRequest) -> HttpResponse {
     match StreamParams::from_query(req.query_string()) {
-        Ok(_) => streaming_response().streaming(stream::empty::<Result<Bytes, Infallible>>()),
+        Ok(_) => streaming(&req, stream::empty()),
         Err(_) => HttpResponse::BadRequest().content_type(TEXT_PLAIN).finish(),
     }
 }
 
-fn streaming_response() -> HttpResponseBuilder {
-    let mut response = HttpResponse::Ok();
-    response
+fn streaming(req: &HttpRequest, lines: impl Stream<Item = Bytes> + 'static) -> HttpResponse {
+    let mut response = HttpResponse::Ok()
         .content_type(TEXT_PLAIN)
         .insert_header(CacheControl(vec![CacheDirective::NoCache]))
         // Tells nginx not to buffer this response.
         .insert_header(("x-accel-buffering", "no"))
         // Without it, browsers hold back the first 1 KiB of text/plain to sniff its type.
-        .insert_header((header::X_CONTENT_TYPE_OPTIONS, "nosniff"));
+        .insert_header((header::X_CONTENT_TYPE_OPTIONS, "nosniff"))
+        .streaming(lines.map(Ok::<_, Infallible>));
+    // actix-http chunk-encodes streams even for HTTP/1.0 clients, which cannot decode that:
+    // they get the raw lines, the end marked by closing the connection.
+    if req.version() == Version::HTTP_10 {
+        response.head_mut().no_chunking(true);
+        response
+            .head_mut()
+            .set_connection_type(ConnectionType::Close);
+    }
     response
 }
 

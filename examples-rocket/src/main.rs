@@ -41,8 +41,8 @@ struct Unbuffered<T> {
 /// Also answers HEAD: Rocket re-dispatches HEAD as GET and drops the body unpolled.
 #[get("/stream")]
 fn stream(uri: &Origin<'_>) -> Result<Unbuffered<TextStream![String]>, BadRequest<String>> {
-    let params = StreamParams::from_query(uri.query().map_or("", |q| q.as_str()))
-        .map_err(BadRequest)?;
+    let params =
+        StreamParams::from_query(uri.query().map_or("", |q| q.as_str())).map_err(BadRequest)?;
     Ok(Unbuffered {
         inner: counting(params),
         cache_control: Header::new("Cache-Control", "no-cache"),

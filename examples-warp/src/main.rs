@@ -59,7 +59,9 @@ async fn main() -> std::io::Result<()> {
 fn stream(query: &str) -> Response {
     let params = match StreamParams::from_query(query) {
         Ok(params) => params,
-        Err(message) => return reply::with_status(message, StatusCode::BAD_REQUEST).into_response(),
+        Err(message) => {
+            return reply::with_status(message, StatusCode::BAD_REQUEST).into_response();
+        }
     };
     let body = reply::stream(counting(params).map(Ok::<_, Infallible>));
     let body = reply::with_header(body, header::CONTENT_TYPE, "text/plain; charset=utf-8");
