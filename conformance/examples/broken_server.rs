@@ -1,0 +1,30 @@
+//! The negative-control server of the test suite, runnable on its own so the CLI can be seen
+//! failing: `cargo run -p conformance --example broken_server -- --fault buffered`, then
+//! `cargo run -p conformance -- --url http://127.0.0.1:PORT`.
+
+#[path = "../tests/support/broken.rs"]
+#[allow(dead_code)] // `start` is for the tests
+mod broken;
+
+use std::net::SocketAddr;
+
+use clap::Parser;
+
+#[derive(Parser)]
+struct Args {
+    /// The fault to serve with (`none` follows the contract).
+    #[arg(long, value_enum, default_value = "buffered")]
+    fault: broken::Fault,
+    /// Address to listen on; port 0 picks a free port.
+    #[arg(long, default_value = "127.0.0.1:0")]
+    addr: SocketAddr,
+}
+
+#[tokio::main]
+async fn main() -> std::io::Result<()> {
+    let args = Args::parse();
+    let listener = tokio::net::TcpListener::bind(args.addr).await?;
+    println!("listening on http://{}", listener.local_addr()?);
+    broken::serve(listener, args.fault).await;
+    Ok(())
+}

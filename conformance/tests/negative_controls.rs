@@ -1,0 +1,148 @@
+//! Every check can fail: each one, run against the broken server with the one fault it exists to
+//! catch, fails with the expected reason. The same server without a fault passes the whole
+//! catalogue, so each failure is the fault's doing, not the fixture's.
+
+mod support;
+
+use std::process::Command;
+
+use conformance::{Level, Outcome, testing::test_config};
+use support::broken::{self, Fault};
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("a tokio runtime")
+}
+
+fn run_check(fault: Fault, check: &str) -> Outcome {
+    let entry = conformance::check(check).unwrap_or_else(|| panic!("no check named {check}"));
+    runtime().block_on(async {
+        let addr = broken::start(fault).await;
+        entry.run(&test_config(&format!("http://{addr}"))).await
+    })
+}
+
+fn expect_fail(check: &str, fault: Fault, reason: &str) {
+    let outcome = run_check(fault, check);
+    let evidence: String = outcome.evidence.iter().map(|e| e.to_string()).collect();
+    assert_eq!(
+        outcome.level,
+        Level::Fail,
+        "{check} should fail on {fault:?} but says {}: {}\n{evidence}",
+        outcome.level,
+        outcome.reason
+    );
+    assert!(
+        outcome.reason.contains(reason),
+        "{check} failed on {fault:?} for another reason: {:?} (expected it to mention {reason:?})\n{evidence}",
+        outcome.reason
+    );
+}
+
+macro_rules! controls {
+    ($($check:ident: $fault:ident => $reason:literal;)*) => {
+        $(
+            #[test]
+            fn $check() {
+                expect_fail(stringify!($check), Fault::$fault, $reason);
+            }
+        )*
+        const CONTROLLED: &[&str] = &[$(stringify!($check)),*];
+    };
+}
+
+controls! {
+    reachable: NotListening => "cannot reach";
+    content_type_is_text_plain_utf8: WrongContentType => "content-type is \"application/octet-stream\"";
+    cache_control_no_cache: NoCacheControl => "no cache-control header";
+    x_accel_buffering_no: NoAccelBuffering => "no x-accel-buffering header";
+    nosniff: NoNosniff => "no x-content-type-options header";
+    no_content_length: ContentLength => "content-length: 10 is set";
+    no_etag: Etag => "etag: \"abc\" is set";
+    no_last_modified: LastModified => "last-modified: ";
+    chunked_on_http11: NotChunked => "no transfer-encoding header";
+    body_counts_lines: WrongContent => r#"line 1 is "0\n", expected "1\n""#;
+    classic_defaults: WrongDefaults => "body ends after 3 of 10 lines";
+    first_line_is_prompt: FirstLineLate => "first line arrived";
+    no_line_early: FastSchedule => "before its due time";
+    gaps_hold_interval: Pairs => "lines 2 and 3 arrived";
+    no_accumulated_drift: Drift => "after its due time";
+    ends_after_last_line: Linger => "body ended";
+    head_matches_get_headers: HeadMissingHeaders => "HEAD differs from GET: cache-control";
+    head_has_no_body: HeadBody => "HEAD response carries 40 body bytes";
+    head_is_prompt: HeadRunsGenerator => "the generator seems to run for HEAD";
+    http10_close_delimited: ChunkedToHttp10 => "Transfer-Encoding: chunked";
+    http10_streams: BufferedForHttp10 => "batched";
+    bad_input_rejected: AcceptsBadInput => "?count=abc got 200";
+    bad_input_explained: SilentBadInput => "empty message";
+    streams_after_bad_input: DiesAfterBadInput => "after the bad queries";
+    index_names_endpoints: NoIndex => "GET / answered 404";
+    unknown_path_404: NoNotFound => "expected 404";
+    other_methods_405_with_allow: NoAllow => "405 with Allow None";
+}
+
+#[test]
+fn every_check_has_a_negative_control() {
+    let mut catalogue: Vec<&str> = conformance::catalogue().iter().map(|c| c.name).collect();
+    let mut controlled = CONTROLLED.to_vec();
+    catalogue.sort_unstable();
+    controlled.sort_unstable();
+    assert_eq!(catalogue, controlled);
+}
+
+/// The classic failure: the whole body collected, then sent at the end.
+#[test]
+fn collected_body_fails_the_timing_checks() {
+    expect_fail(
+        "first_line_is_prompt",
+        Fault::Buffered,
+        "first line arrived",
+    );
+    expect_fail("gaps_hold_interval", Fault::Buffered, "batched");
+}
+
+#[test]
+fn fault_free_server_passes_everything() {
+    let report = runtime().block_on(async {
+        let addr = broken::start(Fault::None).await;
+        conformance::run(&test_config(&format!("http://{addr}")), &[]).await
+    });
+    assert!(!report.failed(), "{}", report.table());
+    assert_eq!(
+        report.count(Level::Pass),
+        conformance::catalogue().len(),
+        "{}",
+        report.table()
+    );
+}
+
+/// The CLI pointed at a buffering server exits non-zero and says why; at a good one, zero.
+#[test]
+fn cli_exit_code_follows_the_verdict() {
+    let rt = runtime();
+    for (fault, success, says) in [
+        (Fault::Buffered, false, "batched"),
+        (Fault::None, true, "PASS"),
+    ] {
+        let addr = rt.block_on(broken::start(fault));
+        let output = Command::new(env!("CARGO_BIN_EXE_conformance"))
+            .args(["--url", &format!("http://{addr}"), "--interval-ms", "200"])
+            .args([
+                "--check",
+                "first_line_is_prompt",
+                "--check",
+                "gaps_hold_interval",
+            ])
+            .output()
+            .expect("run the CLI");
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        assert_eq!(output.status.success(), success, "{fault:?}:\n{stdout}");
+        assert!(
+            stdout.contains(says),
+            "{fault:?}: expected {says:?} in\n{stdout}"
+        );
+    }
+}
