@@ -28,19 +28,19 @@ struct Cli {
 #[derive(clap::Args)]
 struct Options {
     /// Lines per stream in the timing checks.
-    #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u32).range(2..=1000))]
+    #[arg(global = true, long, default_value_t = 5, value_parser = clap::value_parser!(u32).range(2..=1000))]
     count: u32,
     /// Interval between lines in the timing checks, in ms.
-    #[arg(long, default_value_t = 300, value_parser = clap::value_parser!(u64).range(20..=60_000))]
+    #[arg(global = true, long, default_value_t = 300, value_parser = clap::value_parser!(u64).range(20..=60_000))]
     interval_ms: u64,
     /// Allowed deviation from the due times, in ms [default: half the interval].
-    #[arg(long)]
+    #[arg(global = true, long)]
     tolerance_ms: Option<u64>,
     /// Run only this check (repeatable); `list` shows the names.
-    #[arg(long = "check", value_name = "NAME")]
+    #[arg(global = true, long = "check", value_name = "NAME")]
     checks: Vec<String>,
     /// Print JSON instead of a table.
-    #[arg(long)]
+    #[arg(global = true, long)]
     json: bool,
 }
 

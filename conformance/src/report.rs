@@ -121,6 +121,17 @@ pub fn matrix(reports: &[(String, Report)]) -> String {
         }
         out.push('\n');
     }
+    // The classic run's figures are worth seeing even when it passes.
+    for (name, report) in reports {
+        if let Some(classic) = report
+            .results
+            .iter()
+            .find(|r| r.check == "classic_defaults")
+        {
+            let _ = write!(out, "\nclassic_defaults {name}: {}", classic.outcome.reason);
+        }
+    }
+    out.push('\n');
     for (name, report) in reports {
         let details = report.details();
         if !details.is_empty() {

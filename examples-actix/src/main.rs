@@ -6,7 +6,7 @@
 
 mod params;
 
-use std::{convert::Infallible, net::SocketAddr};
+use std::{convert::Infallible, io::IsTerminal, net::SocketAddr};
 
 use actix_web::{
     App, HttpRequest, HttpResponse, HttpServer,
@@ -35,6 +35,7 @@ struct Args {
 async fn main() -> std::io::Result<()> {
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
         )

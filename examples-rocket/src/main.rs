@@ -6,7 +6,7 @@
 
 mod params;
 
-use std::net::SocketAddr;
+use std::{io::IsTerminal, net::SocketAddr, process::ExitCode};
 
 use clap::Parser;
 use params::StreamParams;
@@ -87,9 +87,10 @@ fn method_not_allowed<'r>(req: &'r Request<'_>, _: Data<'r>) -> route::BoxFuture
 }
 
 #[rocket::main]
-async fn main() -> Result<(), rocket::Error> {
+async fn main() -> ExitCode {
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
         )
@@ -106,7 +107,7 @@ async fn main() -> Result<(), rocket::Error> {
     };
     let not_allowed = [Method::Post, Method::Put, Method::Delete, Method::Patch]
         .map(|method| Route::new(method, "/stream", method_not_allowed));
-    rocket::custom(config)
+    let launched = rocket::custom(config)
         .mount("/", routes![index, stream])
         .mount("/", not_allowed.to_vec())
         .attach(AdHoc::on_liftoff("announce address", |rocket| {
@@ -119,6 +120,13 @@ async fn main() -> Result<(), rocket::Error> {
             })
         }))
         .launch()
-        .await?;
-    Ok(())
+        .await;
+    match launched {
+        Ok(_) => ExitCode::SUCCESS,
+        Err(err) => {
+            // Rocket's own log is off, so report why it did not start (e.g. address in use).
+            eprintln!("error: {err}");
+            ExitCode::FAILURE
+        }
+    }
 }
