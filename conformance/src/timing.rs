@@ -142,7 +142,7 @@ pub async fn no_line_early(cfg: &Config) -> Outcome {
     let outcome = match earliest {
         Some((k, early)) if early > tol => Outcome::fail(format!(
             "line {k} arrived {early:.0} ms before its due time (tolerance {tol:.0} ms): \
-             lines come faster than interval_ms"
+             lines come faster than the interval, or were held back and sent together"
         )),
         Some((k, early)) => {
             Outcome::pass(format!("earliest line {early:.1} ms before due (line {k})"))

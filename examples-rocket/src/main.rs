@@ -100,8 +100,8 @@ async fn main() -> ExitCode {
     let config = Config {
         address: args.addr.ip(),
         port: args.addr.port(),
-        // Rocket's own log (and launch banner) goes to stdout, where our first line must be
-        // the address.
+        // Rocket's own logger (and launch banner) writes to stdout, where our first line must
+        // be the address; its records still reach the stderr log through `tracing`.
         log_level: LogLevel::Off,
         ..Config::default()
     };
@@ -124,7 +124,7 @@ async fn main() -> ExitCode {
     match launched {
         Ok(_) => ExitCode::SUCCESS,
         Err(err) => {
-            // Rocket's own log is off, so report why it did not start (e.g. address in use).
+            // E.g. the address is in use.
             eprintln!("error: {err}");
             ExitCode::FAILURE
         }

@@ -72,14 +72,15 @@ pub enum Fault {
 pub async fn start(fault: Fault) -> SocketAddr {
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let addr = listener.local_addr().expect("local addr");
-    if fault == Fault::NotListening {
-        return addr; // the listener is dropped: connections are refused
-    }
+    // With `NotListening`, `serve` drops the listener at once: connections are refused.
     tokio::spawn(serve(listener, fault));
     addr
 }
 
 pub async fn serve(listener: TcpListener, fault: Fault) {
+    if fault == Fault::NotListening {
+        return;
+    }
     let (died_tx, mut died) = tokio::sync::mpsc::channel::<()>(1);
     loop {
         let (tcp, _) = tokio::select! {
