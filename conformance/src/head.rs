@@ -11,7 +11,7 @@ use crate::{
 async fn head(cfg: &Config) -> Result<Fetched, Outcome> {
     let request = format!(
         "HEAD {} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n\r\n",
-        cfg.stream_path(),
+        cfg.target(&cfg.stream_path()),
         cfg.host_port()
     );
     let got = probe::raw(cfg, &request, cfg.deadline()).await;

@@ -10,7 +10,7 @@ use crate::{
 async fn get_http10(cfg: &Config) -> Fetched {
     let request = format!(
         "GET {} HTTP/1.0\r\nHost: {}\r\n\r\n",
-        cfg.stream_path(),
+        cfg.target(&cfg.stream_path()),
         cfg.host_port()
     );
     probe::raw(cfg, &request, cfg.deadline()).await

@@ -62,6 +62,14 @@ impl Config {
         rest.split('/').next().unwrap_or(rest)
     }
 
+    /// The request target for `path` on a raw connection: the base URL's own path (a proxy
+    /// may serve the stream under a prefix) followed by `path`.
+    pub fn target(&self, path: &str) -> String {
+        let rest = self.base.split_once("://").map_or(&*self.base, |(_, r)| r);
+        let prefix = rest.find('/').map_or("", |i| &rest[i..]);
+        format!("{prefix}{path}")
+    }
+
     /// `/stream?count=…&interval_ms=…` for the configured timing.
     pub fn stream_path(&self) -> String {
         stream_path(self.count, self.interval)
@@ -200,4 +208,20 @@ pub async fn run(cfg: &Config, only: &[String]) -> Report {
         .map(|(c, o)| CheckResult::new(c, o))
         .collect();
     Report::new(&cfg.base, results)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn raw_requests_keep_the_base_path() {
+        let cfg = Config::new("http://127.0.0.1:8080/behind/proxy/");
+        assert_eq!(cfg.host_port(), "127.0.0.1:8080");
+        assert_eq!(cfg.target("/stream"), "/behind/proxy/stream");
+        assert_eq!(
+            Config::new("http://[::1]:3000").target("/stream"),
+            "/stream"
+        );
+    }
 }
