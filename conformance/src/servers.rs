@@ -18,6 +18,7 @@ pub struct Spawned {
     /// `http://IP:PORT`, as the server printed it.
     pub base: String,
     stderr: Arc<Mutex<String>>,
+    stderr_reader: Option<thread::JoinHandle<()>>,
 }
 
 impl Spawned {
@@ -38,7 +39,7 @@ impl Spawned {
         let stderr = Arc::new(Mutex::new(String::new()));
         let mut pipe = child.stderr.take().expect("stderr is piped");
         let sink = Arc::clone(&stderr);
-        thread::spawn(move || {
+        let stderr_reader = thread::spawn(move || {
             let mut buf = [0u8; 4096];
             while let Ok(n) = pipe.read(&mut buf) {
                 if n == 0 {
@@ -64,6 +65,7 @@ impl Spawned {
             child,
             base: String::new(),
             stderr,
+            stderr_reader: Some(stderr_reader),
         };
         let line = match first {
             Ok(Some(Ok(line))) => line,
@@ -84,7 +86,10 @@ impl Spawned {
     fn died(&mut self, what: &str) -> String {
         let _ = self.child.kill();
         let _ = self.child.wait();
-        thread::sleep(Duration::from_millis(50)); // let the stderr reader catch up
+        // The pipe closes with the process: wait until all it wrote has been read.
+        if let Some(reader) = self.stderr_reader.take() {
+            let _ = reader.join();
+        }
         format!("{what}; stderr:\n{}", self.stderr())
     }
 
