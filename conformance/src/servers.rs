@@ -109,3 +109,29 @@ impl Drop for Spawned {
         let _ = self.child.wait();
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_server_that_dies_is_reported_with_its_log() {
+        // `sh --addr …` rejects the option on stderr and exits.
+        let err = Spawned::start(Path::new("sh"), Duration::from_secs(10)).unwrap_err();
+        assert!(err.contains("exited before printing its address"), "{err}");
+        assert!(
+            err.contains("--addr") || err.contains("option"),
+            "stderr missing: {err}"
+        );
+    }
+
+    #[test]
+    fn a_wrong_first_line_is_named() {
+        // `echo --addr 127.0.0.1:0` prints its arguments instead of an address.
+        let err = Spawned::start(Path::new("echo"), Duration::from_secs(10)).unwrap_err();
+        assert!(
+            err.contains("first stdout line is \"--addr 127.0.0.1:0\""),
+            "{err}"
+        );
+    }
+}
