@@ -2,7 +2,7 @@
 //! timing, delimited by the server closing the connection.
 
 use crate::{
-    Config, Outcome,
+    Config, Level, Outcome,
     probe::{self, Fetched},
     timing::{expect_lines, first_line_outcome, gaps_outcome},
 };
@@ -51,10 +51,10 @@ pub async fn http10_streams(cfg: &Config) -> Outcome {
     };
     let first = first_line_outcome(got.lines(), cfg.tolerance);
     let gaps = gaps_outcome(got.lines(), cfg.interval, cfg.tolerance);
-    let outcome = if first.level > gaps.level {
-        first
-    } else {
-        gaps
+    let outcome = match (first.level, gaps.level) {
+        (Level::Pass, Level::Pass) => Outcome::pass(format!("{}, {}", first.reason, gaps.reason)),
+        (_, Level::Fail) | (Level::Pass, _) => gaps,
+        _ => first,
     };
     outcome.with(got.evidence)
 }
