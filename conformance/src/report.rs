@@ -49,14 +49,14 @@ impl Report {
             .count()
     }
 
+    /// The width of the longest check name, to align columns.
+    fn name_width(&self) -> usize {
+        self.results.iter().map(|r| r.check.len()).max().unwrap_or(0)
+    }
+
     /// One row per check, then the evidence of every check that did not pass.
     pub fn table(&self) -> String {
-        let width = self
-            .results
-            .iter()
-            .map(|r| r.check.len())
-            .max()
-            .unwrap_or(0);
+        let width = self.name_width();
         let mut out = format!("conformance of {}\n\n", self.target);
         for r in &self.results {
             let _ = writeln!(
@@ -102,12 +102,7 @@ pub fn matrix(reports: &[(String, Report)]) -> String {
     let Some((_, first)) = reports.first() else {
         return String::new();
     };
-    let width = first
-        .results
-        .iter()
-        .map(|r| r.check.len())
-        .max()
-        .unwrap_or(0);
+    let width = first.name_width();
     let mut out = format!("{:<width$}", "check");
     for (name, _) in reports {
         let _ = write!(out, "  {name:<8}");
