@@ -8,7 +8,7 @@
 //! Timing is judged by when each line's bytes arrive, never by how the body was chunked.
 
 mod outcome;
-pub mod probe;
+mod probe;
 mod report;
 pub mod servers;
 pub mod testing;
@@ -27,6 +27,11 @@ use std::{future::Future, pin::Pin, time::Duration};
 pub use outcome::{Evidence, Level, LineArrival, Outcome};
 pub use report::{CheckResult, Report, matrix};
 
+/// Lines per stream in the timing checks, unless told otherwise.
+pub const DEFAULT_COUNT: u32 = 5;
+/// Interval between lines in the timing checks, unless told otherwise.
+pub const DEFAULT_INTERVAL_MS: u64 = 300;
+
 /// Where to point the checks, and the stream shape the timing checks ask for.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -43,7 +48,11 @@ pub struct Config {
 impl Config {
     /// Defaults for a server you are looking at: 5 lines, 300 ms apart, ±150 ms.
     pub fn new(base: &str) -> Self {
-        Self::with_timing(base, 5, Duration::from_millis(300))
+        Self::with_timing(
+            base,
+            DEFAULT_COUNT,
+            Duration::from_millis(DEFAULT_INTERVAL_MS),
+        )
     }
 
     /// `count` lines `interval` apart, with a tolerance of half an interval.

@@ -28,10 +28,10 @@ struct Cli {
 #[derive(clap::Args)]
 struct Options {
     /// Lines per stream in the timing checks.
-    #[arg(global = true, long, default_value_t = 5, value_parser = clap::value_parser!(u32).range(2..=1000))]
+    #[arg(global = true, long, default_value_t = conformance::DEFAULT_COUNT, value_parser = clap::value_parser!(u32).range(2..=1000))]
     count: u32,
     /// Interval between lines in the timing checks, in ms.
-    #[arg(global = true, long, default_value_t = 300, value_parser = clap::value_parser!(u64).range(20..=60_000))]
+    #[arg(global = true, long, default_value_t = conformance::DEFAULT_INTERVAL_MS, value_parser = clap::value_parser!(u64).range(20..=60_000))]
     interval_ms: u64,
     /// Allowed deviation from the due times, in ms [default: half the interval].
     #[arg(global = true, long)]
@@ -139,7 +139,7 @@ async fn matrix(options: &Options) -> Result<Vec<(String, Report)>, String> {
         .map(PathBuf::from)
         .ok_or("this binary has no directory")?;
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let mut build = std::process::Command::new(cargo);
+    let mut build = tokio::process::Command::new(cargo);
     build.arg("build").arg("--quiet");
     if !cfg!(debug_assertions) {
         build.arg("--release");
@@ -148,7 +148,7 @@ async fn matrix(options: &Options) -> Result<Vec<(String, Report)>, String> {
         build.args(["-p", package]);
     }
     eprintln!("building the examples…");
-    match build.status() {
+    match build.status().await {
         Ok(status) if status.success() => {}
         Ok(status) => eprintln!("warning: cargo build exited with {status}; using what is built"),
         Err(e) => eprintln!("warning: cannot run cargo ({e}); using what is built"),

@@ -84,7 +84,7 @@ impl Outcome {
         self.evidence.push(evidence);
         self
     }
-    /// Pass if `ok`, else fail with `reason`; the evidence is attached either way.
+    /// Pass with the `pass` reason if `ok`, else fail with the `fail` reason.
     pub fn judge(ok: bool, pass: impl Into<String>, fail: impl Into<String>) -> Self {
         if ok {
             Self::pass(pass)

@@ -51,7 +51,11 @@ impl Report {
 
     /// The width of the longest check name, to align columns.
     fn name_width(&self) -> usize {
-        self.results.iter().map(|r| r.check.len()).max().unwrap_or(0)
+        self.results
+            .iter()
+            .map(|r| r.check.len())
+            .max()
+            .unwrap_or(0)
     }
 
     /// One row per check, then the evidence of every check that did not pass.

@@ -97,10 +97,6 @@ impl Spawned {
     pub fn stderr(&self) -> String {
         self.stderr.lock().unwrap().clone()
     }
-
-    pub fn id(&self) -> u32 {
-        self.child.id()
-    }
 }
 
 impl Drop for Spawned {
