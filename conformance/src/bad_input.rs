@@ -7,45 +7,61 @@ use reqwest::Method;
 
 use crate::{Config, Evidence, Outcome, probe, timing};
 
-/// One bad query: the parameter its message must name and the value it must quote, if any.
+/// One bad query: the parameter its message must name, the value it must quote and the upper
+/// bound of the allowed range it must give, where these apply.
 struct Case {
     query: &'static str,
     parameter: &'static str,
     received: Option<&'static str>,
+    bound: Option<&'static str>,
 }
 
-const fn case(
-    query: &'static str,
-    parameter: &'static str,
-    received: Option<&'static str>,
-) -> Case {
+/// A value out of `count`'s range 1..=1000000.
+const fn count(query: &'static str, received: Option<&'static str>) -> Case {
+    Case {
+        query,
+        parameter: "count",
+        received,
+        bound: Some("1000000"),
+    }
+}
+
+/// A value out of `interval_ms`'s range 0..=60000.
+const fn interval(query: &'static str, received: &'static str) -> Case {
+    Case {
+        query,
+        parameter: "interval_ms",
+        received: Some(received),
+        bound: Some("60000"),
+    }
+}
+
+/// A parameter the endpoint does not have.
+const fn unknown(query: &'static str, parameter: &'static str) -> Case {
     Case {
         query,
         parameter,
-        received,
+        received: None,
+        bound: None,
     }
 }
 
 const CASES: &[Case] = &[
-    case("count=abc", "count", Some("abc")),
-    case("count=-1", "count", Some("-1")),
-    case("count=0", "count", Some("0")),
-    case("count=1000001", "count", Some("1000001")),
-    case("count=1.5", "count", Some("1.5")),
-    case("count=", "count", None),
-    case(
-        "count=18446744073709551616",
-        "count",
-        Some("18446744073709551616"),
-    ),
-    case("interval_ms=-5", "interval_ms", Some("-5")),
-    case("interval_ms=60001", "interval_ms", Some("60001")),
-    case("interval_ms=1e3", "interval_ms", Some("1e3")),
-    case("interval_ms=fast", "interval_ms", Some("fast")),
-    case("count=2&count=3", "count", None),
+    count("count=abc", Some("abc")),
+    count("count=-1", Some("-1")),
+    count("count=0", Some("0")),
+    count("count=1000001", Some("1000001")),
+    count("count=1.5", Some("1.5")),
+    count("count=", None),
+    count("count=18446744073709551616", Some("18446744073709551616")),
+    count("count=2&count=3", None),
+    interval("interval_ms=-5", "-5"),
+    interval("interval_ms=60001", "60001"),
+    interval("interval_ms=1e3", "1e3"),
+    interval("interval_ms=fast", "fast"),
     // The typo that must not silently give the default ten-second stream.
-    case("interval=50", "interval", None),
-    case("foo=bar", "foo", None),
+    unknown("interval=50", "interval"),
+    unknown("foo=bar", "foo"),
 ];
 
 /// Each case's answer, fetched concurrently; a hang is cut off after five seconds.
@@ -126,12 +142,14 @@ fn message_problem(case: &Case, got: &probe::Fetched) -> Option<String> {
             case.parameter
         ));
     }
-    match case.received {
-        Some(value) if !message.contains(value) => Some(format!(
+    if let Some(value) = case.received.filter(|v| !message.contains(v)) {
+        return Some(format!(
             "message {message:?} does not quote the received {value:?}"
-        )),
-        _ => None,
+        ));
     }
+    case.bound
+        .filter(|b| !message.contains(b))
+        .map(|bound| format!("message {message:?} does not give the allowed range (up to {bound})"))
 }
 
 pub async fn bad_input_explained(cfg: &Config) -> Outcome {
@@ -152,7 +170,7 @@ pub async fn bad_input_explained(cfg: &Config) -> Outcome {
     } else {
         Outcome::judge(
             problems.is_empty(),
-            format!("{rejected} messages name the parameter and the value received"),
+            format!("{rejected} messages name the parameter, the value received and the range"),
             problems.join("; "),
         )
     };

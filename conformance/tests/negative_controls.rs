@@ -93,6 +93,16 @@ fn every_check_has_a_negative_control() {
     assert_eq!(catalogue, controlled);
 }
 
+/// A message that names the parameter and the value but not what would be accepted.
+#[test]
+fn message_without_the_range_fails() {
+    expect_fail(
+        "bad_input_explained",
+        Fault::VagueBadInput,
+        "does not give the allowed range (up to 1000000)",
+    );
+}
+
 /// The classic failure: the whole body collected, then sent at the end.
 #[test]
 fn collected_body_fails_the_timing_checks() {

@@ -56,6 +56,8 @@ pub enum Fault {
     AcceptsBadInput,
     /// Answers 400 with an empty body.
     SilentBadInput,
+    /// Answers 400 naming the parameter and value, but not the allowed range.
+    VagueBadInput,
     /// Stops accepting connections after the first bad request.
     DiesAfterBadInput,
     /// Serves the stream on every path.
@@ -151,12 +153,14 @@ fn parse(query: &str, fault: Fault) -> Result<(u32, Duration), String> {
             .replace(value.parse::<u32>().unwrap_or(u32::MAX))
             .is_some()
         {
-            return Err(format!("{name} given twice"));
+            return Err(format!("{name} given twice: give it once, {min}..={max}"));
         }
         if !(min..=max).contains(&slot.unwrap_or_default()) {
-            return Err(format!(
-                "invalid {name}: expected {min}..={max}, got {value:?}"
-            ));
+            return Err(if fault == Fault::VagueBadInput {
+                format!("bad {name}: {value:?}")
+            } else {
+                format!("invalid {name}: expected {min}..={max}, got {value:?}")
+            });
         }
     }
     Ok((
