@@ -10,6 +10,7 @@ use crate::{Config, Evidence, Outcome, probe, timing};
 /// One bad query: the parameter its message must name, the value it must quote and the upper
 /// bound of the allowed range it must give, where these apply.
 struct Case {
+    path: &'static str,
     query: &'static str,
     parameter: &'static str,
     received: Option<&'static str>,
@@ -19,6 +20,7 @@ struct Case {
 /// A value out of `count`'s range 1..=1000000.
 const fn count(query: &'static str, received: Option<&'static str>) -> Case {
     Case {
+        path: "/stream",
         query,
         parameter: "count",
         received,
@@ -29,6 +31,7 @@ const fn count(query: &'static str, received: Option<&'static str>) -> Case {
 /// A value out of `interval_ms`'s range 0..=60000.
 const fn interval(query: &'static str, received: &'static str) -> Case {
     Case {
+        path: "/stream",
         query,
         parameter: "interval_ms",
         received: Some(received),
@@ -36,9 +39,43 @@ const fn interval(query: &'static str, received: &'static str) -> Case {
     }
 }
 
-/// A parameter the endpoint does not have.
+/// A value out of `/stream.html`'s `pad` range 0..=65536.
+const fn pad(query: &'static str, received: Option<&'static str>) -> Case {
+    Case {
+        path: "/stream.html",
+        query,
+        parameter: "pad",
+        received,
+        bound: Some("65536"),
+    }
+}
+
+/// A value out of `/events`' `keepalive_ms` range 100..=600000.
+const fn keepalive(query: &'static str, received: &'static str) -> Case {
+    Case {
+        path: "/events",
+        query,
+        parameter: "keepalive_ms",
+        received: Some(received),
+        bound: Some("600000"),
+    }
+}
+
+/// A parameter the endpoint at `path` does not have.
+const fn unknown_on(path: &'static str, query: &'static str, parameter: &'static str) -> Case {
+    Case {
+        path,
+        query,
+        parameter,
+        received: None,
+        bound: None,
+    }
+}
+
+/// A parameter `/stream` does not have.
 const fn unknown(query: &'static str, parameter: &'static str) -> Case {
     Case {
+        path: "/stream",
         query,
         parameter,
         received: None,
@@ -62,12 +99,30 @@ const CASES: &[Case] = &[
     // The typo that must not silently give the default ten-second stream.
     unknown("interval=50", "interval"),
     unknown("foo=bar", "foo"),
+    // Each endpoint has its own parameters; another endpoint's are unknown.
+    unknown("pad=10", "pad"),
+    pad("pad=-1", Some("-1")),
+    pad("pad=65537", Some("65537")),
+    pad("pad=wide", Some("wide")),
+    pad("pad=1&pad=2", None),
+    unknown_on("/stream.html", "keepalive_ms=500", "keepalive_ms"),
+    keepalive("keepalive_ms=0", "0"),
+    keepalive("keepalive_ms=600001", "600001"),
+    keepalive("keepalive_ms=soon", "soon"),
+    unknown_on("/events", "pad=10", "pad"),
+    Case {
+        path: "/events",
+        query: "count=0",
+        parameter: "count",
+        received: Some("0"),
+        bound: Some("1000000"),
+    },
 ];
 
 /// Each case's answer, fetched concurrently; a hang is cut off after five seconds.
 async fn answers(cfg: &Config) -> Vec<(&'static Case, probe::Fetched)> {
     let fetches = CASES.iter().map(|case| async move {
-        let path = format!("/stream?{}", case.query);
+        let path = format!("{}?{}", case.path, case.query);
         (
             case,
             probe::fetch(cfg, Method::GET, &path, Duration::from_secs(5), false).await,
@@ -89,11 +144,14 @@ fn summary(answers: &[(&'static Case, probe::Fetched)]) -> Evidence {
                     String::from_utf8_lossy(&got.body)
                 ),
             };
-            format!("?{} -> {answer}", case.query)
+            format!("{}?{} -> {answer}", case.path, case.query)
         })
         .collect();
     Evidence {
-        request: format!("GET /stream?… ({} bad queries)", CASES.len()),
+        request: format!(
+            "GET /stream?…, /stream.html?…, /events?… ({} bad queries)",
+            CASES.len()
+        ),
         notes,
         ..Evidence::default()
     }
@@ -105,8 +163,8 @@ pub async fn bad_input_rejected(cfg: &Config) -> Outcome {
         .iter()
         .filter(|(_, got)| got.status() != Some(400))
         .map(|(case, got)| match got.status() {
-            Some(status) => format!("?{} got {status}", case.query),
-            None => format!("?{} got no answer", case.query),
+            Some(status) => format!("{}?{} got {status}", case.path, case.query),
+            None => format!("{}?{} got no answer", case.path, case.query),
         })
         .collect();
     Outcome::judge(
@@ -158,7 +216,7 @@ pub async fn bad_input_explained(cfg: &Config) -> Outcome {
         .iter()
         .filter(|(_, got)| got.status() == Some(400))
         .filter_map(|(case, got)| {
-            message_problem(case, got).map(|p| format!("?{}: {p}", case.query))
+            message_problem(case, got).map(|p| format!("{}?{}: {p}", case.path, case.query))
         })
         .collect();
     let rejected = answers

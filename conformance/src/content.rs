@@ -6,7 +6,7 @@ use reqwest::Method;
 
 use crate::{
     Config, Level, Outcome, probe,
-    timing::{expect_lines, first_line_outcome, gaps_outcome, lateness_outcome},
+    timing::{expect_lines, schedule_outcome},
 };
 
 /// 100 lines with no pause between them.
@@ -30,20 +30,9 @@ pub async fn classic_defaults(cfg: &Config) -> Outcome {
         Ok(got) => got,
         Err(outcome) => return outcome,
     };
-    let verdicts = [
-        first_line_outcome(got.lines(), tolerance),
-        gaps_outcome(got.lines(), interval, tolerance),
-        lateness_outcome(got.lines(), interval, tolerance),
-    ];
-    let outcome = match verdicts.iter().find(|o| o.level == Level::Fail) {
-        Some(failed) => Outcome::fail(failed.reason.clone()),
-        None => Outcome::pass(
-            verdicts
-                .iter()
-                .map(|o| o.reason.as_str())
-                .collect::<Vec<_>>()
-                .join(", "),
-        ),
+    let outcome = match schedule_outcome(got.lines(), interval, tolerance) {
+        outcome if outcome.level == Level::Pass => outcome,
+        failed => Outcome::fail(failed.reason),
     };
     outcome.with(got.evidence)
 }

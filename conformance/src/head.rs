@@ -1,17 +1,18 @@
-//! `HEAD /stream`: the same status and headers as GET, no body, answered at once. A server that
+//! `HEAD /stream` and `HEAD /stream.html`: the same status and headers as GET, no body, answered at once. A server that
 //! runs the generator for HEAD (and throws the lines away) answers only when the stream would
 //! have ended.
 
 use crate::{
-    Config, Outcome,
+    Config, Level, Outcome,
+    endpoint::{self, Endpoint},
     probe::{self, Fetched},
 };
 
 /// HEAD over a raw connection, so any body bytes the server sends anyway are seen.
-async fn head(cfg: &Config) -> Result<Fetched, Outcome> {
+async fn head(cfg: &Config, endpoint: Endpoint) -> Result<Fetched, Outcome> {
     let request = format!(
         "HEAD {} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n\r\n",
-        cfg.target(&cfg.stream_path()),
+        cfg.target(&endpoint.path(cfg.count, cfg.interval)),
         cfg.host_port()
     );
     let got = probe::raw(cfg, &request, cfg.deadline()).await;
@@ -23,6 +24,33 @@ async fn head(cfg: &Config) -> Result<Fetched, Outcome> {
     }
 }
 
+/// Runs `check` for `/stream` and `/stream.html`: the first failure, or both passes.
+async fn for_documents<'a, F>(cfg: &'a Config, check: impl Fn(&'a Config, Endpoint) -> F) -> Outcome
+where
+    F: std::future::Future<Output = Outcome>,
+{
+    let outcomes =
+        futures_util::future::join_all(endpoint::DOCUMENTS.map(|endpoint| check(cfg, endpoint)))
+            .await;
+    let mut evidence = Vec::new();
+    let mut reasons = Vec::new();
+    let mut failed = None;
+    for (endpoint, outcome) in endpoint::DOCUMENTS.iter().zip(outcomes) {
+        let reason = format!("{}: {}", endpoint.base(), outcome.reason);
+        if outcome.level == Level::Fail && failed.is_none() {
+            failed = Some(reason.clone());
+        }
+        reasons.push(reason);
+        evidence.extend(outcome.evidence);
+    }
+    let mut outcome = match failed {
+        Some(reason) => Outcome::fail(reason),
+        None => Outcome::pass(reasons.join("; ")),
+    };
+    outcome.evidence = evidence;
+    outcome
+}
+
 /// The headers a stream's GET carries that HEAD must carry too.
 const SAME_AS_GET: [&str; 4] = [
     "content-type",
@@ -32,18 +60,15 @@ const SAME_AS_GET: [&str; 4] = [
 ];
 
 pub async fn head_matches_get_headers(cfg: &Config) -> Outcome {
-    let got = match head(cfg).await {
+    for_documents(cfg, head_matches_get).await
+}
+
+async fn head_matches_get(cfg: &Config, endpoint: Endpoint) -> Outcome {
+    let got = match head(cfg, endpoint).await {
         Ok(got) => got,
         Err(outcome) => return outcome,
     };
-    let get = probe::fetch(
-        cfg,
-        reqwest::Method::GET,
-        &cfg.stream_path(),
-        cfg.deadline(),
-        true,
-    )
-    .await;
+    let get = probe::send(cfg, endpoint.ask(cfg).head_only()).await;
     let mut problems = Vec::new();
     if got.status() != get.status() {
         problems.push(format!(
@@ -78,7 +103,11 @@ pub async fn head_matches_get_headers(cfg: &Config) -> Outcome {
 }
 
 pub async fn head_has_no_body(cfg: &Config) -> Outcome {
-    let got = match head(cfg).await {
+    for_documents(cfg, has_no_body).await
+}
+
+async fn has_no_body(cfg: &Config, endpoint: Endpoint) -> Outcome {
+    let got = match head(cfg, endpoint).await {
         Ok(got) => got,
         Err(outcome) => return outcome,
     };
@@ -91,7 +120,11 @@ pub async fn head_has_no_body(cfg: &Config) -> Outcome {
 }
 
 pub async fn head_is_prompt(cfg: &Config) -> Outcome {
-    let got = match head(cfg).await {
+    for_documents(cfg, is_prompt).await
+}
+
+async fn is_prompt(cfg: &Config, endpoint: Endpoint) -> Outcome {
+    let got = match head(cfg, endpoint).await {
         Ok(got) => got,
         Err(outcome) => return outcome,
     };

@@ -1,68 +1,112 @@
-//! The response headers of a stream: the ones that keep proxies and browsers from buffering
+//! The response headers of the streams (`/stream`, `/stream.html`, `/events`): the ones that keep proxies and browsers from buffering
 //! it, and the ones that would make something buffer it.
-
-use reqwest::Method;
 
 use crate::{
     Config, Outcome,
+    endpoint::{self, Endpoint},
     probe::{self, Fetched},
 };
 
-/// Only the head is needed: hang up as soon as it arrives.
-async fn stream_head(cfg: &Config) -> Result<Fetched, Outcome> {
-    let got = probe::fetch(cfg, Method::GET, &cfg.stream_path(), cfg.deadline(), true).await;
-    match got.unanswered() {
-        Some(error) => Err(Outcome::fail(format!("no response: {error}")).with(got.evidence)),
-        None => Ok(got),
+/// The response heads of `endpoints`' streams, fetched concurrently; only the head is needed,
+/// so each connection hangs up as soon as it arrives.
+async fn heads(cfg: &Config, endpoints: &[Endpoint]) -> Vec<(Endpoint, Fetched)> {
+    let fetches = endpoints.iter().map(|&endpoint| async move {
+        (
+            endpoint,
+            probe::send(cfg, endpoint.ask(cfg).head_only()).await,
+        )
+    });
+    futures_util::future::join_all(fetches).await
+}
+
+/// Judges each endpoint's head with `judge` (which returns a problem, if any).
+async fn expect(
+    cfg: &Config,
+    endpoints: &[Endpoint],
+    judge: impl Fn(&Fetched) -> Result<String, String>,
+) -> Outcome {
+    let mut passes = Vec::new();
+    let mut problems = Vec::new();
+    let mut evidence = Vec::new();
+    for (endpoint, got) in heads(cfg, endpoints).await {
+        let verdict = match got.unanswered() {
+            Some(error) => Err(format!("no response: {error}")),
+            None => judge(&got),
+        };
+        match verdict {
+            Ok(pass) => passes.push(pass),
+            Err(problem) => problems.push(format!("{}: {problem}", endpoint.base())),
+        }
+        evidence.push(got.evidence);
     }
+    let mut outcome = if problems.is_empty() {
+        let paths: Vec<&str> = endpoints.iter().map(|e| e.base()).collect();
+        passes.dedup();
+        Outcome::pass(format!("{} ({})", passes.join(", "), paths.join(", ")))
+    } else {
+        Outcome::fail(problems.join("; "))
+    };
+    outcome.evidence = evidence;
+    outcome
 }
 
 /// `name` must be present and satisfy `ok`; `want` describes the expected value.
-async fn expect_header(cfg: &Config, name: &str, want: &str, ok: fn(&str) -> bool) -> Outcome {
-    let got = match stream_head(cfg).await {
-        Ok(got) => got,
-        Err(outcome) => return outcome,
-    };
-    let outcome = match got.header(name) {
-        Some(value) if ok(value) => Outcome::pass(format!("{name}: {value}")),
-        Some(value) => Outcome::fail(format!("{name} is {value:?}, expected {want}")),
-        None => Outcome::fail(format!("no {name} header, expected {want}")),
-    };
-    outcome.with(got.evidence)
-}
-
-/// `name` must be absent; `why` says what it would break.
-async fn expect_absent(cfg: &Config, name: &str, why: &str) -> Outcome {
-    let got = match stream_head(cfg).await {
-        Ok(got) => got,
-        Err(outcome) => return outcome,
-    };
-    let outcome = match got.header(name) {
-        Some(value) => Outcome::fail(format!("{name}: {value} is set: {why}")),
-        None => Outcome::pass(format!("no {name}")),
-    };
-    outcome.with(got.evidence)
-}
-
-pub async fn content_type_is_text_plain_utf8(cfg: &Config) -> Outcome {
-    expect_header(cfg, "content-type", "text/plain; charset=utf-8", |v| {
-        let v = v.to_ascii_lowercase().replace(' ', "");
-        v == "text/plain;charset=utf-8" || v == "text/plain;charset=\"utf-8\""
+async fn expect_header(
+    cfg: &Config,
+    endpoints: &[Endpoint],
+    name: &str,
+    want: &str,
+    ok: fn(&str) -> bool,
+) -> Outcome {
+    expect(cfg, endpoints, |got| match got.header(name) {
+        Some(value) if ok(value) => Ok(format!("{name}: {value}")),
+        Some(value) => Err(format!("{name} is {value:?}, expected {want}")),
+        None => Err(format!("no {name} header, expected {want}")),
     })
     .await
 }
 
-pub async fn cache_control_no_cache(cfg: &Config) -> Outcome {
-    expect_header(cfg, "cache-control", "a value with no-cache", |v| {
-        v.split(',')
-            .any(|d| d.trim().eq_ignore_ascii_case("no-cache"))
+/// `name` must be absent; `why` says what it would break.
+async fn expect_absent(cfg: &Config, name: &str, why: &str) -> Outcome {
+    expect(cfg, &endpoint::ALL, |got| match got.header(name) {
+        Some(value) => Err(format!("{name}: {value} is set: {why}")),
+        None => Ok(format!("no {name}")),
     })
+    .await
+}
+
+pub async fn content_type_is_text_plain_utf8(cfg: &Config) -> Outcome {
+    expect_header(
+        cfg,
+        &[Endpoint::Stream],
+        "content-type",
+        "text/plain; charset=utf-8",
+        |v| {
+            let v = v.to_ascii_lowercase().replace(' ', "");
+            v == "text/plain;charset=utf-8" || v == "text/plain;charset=\"utf-8\""
+        },
+    )
+    .await
+}
+
+pub async fn cache_control_no_cache(cfg: &Config) -> Outcome {
+    expect_header(
+        cfg,
+        &endpoint::ALL,
+        "cache-control",
+        "a value with no-cache",
+        |v| {
+            v.split(',')
+                .any(|d| d.trim().eq_ignore_ascii_case("no-cache"))
+        },
+    )
     .await
 }
 
 pub async fn x_accel_buffering_no(cfg: &Config) -> Outcome {
     expect_header(
         cfg,
+        &endpoint::ALL,
         "x-accel-buffering",
         "no (or nginx buffers the stream)",
         |v| v.trim().eq_ignore_ascii_case("no"),
@@ -73,6 +117,7 @@ pub async fn x_accel_buffering_no(cfg: &Config) -> Outcome {
 pub async fn nosniff(cfg: &Config) -> Outcome {
     expect_header(
         cfg,
+        &endpoint::DOCUMENTS,
         "x-content-type-options",
         "nosniff (or browsers hold back the first 1 KiB to sniff the type)",
         |v| v.trim().eq_ignore_ascii_case("nosniff"),
@@ -108,9 +153,15 @@ pub async fn no_last_modified(cfg: &Config) -> Outcome {
 }
 
 pub async fn chunked_on_http11(cfg: &Config) -> Outcome {
-    expect_header(cfg, "transfer-encoding", "chunked on HTTP/1.1", |v| {
-        v.split(',')
-            .any(|c| c.trim().eq_ignore_ascii_case("chunked"))
-    })
+    expect_header(
+        cfg,
+        &endpoint::ALL,
+        "transfer-encoding",
+        "chunked on HTTP/1.1",
+        |v| {
+            v.split(',')
+                .any(|c| c.trim().eq_ignore_ascii_case("chunked"))
+        },
+    )
     .await
 }

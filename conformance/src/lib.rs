@@ -7,6 +7,7 @@
 //!
 //! Timing is judged by when each line's bytes arrive, never by how the body was chunked.
 
+mod decode;
 mod outcome;
 mod probe;
 mod report;
@@ -14,12 +15,16 @@ pub mod servers;
 pub mod testing;
 
 mod bad_input;
+mod compression;
 mod content;
+mod endpoint;
 mod head;
 mod headers;
+mod html;
 mod http10;
 mod reachability;
 mod routing;
+mod sse;
 mod timing;
 
 use std::{future::Future, pin::Pin, time::Duration};
@@ -150,6 +155,23 @@ macro_rules! __with_catalogue {
             head::head_matches_get_headers,
             head::head_has_no_body,
             head::head_is_prompt,
+            html::html_content_type,
+            html::html_body_and_padding,
+            html::html_streams_div_by_div,
+            sse::events_content_type,
+            sse::events_ids_and_data,
+            sse::events_retry_hint,
+            sse::events_stream_event_by_event,
+            sse::events_resume_after_last_event_id,
+            sse::events_bad_last_event_id,
+            sse::events_keepalive,
+            compression::streams_with_gzip,
+            compression::streams_with_br,
+            compression::streams_with_zstd,
+            compression::streams_with_deflate,
+            compression::streams_with_identity,
+            compression::streams_without_accept_encoding,
+            compression::ordinary_responses_negotiated,
             http10::http10_close_delimited,
             http10::http10_streams,
             bad_input::bad_input_rejected,

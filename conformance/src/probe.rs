@@ -10,15 +10,78 @@ use tokio::{
     net::TcpStream,
 };
 
-use crate::{Config, Evidence, LineArrival};
+use crate::{Config, Evidence, LineArrival, decode::Decoder};
 
 /// What came back, with the timings; `error` says why reading stopped early, if it did.
 #[derive(Debug, Clone, Default)]
 pub struct Fetched {
     pub evidence: Evidence,
     /// The whole body as received (for raw exchanges: everything after the head, undecoded).
+    /// Decoded when the response has a Content-Encoding.
     pub body: Vec<u8>,
     pub error: Option<String>,
+    /// The Server-Sent Events messages, for [`Framing::Events`].
+    pub events: Vec<SseMessage>,
+    /// When each SSE comment line (a keep-alive) arrived.
+    pub comments_ms: Vec<f64>,
+}
+
+/// How a body is cut into the items whose arrival is timed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Framing {
+    /// One item per `\n`-terminated line.
+    Lines,
+    /// One item per `<div>…</div>`, arriving with its `</div>`.
+    Divs,
+    /// One item per Server-Sent Event, arriving with the blank line that ends it.
+    Events,
+}
+
+/// One dispatched Server-Sent Events message (the fields up to a blank line).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct SseMessage {
+    pub at_ms: f64,
+    pub id: Option<String>,
+    pub data: Option<String>,
+    pub retry: Option<String>,
+    pub event: Option<String>,
+}
+
+/// One request: what to send and how to read the answer.
+#[derive(Debug, Clone)]
+pub struct Ask {
+    pub method: Method,
+    pub path: String,
+    pub headers: Vec<(&'static str, String)>,
+    pub deadline: Duration,
+    /// Stop (and hang up) as soon as the response head is in.
+    pub head_only: bool,
+    pub framing: Framing,
+}
+
+impl Ask {
+    pub fn get(path: impl Into<String>, deadline: Duration) -> Self {
+        Self {
+            method: Method::GET,
+            path: path.into(),
+            headers: Vec::new(),
+            deadline,
+            head_only: false,
+            framing: Framing::Lines,
+        }
+    }
+    pub fn header(mut self, name: &'static str, value: impl Into<String>) -> Self {
+        self.headers.push((name, value.into()));
+        self
+    }
+    pub fn framing(mut self, framing: Framing) -> Self {
+        self.framing = framing;
+        self
+    }
+    pub fn head_only(mut self) -> Self {
+        self.head_only = true;
+        self
+    }
 }
 
 impl Fetched {
@@ -41,38 +104,127 @@ impl Fetched {
     }
 }
 
-/// Splits a body into lines as bytes arrive, stamping each line with the arrival of its `\n`.
+/// Cuts a (decoded) body into items as bytes arrive, stamping each item with the arrival of
+/// the bytes that complete it.
 #[derive(Debug)]
-struct LineSplitter {
+struct Splitter {
     sent: Instant,
+    framing: Framing,
     pending: Vec<u8>,
+    /// The SSE message being assembled.
+    message: SseMessage,
 }
 
-impl LineSplitter {
-    fn push(&mut self, bytes: &[u8], into: &mut Vec<LineArrival>) {
+impl Splitter {
+    fn new(sent: Instant, framing: Framing) -> Self {
+        Self {
+            sent,
+            framing,
+            pending: Vec::new(),
+            message: SseMessage::default(),
+        }
+    }
+
+    fn push(&mut self, bytes: &[u8], out: &mut Fetched) {
         let at_ms = ms(self.sent.elapsed());
-        for &byte in bytes {
-            if byte == b'\n' {
-                let text = String::from_utf8_lossy(&self.pending).into_owned();
-                into.push(LineArrival { text, at_ms });
-                self.pending.clear();
-            } else {
-                self.pending.push(byte);
+        match self.framing {
+            Framing::Lines => {
+                for &byte in bytes {
+                    if byte == b'\n' {
+                        let text = String::from_utf8_lossy(&self.pending).into_owned();
+                        out.evidence.lines.push(LineArrival { text, at_ms });
+                        self.pending.clear();
+                    } else {
+                        self.pending.push(byte);
+                    }
+                }
+            }
+            Framing::Divs => {
+                self.pending.extend_from_slice(bytes);
+                while let Some(end) = find(&self.pending, b"</div>") {
+                    let before = &self.pending[..end];
+                    let text = match before.windows(5).rposition(|w| w == b"<div>") {
+                        Some(open) => String::from_utf8_lossy(&before[open + 5..]).into_owned(),
+                        None => String::from_utf8_lossy(before).into_owned(),
+                    };
+                    out.evidence.lines.push(LineArrival { text, at_ms });
+                    self.pending.drain(..end + 6);
+                }
+            }
+            Framing::Events => {
+                for &byte in bytes {
+                    if byte != b'\n' {
+                        self.pending.push(byte);
+                        continue;
+                    }
+                    let line = String::from_utf8_lossy(&self.pending).into_owned();
+                    self.pending.clear();
+                    self.sse_line(line.strip_suffix('\r').unwrap_or(&line), at_ms, out);
+                }
             }
         }
     }
-    /// A last line without `\n` is kept (it is wrong, and the content check should see it).
-    fn finish(&mut self, into: &mut Vec<LineArrival>, notes: &mut Vec<String>) {
-        if !self.pending.is_empty() {
-            let text = String::from_utf8_lossy(&self.pending).into_owned();
-            notes.push(format!("body ends without a newline after {text:?}"));
-            into.push(LineArrival {
-                text,
-                at_ms: ms(self.sent.elapsed()),
-            });
-            self.pending.clear();
+
+    /// One SSE line, as the EventSource parser reads it.
+    fn sse_line(&mut self, line: &str, at_ms: f64, out: &mut Fetched) {
+        if line.is_empty() {
+            let message = std::mem::take(&mut self.message);
+            if message != SseMessage::default() {
+                if let Some(data) = &message.data {
+                    out.evidence.lines.push(LineArrival {
+                        text: data.clone(),
+                        at_ms,
+                    });
+                }
+                out.events.push(SseMessage { at_ms, ..message });
+            }
+            return;
+        }
+        if line.starts_with(':') {
+            out.comments_ms.push(at_ms);
+            return;
+        }
+        let (field, value) = line.split_once(':').unwrap_or((line, ""));
+        let value = value.strip_prefix(' ').unwrap_or(value).to_owned();
+        let message = &mut self.message;
+        match field {
+            "id" => message.id = Some(value),
+            "data" => match &mut message.data {
+                Some(data) => {
+                    data.push('\n');
+                    data.push_str(&value);
+                }
+                None => message.data = Some(value),
+            },
+            "retry" => message.retry = Some(value),
+            "event" => message.event = Some(value),
+            _ => out
+                .evidence
+                .notes
+                .push(format!("unknown SSE field {field:?}")),
         }
     }
+
+    /// Whatever is left: a last line without `\n` is kept (it is wrong, and the content check
+    /// should see it).
+    fn finish(&mut self, out: &mut Fetched) {
+        if self.pending.is_empty() || self.framing != Framing::Lines {
+            return;
+        }
+        let text = String::from_utf8_lossy(&self.pending).into_owned();
+        out.evidence
+            .notes
+            .push(format!("body ends without a newline after {text:?}"));
+        out.evidence.lines.push(LineArrival {
+            text,
+            at_ms: ms(self.sent.elapsed()),
+        });
+        self.pending.clear();
+    }
+}
+
+fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
+    haystack.windows(needle.len()).position(|w| w == needle)
 }
 
 pub fn ms(d: Duration) -> f64 {
@@ -100,12 +252,29 @@ pub async fn fetch(
     deadline: Duration,
     head_only: bool,
 ) -> Fetched {
+    let mut ask = Ask::get(path, deadline);
+    ask.method = method;
+    ask.head_only = head_only;
+    send(cfg, ask).await
+}
+
+/// Sends `ask` over HTTP/1.1 and reads the answer: a body with a Content-Encoding is decoded
+/// as it arrives, and the decoded items are timed.
+pub async fn send(cfg: &Config, ask: Ask) -> Fetched {
     let mut out = Fetched::default();
-    out.evidence.request = format!("{method} {path} HTTP/1.1");
-    let url = format!("{}{path}", cfg.base);
+    out.evidence.request = format!("{} {} HTTP/1.1", ask.method, ask.path);
+    for (name, value) in &ask.headers {
+        out.evidence
+            .request
+            .push_str(&format!(" [{name}: {value}]"));
+    }
+    let url = format!("{}{}", cfg.base, ask.path);
+    let mut request = client(ask.deadline).request(ask.method, &url);
+    for (name, value) in &ask.headers {
+        request = request.header(*name, value);
+    }
     let sent = Instant::now();
-    let response = tokio::time::timeout(deadline, client(deadline).request(method, &url).send());
-    let mut response = match response.await {
+    let mut response = match tokio::time::timeout(ask.deadline, request.send()).await {
         Ok(Ok(response)) => response,
         Ok(Err(err)) => {
             out.error = Some(describe(&err));
@@ -114,7 +283,7 @@ pub async fn fetch(
         Err(_) => {
             out.error = Some(format!(
                 "no response head within {} ms",
-                deadline.as_millis()
+                ask.deadline.as_millis()
             ));
             return out;
         }
@@ -132,22 +301,30 @@ pub async fn fetch(
             )
         })
         .collect();
-    if head_only {
+    if ask.head_only {
         return out;
     }
-    let mut splitter = LineSplitter {
-        sent,
-        pending: Vec::new(),
+    let mut decoder = match Decoder::new(out.header("content-encoding")) {
+        Ok(decoder) => decoder,
+        Err(error) => {
+            out.error = Some(error);
+            return out;
+        }
     };
-    let end = sent + deadline;
+    let mut splitter = Splitter::new(sent, ask.framing);
+    let end = sent + ask.deadline;
     loop {
-        match tokio::time::timeout_at(end.into(), response.chunk()).await {
-            Ok(Ok(Some(chunk))) => {
-                out.body.extend_from_slice(&chunk);
-                splitter.push(&chunk, &mut out.evidence.lines);
-            }
+        let chunk = match tokio::time::timeout_at(end.into(), response.chunk()).await {
+            Ok(Ok(Some(chunk))) => decoder.push(&chunk),
             Ok(Ok(None)) => {
                 out.evidence.end_ms = Some(ms(sent.elapsed()));
+                match decoder.finish() {
+                    Ok(rest) => {
+                        out.body.extend_from_slice(&rest);
+                        splitter.push(&rest, &mut out);
+                    }
+                    Err(error) => out.error = Some(error),
+                }
                 break;
             }
             Ok(Err(err)) => {
@@ -157,13 +334,23 @@ pub async fn fetch(
             Err(_) => {
                 out.error = Some(format!(
                     "body did not end within {} ms",
-                    deadline.as_millis()
+                    ask.deadline.as_millis()
                 ));
+                break;
+            }
+        };
+        match chunk {
+            Ok(bytes) => {
+                out.body.extend_from_slice(&bytes);
+                splitter.push(&bytes, &mut out);
+            }
+            Err(error) => {
+                out.error = Some(error);
                 break;
             }
         }
     }
-    splitter.finish(&mut out.evidence.lines, &mut out.evidence.notes);
+    splitter.finish(&mut out);
     out
 }
 
@@ -204,10 +391,7 @@ pub async fn raw(cfg: &Config, request: &str, deadline: Duration) -> Fetched {
         return out;
     }
     let mut head = Vec::new();
-    let mut splitter = LineSplitter {
-        sent,
-        pending: Vec::new(),
-    };
+    let mut splitter = Splitter::new(sent, Framing::Lines);
     let mut buf = vec![0u8; 64 * 1024];
     loop {
         let n = match tokio::time::timeout_at(end.into(), tcp.read(&mut buf)).await {
@@ -235,7 +419,7 @@ pub async fn raw(cfg: &Config, request: &str, deadline: Duration) -> Fetched {
         let bytes = &buf[..n];
         if out.evidence.status.is_some() {
             out.body.extend_from_slice(bytes);
-            splitter.push(bytes, &mut out.evidence.lines);
+            splitter.push(bytes, &mut out);
             continue;
         }
         head.extend_from_slice(bytes);
@@ -257,7 +441,7 @@ pub async fn raw(cfg: &Config, request: &str, deadline: Duration) -> Fetched {
                     .collect();
                 let rest = head[len..].to_vec();
                 out.body.extend_from_slice(&rest);
-                splitter.push(&rest, &mut out.evidence.lines);
+                splitter.push(&rest, &mut out);
             }
             Ok(httparse::Status::Partial) => {}
             Err(err) => {
@@ -266,7 +450,7 @@ pub async fn raw(cfg: &Config, request: &str, deadline: Duration) -> Fetched {
             }
         }
     }
-    splitter.finish(&mut out.evidence.lines, &mut out.evidence.notes);
+    splitter.finish(&mut out);
     out
 }
 
@@ -274,19 +458,56 @@ pub async fn raw(cfg: &Config, request: &str, deadline: Duration) -> Fetched {
 mod tests {
     use super::*;
 
+    fn split(framing: Framing, parts: &[&[u8]]) -> Fetched {
+        let mut splitter = Splitter::new(Instant::now(), framing);
+        let mut out = Fetched::default();
+        for part in parts {
+            splitter.push(part, &mut out);
+        }
+        splitter.finish(&mut out);
+        out
+    }
+
+    fn texts(out: &Fetched) -> Vec<&str> {
+        out.lines().iter().map(|l| l.text.as_str()).collect()
+    }
+
     #[test]
     fn lines_are_stamped_when_their_newline_arrives() {
-        let mut splitter = LineSplitter {
-            sent: Instant::now(),
-            pending: Vec::new(),
-        };
-        let mut lines = Vec::new();
-        let mut notes = Vec::new();
-        splitter.push(b"1\n2", &mut lines);
-        splitter.push(b"\n3\n4", &mut lines);
-        splitter.finish(&mut lines, &mut notes);
-        let texts: Vec<_> = lines.iter().map(|l| l.text.as_str()).collect();
-        assert_eq!(texts, ["1", "2", "3", "4"]);
-        assert_eq!(notes.len(), 1, "a last line without newline is noted");
+        let out = split(Framing::Lines, &[b"1\n2", b"\n3\n4"]);
+        assert_eq!(texts(&out), ["1", "2", "3", "4"]);
+        assert_eq!(
+            out.evidence.notes.len(),
+            1,
+            "a last line without newline is noted"
+        );
+    }
+
+    #[test]
+    fn divs_arrive_with_their_closing_tag() {
+        let out = split(
+            Framing::Divs,
+            &[
+                b"<!doctype html><html><body><div>1</d",
+                b"iv>  <div>2</div>",
+                b"</body>",
+            ],
+        );
+        assert_eq!(texts(&out), ["1", "2"]);
+    }
+
+    #[test]
+    fn events_are_parsed_as_eventsource_does() {
+        let out = split(
+            Framing::Events,
+            &[
+                b"retry: 1000\nid: 1\ndata: 1\n\n:\n\nid:2\r\ndata: 2\r\n",
+                b"\r\n",
+            ],
+        );
+        assert_eq!(texts(&out), ["1", "2"]);
+        assert_eq!(out.events[0].retry.as_deref(), Some("1000"));
+        assert_eq!(out.events[1].id.as_deref(), Some("2"));
+        assert_eq!(out.comments_ms.len(), 1);
     }
 }

@@ -1,28 +1,47 @@
 //! The rest of the surface: an index at `/`, 404 for unknown paths, 405 with `Allow` for methods
-//! `/stream` does not answer.
+//! the streaming paths do not answer.
 
 use std::time::Duration;
 
 use reqwest::Method;
 
-use crate::{Config, Outcome, probe};
+use crate::{Config, Outcome, endpoint, probe};
 
 const QUICK: Duration = Duration::from_secs(5);
+
+/// What the `/` page must contain: the three endpoints, the two browser APIs that read them,
+/// and a line to try in a terminal.
+const INDEX_MENTIONS: [&str; 6] = [
+    "/stream",
+    "/stream.html",
+    "/events",
+    "fetch(",
+    "EventSource",
+    "curl -N",
+];
 
 pub async fn index_names_endpoints(cfg: &Config) -> Outcome {
     let got = probe::fetch(cfg, Method::GET, "/", QUICK, false).await;
     let body = String::from_utf8_lossy(&got.body).into_owned();
     let outcome = match got.status() {
         Some(200) => {
-            let missing: Vec<&str> = ["/stream", "curl -N"]
+            let content_type = got.header("content-type").unwrap_or_default();
+            let missing: Vec<&str> = INDEX_MENTIONS
                 .into_iter()
                 .filter(|needle| !body.contains(needle))
                 .collect();
-            Outcome::judge(
-                missing.is_empty(),
-                "names /stream and a curl -N line",
-                format!("the index does not mention {}", missing.join(" or ")),
-            )
+            if !content_type.to_ascii_lowercase().starts_with("text/html") {
+                Outcome::fail(format!(
+                    "GET / is {content_type:?}, expected an HTML page (text/html)"
+                ))
+            } else {
+                Outcome::judge(
+                    missing.is_empty(),
+                    "an HTML page that reads /stream with fetch() and /events with EventSource, \
+                     links /stream.html and gives a curl -N line",
+                    format!("the index page does not mention {}", missing.join(" or ")),
+                )
+            }
         }
         Some(status) => Outcome::fail(format!("GET / answered {status}, expected 200")),
         None => Outcome::fail(format!(
@@ -46,27 +65,32 @@ pub async fn unknown_path_404(cfg: &Config) -> Outcome {
 }
 
 pub async fn other_methods_405_with_allow(cfg: &Config) -> Outcome {
-    let path = "/stream?count=1&interval_ms=0";
     let methods = [Method::POST, Method::PUT, Method::DELETE, Method::PATCH];
+    let asks: Vec<(Method, String)> = endpoint::ALL
+        .iter()
+        .flat_map(|e| {
+            let path = e.path(1, Duration::ZERO);
+            methods.iter().map(move |m| (m.clone(), path.clone()))
+        })
+        .collect();
     let answers = futures_util::future::join_all(
-        methods
-            .iter()
-            .map(|m| probe::fetch(cfg, m.clone(), path, QUICK, true)),
+        asks.iter()
+            .map(|(method, path)| probe::fetch(cfg, method.clone(), path, QUICK, true)),
     )
     .await;
     let mut problems = Vec::new();
-    for (method, got) in methods.iter().zip(&answers) {
+    for ((method, path), got) in asks.iter().zip(&answers) {
         match (got.status(), got.header("allow")) {
             (Some(405), Some(allow)) if allow.to_ascii_uppercase().contains("GET") => {}
             (Some(405), allow) => problems.push(format!(
-                "{method}: 405 with Allow {allow:?}, expected GET listed"
+                "{method} {path}: 405 with Allow {allow:?}, expected GET listed"
             )),
-            (status, _) => problems.push(format!("{method}: {status:?}, expected 405")),
+            (status, _) => problems.push(format!("{method} {path}: {status:?}, expected 405")),
         }
     }
     let mut outcome = Outcome::judge(
         problems.is_empty(),
-        "POST, PUT, DELETE, PATCH: 405 with Allow",
+        "POST, PUT, DELETE, PATCH on /stream, /stream.html, /events: 405 with Allow",
         problems.join("; "),
     );
     outcome.evidence = answers.into_iter().map(|got| got.evidence).collect();

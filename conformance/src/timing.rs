@@ -7,7 +7,7 @@ use std::time::Duration;
 use reqwest::Method;
 
 use crate::{
-    Config, LineArrival, Outcome,
+    Config, Level, LineArrival, Outcome,
     probe::ms,
     probe::{self, Fetched},
 };
@@ -120,6 +120,29 @@ pub(crate) fn lateness_outcome(
         )),
         Some((k, late)) => Outcome::pass(format!("worst lateness {late:.1} ms (line {k})")),
         None => Outcome::warn("no lines to judge"),
+    }
+}
+
+/// First line, gaps and lateness together: the first failure, or all three pass reasons.
+pub(crate) fn schedule_outcome(
+    lines: &[LineArrival],
+    interval: Duration,
+    tolerance: Duration,
+) -> Outcome {
+    let verdicts = [
+        first_line_outcome(lines, tolerance),
+        gaps_outcome(lines, interval, tolerance),
+        lateness_outcome(lines, interval, tolerance),
+    ];
+    match verdicts.iter().find(|o| o.level != Level::Pass) {
+        Some(worst) => worst.clone(),
+        None => Outcome::pass(
+            verdicts
+                .iter()
+                .map(|o| o.reason.as_str())
+                .collect::<Vec<_>>()
+                .join(", "),
+        ),
     }
 }
 

@@ -82,6 +82,52 @@ controls! {
     index_names_endpoints: NoIndex => "GET / answered 404";
     unknown_path_404: NoNotFound => "expected 404";
     other_methods_405_with_allow: NoAllow => "405 with Allow None";
+    html_content_type: HtmlWrongContentType => "expected text/html; charset=utf-8";
+    html_body_and_padding: HtmlIgnoresPad => "followed by 1024 spaces, expected pad = 0";
+    html_streams_div_by_div: HtmlBuffered => "first line arrived";
+    events_content_type: EventsWrongContentType => "expected text/event-stream";
+    events_ids_and_data: EventsNoIds => "has id None";
+    events_retry_hint: EventsNoRetry => "no retry: hint";
+    events_stream_event_by_event: EventsBuffered => "first line arrived";
+    events_resume_after_last_event_id: EventsIgnoreLastEventId => "does not resume";
+    events_bad_last_event_id: EventsAcceptBadLastEventId => "Last-Event-ID: abc got Some(200), expected 400";
+    events_keepalive: EventsNoKeepalive => "no comment line";
+    streams_with_gzip: NeverFlushes => "/stream gzip: first line arrived";
+    streams_with_br: NeverFlushes => "/stream br: first line arrived";
+    streams_with_zstd: NeverFlushes => "/stream zstd: first line arrived";
+    streams_with_deflate: NeverFlushes => "/stream deflate: first line arrived";
+    streams_with_identity: CompressesUnasked => "Content-Encoding: gzip, which the request did not offer";
+    streams_without_accept_encoding: CompressesUnasked => "Content-Encoding: gzip, which the request did not offer";
+    ordinary_responses_negotiated: CompressesUnasked => "GET / without Accept-Encoding came back with Content-Encoding: gzip";
+}
+
+/// A compressor that never flushes delivers the right content, all at the end: the content
+/// passes and only the timing fails.
+#[test]
+fn unflushed_compression_fails_on_timing_not_content() {
+    let outcome = run_check(Fault::NeverFlushes, "streams_with_gzip");
+    assert_eq!(outcome.level, Level::Fail, "{}", outcome.reason);
+    assert!(
+        outcome
+            .reason
+            .contains("the compressor does not flush each item"),
+        "{}",
+        outcome.reason
+    );
+    let identity = run_check(Fault::NeverFlushes, "streams_with_identity");
+    assert_eq!(identity.level, Level::Pass, "{}", identity.reason);
+}
+
+/// A server with no compression at all cannot break its streams that way: a warning.
+#[test]
+fn no_compression_is_a_warning() {
+    let outcome = run_check(Fault::NoCompression, "ordinary_responses_negotiated");
+    assert_eq!(outcome.level, Level::Warn, "{}", outcome.reason);
+    assert!(
+        outcome.reason.contains("not compressed"),
+        "{}",
+        outcome.reason
+    );
 }
 
 #[test]

@@ -4,7 +4,7 @@
 //! It writes HTTP by hand on purpose: the faults (chunked to HTTP/1.0, a body after HEAD, a
 //! Content-Length on a stream, …) are things a good HTTP library will not let you do.
 
-use std::{net::SocketAddr, time::Duration};
+use std::{io::Write, net::SocketAddr, time::Duration};
 
 use tokio::{
     io::{AsyncReadExt, AsyncWriteExt},
@@ -68,6 +68,32 @@ pub enum Fault {
     NoIndex,
     /// Defaults to 3 lines.
     WrongDefaults,
+    /// Compresses with the client's encoding but flushes only at the end of the body.
+    NeverFlushes,
+    /// Gzips everything, asked or not (what warp's compression filters do).
+    CompressesUnasked,
+    /// Never compresses (allowed, but warned about).
+    NoCompression,
+    /// `/stream.html` is served as text/plain.
+    HtmlWrongContentType,
+    /// `/stream.html` ignores `pad` and always pads 1024 spaces.
+    HtmlIgnoresPad,
+    /// `/stream.html` is collected, then sent.
+    HtmlBuffered,
+    /// `/events` is served as text/plain.
+    EventsWrongContentType,
+    /// Events carry no `id:`.
+    EventsNoIds,
+    /// No `retry:` hint.
+    EventsNoRetry,
+    /// `/events` is collected, then sent.
+    EventsBuffered,
+    /// `Last-Event-ID` is ignored: a reconnecting client starts again at 1.
+    EventsIgnoreLastEventId,
+    /// A bad `Last-Event-ID` is taken as 0.
+    EventsAcceptBadLastEventId,
+    /// No keep-alive comments.
+    EventsNoKeepalive,
 }
 
 /// Binds 127.0.0.1:0 and serves with `fault` until the runtime ends.
@@ -115,6 +141,8 @@ struct Request {
     path: String,
     query: String,
     http10: bool,
+    accept_encoding: Option<String>,
+    last_event_id: Option<String>,
 }
 
 async fn read_request(tcp: &mut TcpStream) -> std::io::Result<Request> {
@@ -132,21 +160,45 @@ async fn read_request(tcp: &mut TcpStream) -> std::io::Result<Request> {
     req.parse(&buf).map_err(std::io::Error::other)?;
     let target = req.path.unwrap_or("/");
     let (path, query) = target.split_once('?').unwrap_or((target, ""));
+    let header = |name: &str| {
+        req.headers
+            .iter()
+            .find(|h| h.name.eq_ignore_ascii_case(name))
+            .map(|h| String::from_utf8_lossy(h.value).into_owned())
+    };
     Ok(Request {
         method: req.method.unwrap_or("GET").to_owned(),
         path: path.to_owned(),
         query: query.to_owned(),
         http10: req.version == Some(0),
+        accept_encoding: header("accept-encoding"),
+        last_event_id: header("last-event-id"),
     })
 }
 
-fn parse(query: &str, fault: Fault) -> Result<(u32, Duration), String> {
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Endpoint {
+    Stream,
+    Html,
+    Events,
+}
+
+struct Params {
+    count: u32,
+    interval: Duration,
+    pad: usize,
+    keepalive: Duration,
+}
+
+fn parse(query: &str, endpoint: Endpoint, fault: Fault) -> Result<Params, String> {
     let default_count = if fault == Fault::WrongDefaults { 3 } else { 10 };
-    let (mut count, mut interval) = (None, None);
+    let (mut count, mut interval, mut pad, mut keepalive) = (None, None, None, None);
     for (name, value) in form_urlencoded::parse(query.as_bytes()) {
-        let (slot, min, max) = match &*name {
-            "count" => (&mut count, 1, 1_000_000),
-            "interval_ms" => (&mut interval, 0, 60_000),
+        let (slot, min, max) = match (&*name, endpoint) {
+            ("count", _) => (&mut count, 1, 1_000_000),
+            ("interval_ms", _) => (&mut interval, 0, 60_000),
+            ("pad", Endpoint::Html) => (&mut pad, 0, 65_536),
+            ("keepalive_ms", Endpoint::Events) => (&mut keepalive, 100, 600_000),
             _ => return Err(format!("unknown parameter {name:?}")),
         };
         if slot
@@ -163,23 +215,147 @@ fn parse(query: &str, fault: Fault) -> Result<(u32, Duration), String> {
             });
         }
     }
-    Ok((
-        count.unwrap_or(default_count),
-        Duration::from_millis(interval.unwrap_or(1000).into()),
-    ))
+    let pad = match pad {
+        Some(pad) if fault != Fault::HtmlIgnoresPad => pad,
+        _ => 1024,
+    };
+    Ok(Params {
+        count: count.unwrap_or(default_count),
+        interval: Duration::from_millis(interval.unwrap_or(1000).into()),
+        pad: pad as usize,
+        keepalive: Duration::from_millis(keepalive.unwrap_or(15_000).into()),
+    })
 }
+
+/// The events still to send after `Last-Event-ID`; `Err` is the 400 message.
+fn resume_after(req: &Request, count: u32, fault: Fault) -> Result<u32, String> {
+    let raw = match &req.last_event_id {
+        Some(raw) if !raw.is_empty() && fault != Fault::EventsIgnoreLastEventId => raw,
+        _ => return Ok(0),
+    };
+    match raw.parse::<u32>() {
+        Ok(id) if id <= count => Ok(id),
+        _ if fault == Fault::EventsAcceptBadLastEventId => Ok(0),
+        _ => Err(format!(
+            "invalid Last-Event-ID: expected 0..={count}, got {raw:?}"
+        )),
+    }
+}
+
+/// A compressor for one response; flushing after each write is what keeps a stream a stream.
+enum Encoder {
+    Identity,
+    Gzip(flate2::write::GzEncoder<Vec<u8>>),
+    Deflate(flate2::write::ZlibEncoder<Vec<u8>>),
+    Br(Box<brotli::CompressorWriter<Vec<u8>>>),
+    Zstd(zstd::stream::write::Encoder<'static, Vec<u8>>),
+}
+
+impl Encoder {
+    /// The first encoding in the client's list that we have (q=0 means refused).
+    fn negotiate(req: &Request, fault: Fault) -> (Self, Option<&'static str>) {
+        if fault == Fault::CompressesUnasked {
+            return (Self::new("gzip"), Some("gzip"));
+        }
+        if fault == Fault::NoCompression {
+            return (Self::Identity, None);
+        }
+        let accept = req.accept_encoding.as_deref().unwrap_or("");
+        for item in accept.split(',') {
+            let mut parts = item.split(';').map(str::trim);
+            let name = parts.next().unwrap_or_default().to_ascii_lowercase();
+            if parts.any(|p| p == "q=0") {
+                continue;
+            }
+            if let Some(known) = ["gzip", "br", "zstd", "deflate"]
+                .into_iter()
+                .find(|k| *k == name)
+            {
+                return (Self::new(known), Some(known));
+            }
+        }
+        (Self::Identity, None)
+    }
+
+    fn new(encoding: &str) -> Self {
+        let level = flate2::Compression::fast();
+        match encoding {
+            "gzip" => Self::Gzip(flate2::write::GzEncoder::new(Vec::new(), level)),
+            "deflate" => Self::Deflate(flate2::write::ZlibEncoder::new(Vec::new(), level)),
+            "br" => Self::Br(Box::new(brotli::CompressorWriter::new(
+                Vec::new(),
+                4096,
+                5,
+                22,
+            ))),
+            "zstd" => Self::Zstd(zstd::stream::write::Encoder::new(Vec::new(), 3).expect("zstd")),
+            _ => Self::Identity,
+        }
+    }
+
+    /// Compresses `bytes`; with `flush`, everything so far comes out now.
+    fn encode(&mut self, bytes: &[u8], flush: bool) -> Vec<u8> {
+        fn run<W: Write>(
+            w: &mut W,
+            bytes: &[u8],
+            flush: bool,
+            out: fn(&mut W) -> &mut Vec<u8>,
+        ) -> Vec<u8> {
+            w.write_all(bytes).expect("compress into memory");
+            if flush {
+                w.flush().expect("flush into memory");
+            }
+            std::mem::take(out(w))
+        }
+        match self {
+            Self::Identity => bytes.to_vec(),
+            Self::Gzip(e) => run(e, bytes, flush, |e| e.get_mut()),
+            Self::Deflate(e) => run(e, bytes, flush, |e| e.get_mut()),
+            Self::Br(e) => run(&mut **e, bytes, flush, |e| e.get_mut()),
+            Self::Zstd(e) => run(e, bytes, flush, |e| e.get_mut()),
+        }
+    }
+
+    fn finish(self) -> Vec<u8> {
+        match self {
+            Self::Identity => Vec::new(),
+            Self::Gzip(e) => e.finish().expect("finish gzip"),
+            Self::Deflate(e) => e.finish().expect("finish deflate"),
+            Self::Br(e) => e.into_inner(),
+            Self::Zstd(e) => e.finish().expect("finish zstd"),
+        }
+    }
+
+    /// A whole body at once.
+    fn all(mut self, body: &[u8]) -> Vec<u8> {
+        let mut out = self.encode(body, false);
+        out.extend(self.finish());
+        out
+    }
+}
+
+const INDEX: &str = "<!doctype html><title>broken</title><p>GET /stream, /stream.html, /events \
+     (read with fetch( and EventSource).</p><pre>curl -N http://localhost/stream</pre>";
 
 async fn handle(mut tcp: TcpStream, fault: Fault) -> std::io::Result<Answer> {
     tcp.set_nodelay(true)?;
     let req = read_request(&mut tcp).await?;
-    let stream_path = req.path == "/stream" || fault == Fault::NoNotFound;
-    match (req.path.as_str(), req.method.as_str()) {
-        ("/", "GET") if fault != Fault::NoIndex => {
-            let body = "GET /stream\ncurl -N http://localhost/stream\n";
-            simple(&mut tcp, "200 OK", &[], body).await?;
+    let endpoint = match req.path.as_str() {
+        "/stream" => Some(Endpoint::Stream),
+        "/stream.html" => Some(Endpoint::Html),
+        "/events" => Some(Endpoint::Events),
+        _ if fault == Fault::NoNotFound => Some(Endpoint::Stream),
+        _ => None,
+    };
+    match (req.path.as_str(), req.method.as_str(), endpoint) {
+        ("/", "GET", _) if fault != Fault::NoIndex => {
+            let html = &["content-type: text/html; charset=utf-8"];
+            simple(&mut tcp, &req, fault, "200 OK", html, INDEX).await?;
         }
-        _ if !stream_path => simple(&mut tcp, "404 Not Found", &[], "not found\n").await?,
-        (_, "GET" | "HEAD") => return stream(&mut tcp, &req, fault).await,
+        (_, _, None) => simple(&mut tcp, &req, fault, "404 Not Found", &[], "not found\n").await?,
+        (_, "GET" | "HEAD", Some(endpoint)) => {
+            return stream(&mut tcp, &req, endpoint, fault).await;
+        }
         _ => {
             let allow: &[&str] = if fault == Fault::NoAllow {
                 &[]
@@ -188,6 +364,8 @@ async fn handle(mut tcp: TcpStream, fault: Fault) -> std::io::Result<Answer> {
             };
             simple(
                 &mut tcp,
+                &req,
+                fault,
                 "405 Method Not Allowed",
                 allow,
                 "method not allowed\n",
@@ -198,64 +376,112 @@ async fn handle(mut tcp: TcpStream, fault: Fault) -> std::io::Result<Answer> {
     Ok(Answer::Ok)
 }
 
+/// A complete response, compressed when the client asks; `extra` may replace the
+/// content-type.
 async fn simple(
     tcp: &mut TcpStream,
+    req: &Request,
+    fault: Fault,
     status: &str,
     extra: &[&str],
     body: &str,
 ) -> std::io::Result<()> {
+    let (encoder, encoding) = Encoder::negotiate(req, fault);
+    let body = encoder.all(body.as_bytes());
     let mut head = format!(
-        "HTTP/1.1 {status}\r\ncontent-type: text/plain; charset=utf-8\r\ncontent-length: {}\r\nconnection: close\r\n",
+        "HTTP/1.1 {status}\r\ncontent-length: {}\r\nconnection: close\r\n",
         body.len()
     );
+    if !extra.iter().any(|h| h.starts_with("content-type")) {
+        head.push_str("content-type: text/plain; charset=utf-8\r\n");
+    }
+    if let Some(encoding) = encoding {
+        head.push_str(&format!("content-encoding: {encoding}\r\n"));
+    }
     for header in extra {
         head.push_str(header);
         head.push_str("\r\n");
     }
-    tcp.write_all(format!("{head}\r\n{body}").as_bytes()).await
+    head.push_str("\r\n");
+    tcp.write_all(head.as_bytes()).await?;
+    tcp.write_all(&body).await
 }
 
-async fn stream(tcp: &mut TcpStream, req: &Request, fault: Fault) -> std::io::Result<Answer> {
-    let (count, interval) = match parse(&req.query, fault) {
+async fn stream(
+    tcp: &mut TcpStream,
+    req: &Request,
+    endpoint: Endpoint,
+    fault: Fault,
+) -> std::io::Result<Answer> {
+    let params = match parse(&req.query, endpoint, fault) {
         Ok(params) => params,
-        Err(_) if fault == Fault::AcceptsBadInput => (10, Duration::from_secs(1)),
+        Err(_) if fault == Fault::AcceptsBadInput => parse("", endpoint, fault).expect("defaults"),
         Err(message) => {
             let body = if fault == Fault::SilentBadInput {
                 String::new()
             } else {
                 message + "\n"
             };
-            simple(tcp, "400 Bad Request", &[], &body).await?;
+            simple(tcp, req, fault, "400 Bad Request", &[], &body).await?;
             return Ok(Answer::BadInput);
         }
     };
-    let head_request = req.method == "HEAD";
-    let body: String = (1..=count)
-        .map(|k| {
-            if fault == Fault::WrongContent {
-                k - 1
-            } else {
-                k
+    let (count, interval) = (params.count, params.interval);
+    let mut first = 1;
+    if endpoint == Endpoint::Events {
+        match resume_after(req, count, fault) {
+            Ok(done) if done == count => {
+                simple(tcp, req, fault, "204 No Content", &[], "").await?;
+                return Ok(Answer::Ok);
             }
+            Ok(done) => first = done + 1,
+            Err(message) => {
+                simple(tcp, req, fault, "400 Bad Request", &[], &(message + "\n")).await?;
+                return Ok(Answer::BadInput);
+            }
+        }
+    }
+    let head_request = req.method == "HEAD";
+    let shown = |k: u32| {
+        if fault == Fault::WrongContent {
+            k - 1
+        } else {
+            k
+        }
+    };
+    let items: Vec<String> = (first..=count)
+        .map(|k| match endpoint {
+            Endpoint::Stream => format!("{}\n", shown(k)),
+            Endpoint::Html => format!("<div>{}</div>{}", shown(k), " ".repeat(params.pad)),
+            Endpoint::Events if fault == Fault::EventsNoIds => format!("data: {k}\n\n"),
+            Endpoint::Events => format!("id: {k}\ndata: {k}\n\n"),
         })
-        .map(|k| format!("{k}\n"))
         .collect();
-    let lines: Vec<&str> = body.split_inclusive('\n').collect();
+    let (prefix, suffix) = match endpoint {
+        Endpoint::Stream => ("", ""),
+        Endpoint::Html => ("<!doctype html><html><body>", "</body></html>"),
+        Endpoint::Events if fault == Fault::EventsNoRetry => ("", ""),
+        Endpoint::Events => ("retry: 1000\n\n", ""),
+    };
 
     let chunked = match fault {
         Fault::ContentLength | Fault::NotChunked => false,
         Fault::ChunkedToHttp10 => true,
         _ => !req.http10,
     };
+    let (mut encoder, encoding) = Encoder::negotiate(req, fault);
     let mut head = String::from("HTTP/1.1 200 OK\r\n");
     let mut header = |h: &str| {
         head.push_str(h);
         head.push_str("\r\n");
     };
-    header(if fault == Fault::WrongContentType {
-        "content-type: application/octet-stream"
-    } else {
-        "content-type: text/plain; charset=utf-8"
+    header(match (endpoint, fault) {
+        (Endpoint::Stream, Fault::WrongContentType) => "content-type: application/octet-stream",
+        (Endpoint::Stream, _) => "content-type: text/plain; charset=utf-8",
+        (Endpoint::Html, Fault::HtmlWrongContentType) => "content-type: text/plain",
+        (Endpoint::Html, _) => "content-type: text/html; charset=utf-8",
+        (Endpoint::Events, Fault::EventsWrongContentType) => "content-type: text/plain",
+        (Endpoint::Events, _) => "content-type: text/event-stream",
     });
     let head_faulty = head_request && fault == Fault::HeadMissingHeaders;
     if fault != Fault::NoCacheControl && !head_faulty {
@@ -267,11 +493,15 @@ async fn stream(tcp: &mut TcpStream, req: &Request, fault: Fault) -> std::io::Re
     if fault != Fault::NoNosniff {
         header("x-content-type-options: nosniff");
     }
+    let total: usize = prefix.len() + items.iter().map(String::len).sum::<usize>() + suffix.len();
     match fault {
         Fault::Etag => header("etag: \"abc\""),
         Fault::LastModified => header("last-modified: Tue, 24 Nov 2026 10:00:00 GMT"),
-        Fault::ContentLength => header(&format!("content-length: {}", body.len())),
+        Fault::ContentLength => header(&format!("content-length: {total}")),
         _ => {}
+    }
+    if let Some(encoding) = encoding {
+        header(&format!("content-encoding: {encoding}"));
     }
     if chunked {
         header("transfer-encoding: chunked");
@@ -282,40 +512,60 @@ async fn stream(tcp: &mut TcpStream, req: &Request, fault: Fault) -> std::io::Re
     let start = Instant::now();
     let due = |k: usize| start + interval * k as u32;
     if head_request && fault == Fault::HeadRunsGenerator {
-        sleep_until(due(lines.len() - 1)).await;
+        sleep_until(due(items.len().saturating_sub(1))).await;
     }
     tcp.write_all(head.as_bytes()).await?;
     if head_request && fault != Fault::HeadBody {
         return Ok(Answer::Ok);
     }
 
-    let frame = |text: &str| {
-        if chunked {
-            format!("{:x}\r\n{text}\r\n", text.len())
+    let flush = fault != Fault::NeverFlushes;
+    let frame = |bytes: Vec<u8>| {
+        if chunked && !bytes.is_empty() {
+            let mut framed = format!("{:x}\r\n", bytes.len()).into_bytes();
+            framed.extend(bytes);
+            framed.extend(b"\r\n");
+            framed
         } else {
-            text.to_owned()
+            bytes
         }
     };
-    let buffered = fault == Fault::Buffered || (req.http10 && fault == Fault::BufferedForHttp10);
-    let mut pending = String::new();
-    for (i, line) in lines.iter().enumerate() {
-        match fault {
-            Fault::FirstLineLate => sleep_until(due(i + 1)).await,
-            Fault::FastSchedule => sleep_until(start + interval * 6 * i as u32 / 10).await,
-            Fault::Drift if i > 0 => sleep(interval + interval / 3).await,
-            Fault::Drift => {}
-            _ => sleep_until(due(i)).await,
+    let buffered = fault == Fault::Buffered
+        || (req.http10 && fault == Fault::BufferedForHttp10)
+        || (endpoint == Endpoint::Html && fault == Fault::HtmlBuffered)
+        || (endpoint == Endpoint::Events && fault == Fault::EventsBuffered);
+    let keepalive = (endpoint == Endpoint::Events && fault != Fault::EventsNoKeepalive)
+        .then_some(params.keepalive);
+    let mut pending = prefix.to_owned();
+    let mut last_write = start;
+    for (i, item) in items.iter().enumerate() {
+        let at = match fault {
+            Fault::FirstLineLate => due(i + 1),
+            Fault::FastSchedule => start + interval * 6 * i as u32 / 10,
+            Fault::Drift if i > 0 => Instant::now() + interval + interval / 3,
+            _ => due(i),
+        };
+        // Keep-alive comments while waiting for the next item.
+        while let Some(keepalive) = keepalive.filter(|k| last_write + *k < at) {
+            sleep_until(last_write + keepalive).await;
+            let comment = encoder.encode(b": keep-alive\n\n", flush);
+            tcp.write_all(&frame(comment)).await?;
+            last_write = Instant::now();
         }
-        pending.push_str(line);
-        let hold = buffered || (fault == Fault::Pairs && i % 2 == 1 && i + 1 < lines.len());
+        sleep_until(at).await;
+        pending.push_str(item);
+        let hold = buffered || (fault == Fault::Pairs && i % 2 == 1 && i + 1 < items.len());
         if !hold {
-            tcp.write_all(frame(&pending).as_bytes()).await?;
+            let bytes = encoder.encode(pending.as_bytes(), flush);
+            tcp.write_all(&frame(bytes)).await?;
             pending.clear();
+            last_write = Instant::now();
         }
     }
-    if !pending.is_empty() {
-        tcp.write_all(frame(&pending).as_bytes()).await?;
-    }
+    pending.push_str(suffix);
+    let mut rest = encoder.encode(pending.as_bytes(), false);
+    rest.extend(encoder.finish());
+    tcp.write_all(&frame(rest)).await?;
     if fault == Fault::Linger {
         sleep(interval).await;
     }
