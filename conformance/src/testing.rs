@@ -4,7 +4,7 @@
 
 use std::{path::Path, time::Duration};
 
-use crate::{Config, Level, servers::Spawned};
+use crate::{Config, Level, clients, servers::Spawned};
 
 /// Timing used by the test suite: 5 lines 200 ms apart, ±100 ms.
 pub fn test_config(base: &str) -> Config {
@@ -35,11 +35,105 @@ pub fn run_check_against_binary(binary: &str, check: &str) {
     }
 }
 
-/// One test per catalogue check against a server binary (see the module docs).
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("a tokio runtime")
+}
+
+fn expect_pass(what: &str, outcome: &crate::Outcome, server: &Spawned) {
+    let evidence: String = outcome.evidence.iter().map(|e| e.to_string()).collect();
+    match outcome.level {
+        Level::Pass => println!("{what}: {}", outcome.reason),
+        _ => panic!(
+            "{what}: {} {}\n{evidence}--- server log ---\n{}",
+            outcome.level,
+            outcome.reason,
+            server.stderr()
+        ),
+    }
+}
+
+/// `curl -N` (plain, or `--compressed`) against `path` of the binary: the count arrives line by
+/// line, as curl itself prints it. Skipped without curl (see [`clients::require`]).
+pub fn run_curl(binary: &str, endpoint: &str, compressed: bool) {
+    if !clients::require("curl", "curl") {
+        return;
+    }
+    let server = Spawned::start(Path::new(binary), Duration::from_secs(60))
+        .unwrap_or_else(|e| panic!("{binary}: {e}"));
+    let (count, interval) = (5, Duration::from_millis(200));
+    let url = format!(
+        "{}{endpoint}?count={count}&interval_ms={}",
+        server.base,
+        interval.as_millis()
+    );
+    let outcome = runtime().block_on(clients::curl_streams(&url, compressed, count, interval));
+    expect_pass(&format!("curl {endpoint}"), &outcome, &server);
+}
+
+/// Headless Chromium against the binary: `/stream` shows its first line early, `/stream.html`
+/// lays out `<div>1</div>` early (with `pad=0` and the classic `pad=1024`), and the `/` page's
+/// EventSource resumes after a cut connection. A screenshot of the page is saved as
+/// `screenshot`. Skipped without chromium and chromedriver (see [`clients::require`]).
+pub fn run_chromium(binary: &str, screenshot: &Path) {
+    if !clients::require("chromium", "chromium")
+        || !clients::require("chromedriver", "chromium-driver")
+    {
+        return;
+    }
+    let server = Spawned::start(Path::new(binary), Duration::from_secs(60))
+        .unwrap_or_else(|e| panic!("{binary}: {e}"));
+    let base = server.base.clone();
+    runtime().block_on(async {
+        let browser = clients::Browser::start()
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        let first = clients::browser_shows_first_line_early(&browser, &base).await;
+        let pad0 = clients::browser_renders_html_early(&browser, &base, 0).await;
+        let pad1024 = clients::browser_renders_html_early(&browser, &base, 1024).await;
+        let page = clients::browser_page_resumes_events(&browser, &base, Some(screenshot)).await;
+        browser.close().await;
+        expect_pass("chromium /stream", &first, &server);
+        expect_pass("chromium /stream.html", &pad0, &server);
+        expect_pass("chromium /stream.html", &pad1024, &server);
+        expect_pass("chromium / page", &page, &server);
+    });
+}
+
+/// One test per catalogue check against a server binary (see the module docs), plus the real
+/// clients: curl on `/stream` and `/events` (plain and compressed), and Chromium.
 #[macro_export]
 macro_rules! suite {
     ($module:ident, $binary:expr) => {
         $crate::__with_catalogue!($crate::__suite_tests; $module, $binary,);
+
+        mod clients {
+            #[test]
+            fn curl_stream() {
+                $crate::testing::run_curl($binary, "/stream", false);
+            }
+            #[test]
+            fn curl_stream_compressed() {
+                $crate::testing::run_curl($binary, "/stream", true);
+            }
+            #[test]
+            fn curl_events() {
+                $crate::testing::run_curl($binary, "/events", false);
+            }
+            #[test]
+            fn curl_events_compressed() {
+                $crate::testing::run_curl($binary, "/events", true);
+            }
+            #[test]
+            fn chromium() {
+                let shot = ::std::path::Path::new(env!("CARGO_TARGET_TMPDIR"))
+                    .join(concat!(stringify!($module), "-index.png"));
+                $crate::testing::run_chromium($binary, &shot);
+            }
+        }
     };
 }
 

@@ -202,3 +202,31 @@ fn cli_exit_code_follows_the_verdict() {
         );
     }
 }
+
+/// Chromium holds back `text/plain` to sniff its type unless `nosniff` says not to: the same
+/// stream shows its first line at once with the header, and only at the end without it.
+#[test]
+fn chromium_holds_back_text_without_nosniff() {
+    use conformance::clients;
+    if !clients::require("chromium", "chromium")
+        || !clients::require("chromedriver", "chromium-driver")
+    {
+        return;
+    }
+    runtime().block_on(async {
+        let browser = clients::Browser::start()
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        let good = broken::start(Fault::None).await;
+        let sniffed = broken::start(Fault::NoNosniff).await;
+        let with =
+            clients::browser_shows_first_line_early(&browser, &format!("http://{good}")).await;
+        let without =
+            clients::browser_shows_first_line_early(&browser, &format!("http://{sniffed}")).await;
+        browser.close().await;
+        println!("with nosniff: {}\nwithout: {}", with.reason, without.reason);
+        assert_eq!(with.level, Level::Pass, "{}", with.reason);
+        assert_eq!(without.level, Level::Fail, "{}", without.reason);
+        assert!(without.reason.contains("held back"), "{}", without.reason);
+    });
+}

@@ -1,5 +1,10 @@
-//! The counting stream served by axum: `GET /stream` sends `1\n` … `count\n`, one line every
-//! `interval_ms`, each line flushed as it is produced (see CONTRACT.md).
+//! The counting stream served by axum, one item every `interval_ms`, each flushed as it is
+//! produced (see CONTRACT.md):
+//! - `GET /stream`: `1\n` … `count\n` as `text/plain`;
+//! - `GET /stream.html`: `<div>k</div>` per item, padded, as one growing HTML page;
+//! - `GET /events`: Server-Sent Events `id: k`/`data: k`, resuming after `Last-Event-ID`.
+//!
+//! `GET /` is a page that shows all three live. Compression is on app-wide, as in a real app.
 //!
 //! Run with `cargo run -p examples-axum`, then `curl -N localhost:3000/stream`.
 //! Test with `cargo test -p examples-axum`.
@@ -13,15 +18,26 @@ use axum::{
     Router,
     body::Body,
     extract::RawQuery,
-    http::{StatusCode, header},
-    response::{IntoResponse, Response},
+    http::{HeaderMap, HeaderName, StatusCode, header},
+    response::{
+        Html, IntoResponse, Response,
+        sse::{Event, KeepAlive, Sse},
+    },
     routing::get,
     serve::ListenerExt,
 };
 use clap::Parser;
-use futures_util::{Stream, StreamExt};
-use params::StreamParams;
+use futures_util::{Stream, StreamExt, stream};
+use params::{EventParams, HtmlParams, StreamParams};
 use tokio::time::{Instant, sleep_until};
+use tower_http::{
+    compression::CompressionLayer,
+    trace::{DefaultMakeSpan, DefaultOnRequest, DefaultOnResponse, TraceLayer},
+};
+use tracing::Level;
+
+/// Tells nginx not to buffer the response.
+const X_ACCEL_BUFFERING: HeaderName = HeaderName::from_static("x-accel-buffering");
 
 #[derive(Parser)]
 struct Args {
@@ -44,7 +60,17 @@ async fn main() -> std::io::Result<()> {
     // A GET route also answers HEAD: axum drops the body before it is ever polled.
     let app = Router::new()
         .route("/", get(index))
-        .route("/stream", get(stream));
+        .route("/stream", get(stream))
+        .route("/stream.html", get(stream_html))
+        .route("/events", get(events))
+        // Streams stay compressed: async-compression >= 0.4.31 flushes each pause; SSE is exempt.
+        .layer(CompressionLayer::new())
+        .layer(
+            TraceLayer::new_for_http()
+                .make_span_with(DefaultMakeSpan::new().level(Level::INFO))
+                .on_request(DefaultOnRequest::new().level(Level::INFO))
+                .on_response(DefaultOnResponse::new().level(Level::INFO)),
+        );
 
     let listener = tokio::net::TcpListener::bind(args.addr).await?;
     println!("listening on http://{}", listener.local_addr()?);
@@ -64,34 +90,77 @@ async fn stream(RawQuery(query): RawQuery) -> Response {
         Ok(params) => params,
         Err(message) => return (StatusCode::BAD_REQUEST, message).into_response(),
     };
+    let lines = ticks(1, params).map(|k| format!("{k}\n"));
+    streaming("text/plain; charset=utf-8", lines)
+}
+
+async fn stream_html(RawQuery(query): RawQuery) -> Response {
+    let params = match HtmlParams::from_query(query.as_deref().unwrap_or_default()) {
+        Ok(params) => params,
+        Err(message) => return (StatusCode::BAD_REQUEST, message).into_response(),
+    };
+    // The padding is what once made browsers start rendering before the page was complete.
+    let padding = " ".repeat(params.pad);
+    let items = ticks(1, params.stream).map(move |k| format!("<div>{k}</div>{padding}"));
+    let page = stream::once(async { "<!doctype html><html><body>".to_owned() })
+        .chain(items)
+        .chain(stream::once(async { "</body></html>".to_owned() }));
+    streaming("text/html; charset=utf-8", page)
+}
+
+/// A chunked response that sends each item as soon as the stream yields it.
+fn streaming(
+    content_type: &'static str,
+    items: impl Stream<Item = String> + Send + 'static,
+) -> Response {
     let headers = [
-        (header::CONTENT_TYPE, "text/plain; charset=utf-8"),
+        (header::CONTENT_TYPE, content_type),
         (header::CACHE_CONTROL, "no-cache"),
-        // Tells nginx not to buffer this response.
-        (header::HeaderName::from_static("x-accel-buffering"), "no"),
+        (X_ACCEL_BUFFERING, "no"),
         // Without it, browsers hold back the first 1 KiB of text/plain to sniff its type.
         (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
     ];
-    let body = Body::from_stream(counting(params).map(Ok::<_, Infallible>));
-    (headers, body).into_response()
+    (headers, Body::from_stream(items.map(Ok::<_, Infallible>))).into_response()
 }
 
-/// Line k is due at start + (k-1)·interval: sleeping until a deadline, not for a duration,
-/// keeps lateness from piling up.
-fn counting(params: StreamParams) -> impl Stream<Item = String> {
+async fn events(RawQuery(query): RawQuery, headers: HeaderMap) -> Response {
+    let params = match EventParams::from_query(query.as_deref().unwrap_or_default()) {
+        Ok(params) => params,
+        Err(message) => return (StatusCode::BAD_REQUEST, message).into_response(),
+    };
+    let count = params.stream.count;
+    let last_id = headers.get("last-event-id").map(|value| value.as_bytes());
+    let after = match params::last_event_id(last_id, count) {
+        Ok(after) => after,
+        Err(message) => return (StatusCode::BAD_REQUEST, message).into_response(),
+    };
+    if after == count {
+        // Nothing left: 204 tells EventSource to stop reconnecting.
+        return StatusCode::NO_CONTENT.into_response();
+    }
+    // The first message tells the browser how long to wait before it reconnects.
+    let retry = stream::once(async { Event::default().retry(params::RETRY) });
+    let events = ticks(after + 1, params.stream)
+        .map(|k| Event::default().id(k.to_string()).data(k.to_string()));
+    let sse = Sse::new(retry.chain(events).map(Ok::<_, Infallible>))
+        .keep_alive(KeepAlive::new().interval(params.keepalive));
+    ([(X_ACCEL_BUFFERING, "no")], sse).into_response()
+}
+
+/// Items `first..=count`, the first at once and item k at start + (k-first)·interval: sleeping
+/// until a deadline, not for a duration, keeps lateness from piling up.
+fn ticks(first: u32, params: StreamParams) -> impl Stream<Item = u32> {
     stream! {
         let start = Instant::now();
-        for k in 1..=params.count {
-            sleep_until(start + params.interval * (k - 1)).await;
-            yield format!("{k}\n");
+        for k in first..=params.count {
+            sleep_until(start + params.interval * (k - first)).await;
+            yield k;
         }
     }
 }
 
-async fn index() -> &'static str {
-    "Counting stream (axum)\n\
-     GET /stream?count=10&interval_ms=1000  one line per interval, text/plain\n\
-     Try: curl -N 'http://localhost:3000/stream?count=5&interval_ms=500'\n"
+async fn index() -> Html<&'static str> {
+    Html(include_str!("index.html"))
 }
 
 async fn shutdown_signal() {

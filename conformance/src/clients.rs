@@ -1,0 +1,431 @@
+//! Real clients against a server: `curl -N` and headless Chromium (through ChromeDriver and the
+//! `fantoccini` WebDriver client). These need programs from the system; [`require`] skips a
+//! test loudly when one is missing, or fails it when `STREAMING_REQUIRE_EXTERNAL=1` (as CI sets
+//! after installing them).
+
+use std::{
+    process::Stdio,
+    time::{Duration, Instant},
+};
+
+use serde_json::{Value, json};
+use tokio::{
+    io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader},
+    net::{TcpListener, TcpStream},
+    process::{Child, Command},
+    sync::watch,
+};
+
+use crate::{LineArrival, Outcome, probe::ms, timing::schedule_outcome};
+
+/// Set to `1` to turn a missing program into a failure instead of a skip.
+pub const REQUIRE_EXTERNAL: &str = "STREAMING_REQUIRE_EXTERNAL";
+
+/// Is `program` on the PATH? If not, says which Debian `package` provides it and returns
+/// false, or panics when [`REQUIRE_EXTERNAL`] is `1`.
+pub fn require(program: &str, package: &str) -> bool {
+    let found = std::env::var_os("PATH")
+        .is_some_and(|path| std::env::split_paths(&path).any(|dir| dir.join(program).is_file()));
+    if found {
+        return true;
+    }
+    let message = format!(
+        "`{program}` is not installed (Debian package `{package}`: apt-get install -y {package})"
+    );
+    if std::env::var(REQUIRE_EXTERNAL).as_deref() == Ok("1") {
+        panic!("{message}, and {REQUIRE_EXTERNAL}=1 requires it");
+    }
+    eprintln!("\n!!! SKIPPED: {message}. Set {REQUIRE_EXTERNAL}=1 to fail instead.\n");
+    false
+}
+
+/// Runs `curl -sS -N [--compressed] url` and stamps each line of curl's own output as it
+/// arrives; returns the lines and the response headers curl saw.
+pub async fn curl_lines(
+    url: &str,
+    compressed: bool,
+    deadline: Duration,
+) -> Result<(Vec<LineArrival>, String), String> {
+    let mut command = Command::new("curl");
+    command.args(["-sS", "-N", "--dump-header", "/dev/stderr"]);
+    if compressed {
+        command.arg("--compressed");
+    }
+    let sent = Instant::now();
+    let mut child = command
+        .arg(url)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .map_err(|e| format!("cannot run curl: {e}"))?;
+    let mut stdout = BufReader::new(child.stdout.take().expect("piped")).lines();
+    let mut stderr = child.stderr.take().expect("piped");
+    let mut lines = Vec::new();
+    let read = async {
+        while let Some(text) = stdout.next_line().await.map_err(|e| e.to_string())? {
+            lines.push(LineArrival {
+                text,
+                at_ms: ms(sent.elapsed()),
+            });
+        }
+        Ok::<_, String>(())
+    };
+    tokio::time::timeout(deadline, read)
+        .await
+        .map_err(|_| format!("curl still running after {deadline:?}"))??;
+    let mut headers = String::new();
+    let _ = stderr.read_to_string(&mut headers).await;
+    let status = child.wait().await.map_err(|e| e.to_string())?;
+    if !status.success() {
+        return Err(format!("curl exited with {status}: {headers}"));
+    }
+    Ok((lines, headers))
+}
+
+/// curl's view of a stream: `items` are the lines that carry the count (for SSE, the `data:`
+/// lines), judged against the schedule.
+pub async fn curl_streams(url: &str, compressed: bool, count: u32, interval: Duration) -> Outcome {
+    let deadline = crate::deadline_for(count, interval, interval / 2);
+    let (lines, headers) = match curl_lines(url, compressed, deadline).await {
+        Ok(got) => got,
+        Err(error) => return Outcome::fail(error),
+    };
+    let items: Vec<LineArrival> = lines
+        .iter()
+        .filter_map(|l| {
+            let text = l.text.strip_prefix("data: ").unwrap_or(&l.text);
+            text.parse::<u32>().ok().map(|_| LineArrival {
+                text: text.to_owned(),
+                at_ms: l.at_ms,
+            })
+        })
+        .collect();
+    let texts: Vec<&str> = items.iter().map(|l| l.text.as_str()).collect();
+    let want: Vec<String> = (1..=count).map(|k| k.to_string()).collect();
+    let encoding = headers
+        .lines()
+        .find_map(|h| {
+            let (name, value) = h.split_once(':')?;
+            name.eq_ignore_ascii_case("content-encoding")
+                .then(|| value.trim().to_owned())
+        })
+        .unwrap_or_else(|| "uncompressed".into());
+    let evidence = crate::Evidence {
+        request: format!(
+            "curl -N{} {url}",
+            if compressed { " --compressed" } else { "" }
+        ),
+        lines: lines.clone(),
+        notes: vec![headers.trim().replace("\r\n", " | ")],
+        ..Default::default()
+    };
+    if texts != want {
+        return Outcome::fail(format!("curl printed {texts:?}, expected 1..={count}"))
+            .with(evidence);
+    }
+    let timing = schedule_outcome(&items, interval, interval / 2);
+    let reason = format!("curl ({encoding}): {}", timing.reason);
+    Outcome { reason, ..timing }.with(evidence)
+}
+
+/// A TCP relay in front of a server that can cut the connections it carries, as a network
+/// failure would. Only connections whose request line contains `cut_marker` are cut.
+pub struct Relay {
+    pub base: String,
+    cut: watch::Sender<u64>,
+}
+
+impl Relay {
+    pub async fn start(upstream: &str, cut_marker: &'static str) -> std::io::Result<Self> {
+        let listener = TcpListener::bind("127.0.0.1:0").await?;
+        let base = format!("http://{}", listener.local_addr()?);
+        let upstream = upstream
+            .trim_start_matches("http://")
+            .trim_end_matches('/')
+            .to_owned();
+        let (cut, _) = watch::channel(0u64);
+        let cuts = cut.clone();
+        tokio::spawn(async move {
+            while let Ok((client, _)) = listener.accept().await {
+                let upstream = upstream.clone();
+                let cuts = cuts.subscribe();
+                tokio::spawn(relay(client, upstream, cuts, cut_marker));
+            }
+        });
+        Ok(Self { base, cut })
+    }
+
+    /// Drops every marked connection open now; later ones are left alone.
+    pub fn cut(&self) {
+        self.cut.send_modify(|generation| *generation += 1);
+    }
+}
+
+async fn relay(
+    mut client: TcpStream,
+    upstream: String,
+    mut cuts: watch::Receiver<u64>,
+    marker: &str,
+) -> std::io::Result<()> {
+    let mut first = vec![0u8; 8192];
+    let n = client.read(&mut first).await?;
+    let request_line = String::from_utf8_lossy(&first[..n])
+        .lines()
+        .next()
+        .unwrap_or_default()
+        .to_owned();
+    let mut server = TcpStream::connect(&upstream).await?;
+    server.write_all(&first[..n]).await?;
+    cuts.borrow_and_update();
+    let cuttable = request_line.contains(marker);
+    tokio::select! {
+        _ = tokio::io::copy_bidirectional(&mut client, &mut server) => {}
+        _ = cuts.changed(), if cuttable => {}
+    }
+    Ok(())
+}
+
+/// Headless Chromium driven through ChromeDriver. The driver (and the browser with it) is
+/// killed when this is dropped.
+pub struct Browser {
+    pub client: fantoccini::Client,
+    _driver: Child,
+    _profile: TempDir,
+}
+
+/// A directory removed on drop.
+struct TempDir(std::path::PathBuf);
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+impl Browser {
+    /// Starts `chromedriver --port=0` and a headless Chromium session with a fresh profile.
+    /// Pages load without waiting for their end (a stream's document never "loads" until the
+    /// stream is over).
+    pub async fn start() -> Result<Self, String> {
+        let mut driver = Command::new("chromedriver")
+            .arg("--port=0")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .map_err(|e| format!("cannot start chromedriver: {e}"))?;
+        let mut out = BufReader::new(driver.stdout.take().expect("piped")).lines();
+        let port = tokio::time::timeout(Duration::from_secs(20), async {
+            while let Ok(Some(line)) = out.next_line().await {
+                if let Some(rest) = line.split("started successfully on port ").nth(1) {
+                    return rest.trim_end_matches('.').parse::<u16>().ok();
+                }
+            }
+            None
+        })
+        .await
+        .ok()
+        .flatten()
+        .ok_or("chromedriver did not say which port it listens on")?;
+        tokio::spawn(async move { while let Ok(Some(_)) = out.next_line().await {} });
+
+        let profile =
+            std::env::temp_dir().join(format!("streaming-chromium-{}-{port}", std::process::id()));
+        let options = json!({
+            "binary": std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into()),
+            "args": [
+                "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
+                "--no-first-run", "--disable-background-networking",
+                "--disable-component-update", "--disable-sync", "--disable-dev-shm-usage",
+                "--window-size=1100,800",
+                format!("--user-data-dir={}", profile.display()),
+            ],
+        });
+        let mut capabilities = fantoccini::wd::Capabilities::new();
+        capabilities.insert("goog:chromeOptions".into(), options);
+        capabilities.insert("pageLoadStrategy".into(), json!("none"));
+        let connector = hyper_util::client::legacy::connect::HttpConnector::new();
+        let client = fantoccini::ClientBuilder::new(connector)
+            .capabilities(capabilities)
+            .connect(&format!("http://127.0.0.1:{port}"))
+            .await
+            .map_err(|e| format!("cannot start a Chromium session: {e}"))?;
+        // The first navigation of a fresh browser is slow; keep that out of the measurements.
+        client
+            .goto("about:blank")
+            .await
+            .map_err(|e| format!("cannot open about:blank: {e}"))?;
+        Ok(Self {
+            client,
+            _driver: driver,
+            _profile: TempDir(profile),
+        })
+    }
+
+    /// Runs `script` (which returns a value) in the page.
+    pub async fn eval(&self, script: &str) -> Result<Value, String> {
+        self.client
+            .execute(script, Vec::new())
+            .await
+            .map_err(|e| format!("script failed: {e}"))
+    }
+
+    /// Navigates to `url` and polls `probe` (a script returning true or false) until it is
+    /// true; returns when that was, in ms after navigation started.
+    pub async fn time_until(&self, url: &str, probe: &str, limit: Duration) -> Result<f64, String> {
+        let start = Instant::now();
+        self.client
+            .goto(url)
+            .await
+            .map_err(|e| format!("cannot open {url}: {e}"))?;
+        while start.elapsed() < limit {
+            if self.eval(probe).await.ok() == Some(Value::Bool(true)) {
+                return Ok(ms(start.elapsed()));
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        Err(format!(
+            "`{probe}` never became true within {limit:?} at {url}"
+        ))
+    }
+
+    pub async fn close(self) {
+        let _ = self.client.close().await;
+    }
+}
+
+/// The stream's first line shows in Chromium well before the stream ends. Without
+/// `X-Content-Type-Options: nosniff`, Chromium holds back text/plain to sniff it.
+pub async fn browser_shows_first_line_early(browser: &Browser, base: &str) -> Outcome {
+    let (count, interval) = (6, Duration::from_millis(400));
+    let url = format!(
+        "{base}/stream?count={count}&interval_ms={}",
+        interval.as_millis()
+    );
+    let stream_ms = ms(interval * (count - 1));
+    let probe = "return !!document.body && document.body.innerText.trim().split('\\n')[0] === '1';";
+    match browser.time_until(&url, probe, interval * count * 3).await {
+        Ok(at) => Outcome::judge(
+            at < stream_ms / 2.0,
+            format!("Chromium showed line 1 after {at:.0} ms (the stream lasts {stream_ms:.0} ms)"),
+            format!(
+                "Chromium showed line 1 only after {at:.0} ms of a {stream_ms:.0} ms stream: \
+                 held back (is X-Content-Type-Options: nosniff missing?)"
+            ),
+        ),
+        Err(error) => Outcome::fail(error),
+    }
+}
+
+/// When Chromium has `<div>1</div>` of `/stream.html?pad=…` in its document, against when the
+/// stream ends.
+pub async fn browser_renders_html_early(browser: &Browser, base: &str, pad: usize) -> Outcome {
+    let (count, interval) = (6, Duration::from_millis(400));
+    let url = format!(
+        "{base}/stream.html?count={count}&interval_ms={}&pad={pad}",
+        interval.as_millis()
+    );
+    let stream_ms = ms(interval * (count - 1));
+    let probe = "const d = document.querySelector('div'); \
+                 return !!d && d.textContent === '1' && d.getBoundingClientRect().height > 0;";
+    match browser.time_until(&url, probe, interval * count * 3).await {
+        Ok(at) => Outcome::judge(
+            at < stream_ms / 2.0,
+            format!("pad={pad}: <div>1</div> laid out after {at:.0} ms of {stream_ms:.0} ms"),
+            format!("pad={pad}: <div>1</div> laid out only after {at:.0} ms of {stream_ms:.0} ms"),
+        ),
+        Err(error) => Outcome::fail(error),
+    }
+}
+
+/// The `/` page (through a relay that can cut connections): its EventSource receives events
+/// at the interval; after the connection is cut it reconnects and continues from the next id.
+/// Also checks the page's `fetch()` panel got `/stream` line by line. Saves a screenshot to
+/// `screenshot` when given.
+pub async fn browser_page_resumes_events(
+    browser: &Browser,
+    base: &str,
+    screenshot: Option<&std::path::Path>,
+) -> Outcome {
+    let (count, interval) = (8u32, Duration::from_millis(300));
+    let relay = match Relay::start(base, "/events").await {
+        Ok(relay) => relay,
+        Err(e) => return Outcome::fail(format!("cannot start the relay: {e}")),
+    };
+    let url = format!(
+        "{}/?count={count}&interval_ms={}",
+        relay.base,
+        interval.as_millis()
+    );
+    let read = |list: &str| {
+        format!(
+            "return Array.from(document.querySelectorAll('#{list} li'))\
+             .map(li => [li.dataset.id || li.firstChild.textContent.trim(), +li.dataset.ms]);"
+        )
+    };
+    let events_script = read("events");
+    let limit = interval * count * 4 + Duration::from_secs(5);
+    let two = "return document.querySelectorAll('#events li').length >= 2;";
+    if let Err(error) = browser.time_until(&url, two, limit).await {
+        return Outcome::fail(format!("the page's EventSource: {error}"));
+    }
+    relay.cut();
+    let start = Instant::now();
+    let mut events: Vec<(String, f64)> = Vec::new();
+    while start.elapsed() < limit {
+        let value = browser.eval(&events_script).await.unwrap_or(Value::Null);
+        events = serde_json::from_value(value).unwrap_or_default();
+        if events.len() >= count as usize {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let stream: Vec<(String, f64)> = browser
+        .eval(&read("stream"))
+        .await
+        .ok()
+        .and_then(|v| serde_json::from_value(v).ok())
+        .unwrap_or_default();
+    if let Some(path) = screenshot
+        && let Ok(png) = browser.client.screenshot().await
+    {
+        let _ = std::fs::write(path, png);
+    }
+    let ids: Vec<&str> = events.iter().map(|(id, _)| id.as_str()).collect();
+    let want: Vec<String> = (1..=count).map(|k| k.to_string()).collect();
+    if ids != want {
+        return Outcome::fail(format!(
+            "the page's EventSource got ids {ids:?} after a reconnect, expected 1..={count} \
+             (resuming with Last-Event-ID, not restarting)"
+        ));
+    }
+    let arrivals = |items: &[(String, f64)]| -> Vec<LineArrival> {
+        items
+            .iter()
+            .map(|(text, at_ms)| LineArrival {
+                text: text.clone(),
+                at_ms: *at_ms,
+            })
+            .collect()
+    };
+    // Before the cut, events come at the interval; the reconnect itself waits `retry`.
+    let before = schedule_outcome(&arrivals(&events[..2]), interval, interval / 2);
+    let lines = schedule_outcome(&arrivals(&stream), interval, interval / 2);
+    let stream_texts: Vec<&str> = stream.iter().map(|(t, _)| t.as_str()).collect();
+    if stream_texts != want {
+        return Outcome::fail(format!(
+            "the page's fetch() panel shows {stream_texts:?}, expected 1..={count}"
+        ));
+    }
+    let gap = events[2].1 - events[1].1;
+    match (before.level, lines.level) {
+        (crate::Level::Pass, crate::Level::Pass) => Outcome::pass(format!(
+            "EventSource: {}; cut after id 2, id 3 came {gap:.0} ms later, then ids 4..={count}; \
+             fetch(): {}",
+            before.reason, lines.reason
+        )),
+        (crate::Level::Pass, _) => Outcome::fail(format!("fetch() panel: {}", lines.reason)),
+        _ => Outcome::fail(format!("EventSource before the cut: {}", before.reason)),
+    }
+}
