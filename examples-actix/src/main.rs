@@ -1,28 +1,37 @@
-//! The counting stream served by actix-web: `GET /stream` sends `1\n` … `count\n`, one line
-//! every `interval_ms`, each line flushed as it is produced (see CONTRACT.md).
+//! The counting stream served by actix-web (see CONTRACT.md), with compression on app-wide:
+//! - `GET /stream` sends `1\n` … `count\n` as text/plain, one line every `interval_ms`;
+//! - `GET /stream.html` sends the same items as `<div>k</div>` in an HTML page;
+//! - `GET /events` sends them as Server-Sent Events and resumes after `Last-Event-ID`.
 //!
-//! Run with `cargo run -p examples-actix`, then `curl -N localhost:3001/stream`.
-//! Test with `cargo test -p examples-actix`.
+//! Run with `cargo run -p examples-actix`, then `curl -N localhost:3001/stream` or open
+//! <http://localhost:3001/>. Test with `cargo test -p examples-actix`.
 
 mod params;
 
-use std::{convert::Infallible, io::IsTerminal, net::SocketAddr};
+use std::{
+    convert::Infallible, io::IsTerminal, net::SocketAddr, ops::RangeInclusive, time::Duration,
+};
 
 use actix_web::{
-    App, HttpRequest, HttpResponse, HttpServer,
+    App, Error, HttpRequest, HttpResponse, HttpServer, Responder,
+    body::{BodySize, MessageBody},
+    dev::{ServiceRequest, ServiceResponse},
     http::{
-        ConnectionType, Version,
+        ConnectionType, Method, Version,
         header::{self, CacheControl, CacheDirective},
     },
+    middleware::{Compress, Logger, Next, from_fn},
     web::{self, Bytes},
 };
+use actix_web_lab::sse;
 use async_stream::stream;
 use clap::Parser;
 use futures_util::{Stream, StreamExt, stream};
-use params::StreamParams;
+use params::{EventParams, HtmlParams, RETRY, StreamParams};
 use tokio::time::{Instant, sleep_until};
 
 const TEXT_PLAIN: &str = "text/plain; charset=utf-8";
+const TEXT_HTML: &str = "text/html; charset=utf-8";
 
 #[derive(Parser)]
 struct Args {
@@ -33,6 +42,7 @@ struct Args {
 
 #[actix_web::main]
 async fn main() -> std::io::Result<()> {
+    // Also installs a `log` bridge, which is where actix's Logger writes.
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
         .with_ansi(std::io::stderr().is_terminal())
@@ -43,11 +53,21 @@ async fn main() -> std::io::Result<()> {
     let args = Args::parse();
 
     let server = HttpServer::new(|| {
-        App::new().route("/", web::get().to(index)).service(
-            // actix's `web::get()` does not match HEAD, so HEAD gets a route of its own;
-            // any other method gets 405 with `Allow: GET, HEAD`.
-            web::resource("/stream").get(stream).head(stream_head),
-        )
+        App::new()
+            // Compresses streams too, flushing at each pause (actix-http >= 3.18.12); SSE opts out.
+            .wrap(Compress::default())
+            .wrap(from_fn(http10_close_delimited))
+            .wrap(Logger::default())
+            .route("/", web::get().to(index))
+            // actix's `web::get()` does not match HEAD, so HEAD is routed too; any other
+            // method gets 405 with `Allow` listing the methods routed here.
+            .service(web::resource("/stream").get(stream).head(stream))
+            .service(
+                web::resource("/stream.html")
+                    .get(stream_html)
+                    .head(stream_html),
+            )
+            .service(web::resource("/events").get(events))
     })
     // Small writes go out at once instead of waiting for the previous segment's ACK (Nagle).
     .tcp_nodelay(true)
@@ -59,56 +79,111 @@ async fn main() -> std::io::Result<()> {
 
 async fn stream(req: HttpRequest) -> HttpResponse {
     match StreamParams::from_query(req.query_string()) {
-        Ok(params) => streaming(&req, counting(params)),
-        Err(message) => HttpResponse::BadRequest()
-            .content_type(TEXT_PLAIN)
-            .body(message),
+        Ok(params) => {
+            let lines = ticks(1..=params.count, params.interval).map(|k| format!("{k}\n"));
+            streaming(&req, TEXT_PLAIN, lines)
+        }
+        Err(message) => bad_request(message),
     }
 }
 
-/// actix would poll a HEAD response's stream to the end and throw it away, so HEAD gets the
-/// same headers over an empty stream: the generator never starts.
-async fn stream_head(req: HttpRequest) -> HttpResponse {
-    match StreamParams::from_query(req.query_string()) {
-        Ok(_) => streaming(&req, stream::empty()),
-        Err(_) => HttpResponse::BadRequest().content_type(TEXT_PLAIN).finish(),
+async fn stream_html(req: HttpRequest) -> HttpResponse {
+    match HtmlParams::from_query(req.query_string()) {
+        Ok(HtmlParams { stream, pad }) => {
+            let padding = " ".repeat(pad);
+            let items = ticks(1..=stream.count, stream.interval)
+                .map(move |k| format!("<div>{k}</div>{padding}"));
+            let page = stream::once(async { "<!doctype html><html><body>".to_owned() })
+                .chain(items)
+                .chain(stream::once(async { "</body></html>".to_owned() }));
+            streaming(&req, TEXT_HTML, page)
+        }
+        Err(message) => bad_request(message),
     }
 }
 
-fn streaming(req: &HttpRequest, lines: impl Stream<Item = Bytes> + 'static) -> HttpResponse {
-    let mut response = HttpResponse::Ok()
-        .content_type(TEXT_PLAIN)
+async fn events(req: HttpRequest) -> HttpResponse {
+    let params = match EventParams::from_query(req.query_string()) {
+        Ok(params) => params,
+        Err(message) => return bad_request(message),
+    };
+    let count = params.stream.count;
+    let last_id = req.headers().get("last-event-id").map(|id| id.as_bytes());
+    let after = match params::last_event_id(last_id, count) {
+        // Nothing left to send: 204 tells EventSource to stop reconnecting.
+        Ok(after) if after == count => return HttpResponse::NoContent().finish(),
+        Ok(after) => after,
+        Err(message) => return bad_request(message),
+    };
+    let events = ticks(after + 1..=count, params.stream.interval)
+        .map(|k| sse::Event::Data(sse::Data::new(k.to_string()).id(k.to_string())));
+    sse::Sse::from_infallible_stream(events)
+        .with_keep_alive(params.keepalive)
+        .with_retry_duration(RETRY)
+        .customize()
+        // Tells nginx not to buffer this response.
+        .insert_header(("x-accel-buffering", "no"))
+        .respond_to(&req)
+        .map_into_boxed_body()
+}
+
+/// The response both streams share. actix would poll a HEAD response's stream to the end and
+/// throw it away, so HEAD gets the same headers over an empty body: the generator never starts.
+fn streaming(
+    req: &HttpRequest,
+    content_type: &'static str,
+    body: impl Stream<Item = String> + 'static,
+) -> HttpResponse {
+    let mut response = HttpResponse::Ok();
+    response
+        .content_type(content_type)
         .insert_header(CacheControl(vec![CacheDirective::NoCache]))
         // Tells nginx not to buffer this response.
         .insert_header(("x-accel-buffering", "no"))
         // Without it, browsers hold back the first 1 KiB of text/plain to sniff its type.
-        .insert_header((header::X_CONTENT_TYPE_OPTIONS, "nosniff"))
-        .streaming(lines.map(Ok::<_, Infallible>));
-    // actix-http chunk-encodes streams even for HTTP/1.0 clients, which cannot decode that:
-    // they get the raw lines, the end marked by closing the connection.
-    if req.version() == Version::HTTP_10 {
-        response.head_mut().no_chunking(true);
-        response
-            .head_mut()
-            .set_connection_type(ConnectionType::Close);
+        .insert_header((header::X_CONTENT_TYPE_OPTIONS, "nosniff"));
+    if req.method() == Method::HEAD {
+        response.streaming(stream::empty::<Result<Bytes, Infallible>>())
+    } else {
+        response.streaming(body.map(|item| Ok::<_, Infallible>(Bytes::from(item))))
     }
-    response
 }
 
-/// Line k is due at start + (k-1)·interval: sleeping until a deadline, not for a duration,
-/// keeps lateness from piling up.
-fn counting(params: StreamParams) -> impl Stream<Item = Bytes> {
+/// actix-http chunk-encodes a body of unknown size even for HTTP/1.0 clients, which cannot
+/// decode that, and Compress turns chunking back on, so this runs outside Compress: HTTP/1.0
+/// gets the raw bytes, the end marked by closing the connection.
+async fn http10_close_delimited(
+    req: ServiceRequest,
+    next: Next<impl MessageBody>,
+) -> Result<ServiceResponse<impl MessageBody>, Error> {
+    let http10 = req.version() == Version::HTTP_10;
+    let mut res = next.call(req).await?;
+    if http10 && res.response().body().size() == BodySize::Stream {
+        let head = res.response_mut().head_mut();
+        head.no_chunking(true);
+        head.set_connection_type(ConnectionType::Close);
+    }
+    Ok(res)
+}
+
+fn bad_request(message: String) -> HttpResponse {
+    HttpResponse::BadRequest()
+        .content_type(TEXT_PLAIN)
+        .body(message)
+}
+
+/// Yields the ids, the first at once and each next one `interval` later. Sleeping until a
+/// deadline, not for a duration, keeps lateness from piling up.
+fn ticks(ids: RangeInclusive<u32>, interval: Duration) -> impl Stream<Item = u32> {
     stream! {
         let start = Instant::now();
-        for k in 1..=params.count {
-            sleep_until(start + params.interval * (k - 1)).await;
-            yield Bytes::from(format!("{k}\n"));
+        for (i, k) in (0..).zip(ids) {
+            sleep_until(start + interval * i).await;
+            yield k;
         }
     }
 }
 
-async fn index() -> &'static str {
-    "Counting stream (actix-web)\n\
-     GET /stream?count=10&interval_ms=1000  one line per interval, text/plain\n\
-     Try: curl -N 'http://localhost:3001/stream?count=5&interval_ms=500'\n"
+async fn index() -> web::Html {
+    web::Html::new(include_str!("index.html"))
 }
