@@ -129,11 +129,32 @@ pub(crate) fn schedule_outcome(
     interval: Duration,
     tolerance: Duration,
 ) -> Outcome {
-    let verdicts = [
+    combined([
         first_line_outcome(lines, tolerance),
         gaps_outcome(lines, interval, tolerance),
         lateness_outcome(lines, interval, tolerance),
-    ];
+    ])
+}
+
+/// Gaps and lateness, judged from line 1's arrival on: for clients whose own start-up time
+/// (a process, a browser) is part of when line 1 arrives.
+pub(crate) fn spacing_outcome(
+    lines: &[LineArrival],
+    interval: Duration,
+    tolerance: Duration,
+) -> Outcome {
+    let first = lines.first().map_or(f64::NAN, |l| l.at_ms);
+    let outcome = combined([
+        gaps_outcome(lines, interval, tolerance),
+        lateness_outcome(lines, interval, tolerance),
+    ]);
+    Outcome {
+        reason: format!("first line after {first:.1} ms, {}", outcome.reason),
+        ..outcome
+    }
+}
+
+fn combined<const N: usize>(verdicts: [Outcome; N]) -> Outcome {
     match verdicts.iter().find(|o| o.level != Level::Pass) {
         Some(worst) => worst.clone(),
         None => Outcome::pass(

@@ -230,3 +230,57 @@ fn chromium_holds_back_text_without_nosniff() {
         assert!(without.reason.contains("held back"), "{}", without.reason);
     });
 }
+
+/// curl sees a collected body arrive at once; the same server streaming, line by line.
+#[test]
+fn curl_sees_a_buffered_stream_arrive_at_once() {
+    use conformance::clients;
+    if !clients::require("curl", "curl") {
+        return;
+    }
+    let interval = std::time::Duration::from_millis(200);
+    runtime().block_on(async {
+        for (fault, level) in [(Fault::None, Level::Pass), (Fault::Buffered, Level::Fail)] {
+            let addr = broken::start(fault).await;
+            let url = format!("http://{addr}/stream?count=5&interval_ms=200");
+            let outcome = clients::curl_streams(&url, false, 5, interval).await;
+            assert_eq!(outcome.level, level, "{fault:?}: {}", outcome.reason);
+            if level == Level::Fail {
+                assert!(outcome.reason.contains("batched"), "{}", outcome.reason);
+            }
+        }
+    });
+}
+
+/// The page's EventSource continues after a cut connection only if the server honours
+/// Last-Event-ID; one that restarts at 1 shows duplicate ids.
+#[test]
+fn chromium_page_needs_last_event_id() {
+    use conformance::clients;
+    if !clients::require("chromium", "chromium")
+        || !clients::require("chromedriver", "chromium-driver")
+    {
+        return;
+    }
+    runtime().block_on(async {
+        let browser = clients::Browser::start()
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        let good = broken::start(Fault::None).await;
+        let restarts = broken::start(Fault::EventsIgnoreLastEventId).await;
+        let with =
+            clients::browser_page_resumes_events(&browser, &format!("http://{good}"), None).await;
+        let without =
+            clients::browser_page_resumes_events(&browser, &format!("http://{restarts}"), None)
+                .await;
+        browser.close().await;
+        println!("resumes: {}\nrestarts: {}", with.reason, without.reason);
+        assert_eq!(with.level, Level::Pass, "{}", with.reason);
+        assert_eq!(without.level, Level::Fail, "{}", without.reason);
+        assert!(
+            without.reason.contains("not restarting"),
+            "{}",
+            without.reason
+        );
+    });
+}

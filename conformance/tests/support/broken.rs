@@ -334,8 +334,8 @@ impl Encoder {
     }
 }
 
-const INDEX: &str = "<!doctype html><title>broken</title><p>GET /stream, /stream.html, /events \
-     (read with fetch( and EventSource).</p><pre>curl -N http://localhost/stream</pre>";
+/// The examples' page (fetch() + EventSource), so the browser tests have a control too.
+const INDEX: &str = include_str!("../../../examples-axum/src/index.html");
 
 async fn handle(mut tcp: TcpStream, fault: Fault) -> std::io::Result<Answer> {
     tcp.set_nodelay(true)?;
