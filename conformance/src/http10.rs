@@ -3,6 +3,7 @@
 
 use crate::{
     Config, Level, Outcome,
+    decode::Decoder,
     probe::{self, Fetched},
     timing::{expect_lines, first_line_outcome, gaps_outcome},
 };
@@ -14,6 +15,48 @@ async fn get_http10(cfg: &Config) -> Fetched {
         cfg.host_port()
     );
     probe::raw(cfg, &request, cfg.deadline()).await
+}
+
+/// Compression middleware may switch chunking back on after the handler turned it off.
+pub async fn http10_compressed_close_delimited(cfg: &Config) -> Outcome {
+    let request = format!(
+        "GET {} HTTP/1.0\r\nHost: {}\r\nAccept-Encoding: gzip, deflate, br, zstd\r\n\r\n",
+        cfg.target(&cfg.stream_path()),
+        cfg.host_port()
+    );
+    let got = probe::raw(cfg, &request, cfg.deadline()).await;
+    if let Some(error) = got.unanswered() {
+        return Outcome::fail(format!("no response: {error}")).with(got.evidence);
+    }
+    let encoding = got
+        .header("content-encoding")
+        .unwrap_or("identity")
+        .to_owned();
+    if let Some(te) = got.header("transfer-encoding") {
+        return Outcome::fail(format!(
+            "answered HTTP/1.0 with Content-Encoding {encoding} and Transfer-Encoding: {te}, \
+             which HTTP/1.0 clients cannot decode"
+        ))
+        .with(got.evidence);
+    }
+    let decoded = Decoder::new(Some(&encoding)).and_then(|mut decoder| {
+        let mut body = decoder.push(&got.body)?;
+        body.extend(decoder.finish()?);
+        Ok(body)
+    });
+    let outcome = match decoded {
+        Err(error) => Outcome::fail(format!("Content-Encoding {encoding}: {error}")),
+        Ok(body) => match crate::timing::content_problem(&body, cfg.count) {
+            Some(problem) => Outcome::fail(format!("Content-Encoding {encoding}: {problem}")),
+            None if got.evidence.end_ms.is_none() => {
+                Outcome::fail("connection not closed after the body")
+            }
+            None => Outcome::pass(format!(
+                "Content-Encoding {encoding}, ended by closing the connection"
+            )),
+        },
+    };
+    outcome.with(got.evidence)
 }
 
 pub async fn http10_close_delimited(cfg: &Config) -> Outcome {

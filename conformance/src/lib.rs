@@ -175,6 +175,7 @@ macro_rules! __with_catalogue {
             compression::ordinary_responses_negotiated,
             http10::http10_close_delimited,
             http10::http10_streams,
+            http10::http10_compressed_close_delimited,
             bad_input::bad_input_rejected,
             bad_input::bad_input_explained,
             bad_input::streams_after_bad_input,

@@ -76,6 +76,7 @@ controls! {
     head_is_prompt: HeadRunsGenerator => "the generator seems to run for HEAD";
     http10_close_delimited: ChunkedToHttp10 => "Transfer-Encoding: chunked";
     http10_streams: BufferedForHttp10 => "batched";
+    http10_compressed_close_delimited: ChunkedToCompressedHttp10 => "Content-Encoding gzip and Transfer-Encoding: chunked";
     bad_input_rejected: AcceptsBadInput => "?count=abc got 200";
     bad_input_explained: SilentBadInput => "empty message";
     streams_after_bad_input: DiesAfterBadInput => "after the bad queries";

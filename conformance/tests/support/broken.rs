@@ -50,6 +50,9 @@ pub enum Fault {
     HeadMissingHeaders,
     /// Sends chunked encoding to HTTP/1.0 clients.
     ChunkedToHttp10,
+    /// Sends chunked encoding to HTTP/1.0 clients when it compresses (actix's Compress does
+    /// this unless told otherwise).
+    ChunkedToCompressedHttp10,
     /// Buffers the body for HTTP/1.0 clients.
     BufferedForHttp10,
     /// Ignores bad parameters and streams the defaults.
@@ -470,6 +473,7 @@ async fn stream(
         _ => !req.http10,
     };
     let (mut encoder, encoding) = Encoder::negotiate(req, fault);
+    let chunked = chunked || (fault == Fault::ChunkedToCompressedHttp10 && encoding.is_some());
     let mut head = String::from("HTTP/1.1 200 OK\r\n");
     let mut header = |h: &str| {
         head.push_str(h);
