@@ -102,6 +102,17 @@ impl Report {
 }
 
 /// Checks down, targets across; the failures' reasons follow.
+/// Checks whose pass reasons carry measurements (first-line time, gaps, lateness).
+const FIGURES: [&str; 7] = [
+    "classic_defaults",
+    "streams_without_accept_encoding",
+    "streams_with_identity",
+    "streams_with_gzip",
+    "streams_with_br",
+    "streams_with_zstd",
+    "streams_with_deflate",
+];
+
 pub fn matrix(reports: &[(String, Report)]) -> String {
     let Some((_, first)) = reports.first() else {
         return String::new();
@@ -120,14 +131,12 @@ pub fn matrix(reports: &[(String, Report)]) -> String {
         }
         out.push('\n');
     }
-    // The classic run's figures are worth seeing even when it passes.
-    for (name, report) in reports {
-        if let Some(classic) = report
-            .results
-            .iter()
-            .find(|r| r.check == "classic_defaults")
-        {
-            let _ = write!(out, "\nclassic_defaults {name}: {}", classic.outcome.reason);
+    // The figures of the classic run and of each encoding are worth seeing even when they pass.
+    for check in FIGURES {
+        for (name, report) in reports {
+            if let Some(result) = report.results.iter().find(|r| r.check == check) {
+                let _ = write!(out, "\n{check} {name}: {}", result.outcome.reason);
+            }
         }
     }
     out.push('\n');
