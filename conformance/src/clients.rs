@@ -303,7 +303,7 @@ impl Browser {
 /// The stream's first line shows in Chromium well before the stream ends. Without
 /// `X-Content-Type-Options: nosniff`, Chromium holds back text/plain to sniff it.
 pub async fn browser_shows_first_line_early(browser: &Browser, base: &str) -> Outcome {
-    let (count, interval) = (6, Duration::from_millis(400));
+    let (count, interval) = (8, Duration::from_millis(400));
     let url = format!(
         "{base}/stream?count={count}&interval_ms={}",
         interval.as_millis()
@@ -326,7 +326,7 @@ pub async fn browser_shows_first_line_early(browser: &Browser, base: &str) -> Ou
 /// When Chromium has `<div>1</div>` of `/stream.html?pad=…` in its document, against when the
 /// stream ends.
 pub async fn browser_renders_html_early(browser: &Browser, base: &str, pad: usize) -> Outcome {
-    let (count, interval) = (6, Duration::from_millis(400));
+    let (count, interval) = (8, Duration::from_millis(400));
     let url = format!(
         "{base}/stream.html?count={count}&interval_ms={}&pad={pad}",
         interval.as_millis()
@@ -353,7 +353,7 @@ pub async fn browser_page_resumes_events(
     base: &str,
     screenshot: Option<&std::path::Path>,
 ) -> Outcome {
-    let (count, interval) = (8u32, Duration::from_millis(300));
+    let (count, interval) = (8u32, Duration::from_millis(400));
     let relay = match Relay::start(base, "/events").await {
         Ok(relay) => relay,
         Err(e) => return Outcome::fail(format!("cannot start the relay: {e}")),
