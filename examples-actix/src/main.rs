@@ -8,9 +8,7 @@
 
 mod params;
 
-use std::{
-    convert::Infallible, io::IsTerminal, net::SocketAddr, ops::RangeInclusive, time::Duration,
-};
+use std::{convert::Infallible, io::IsTerminal, net::SocketAddr};
 
 use actix_web::{
     App, Error, HttpRequest, HttpResponse, HttpServer, Responder,
@@ -80,7 +78,7 @@ async fn main() -> std::io::Result<()> {
 async fn stream(req: HttpRequest) -> HttpResponse {
     match StreamParams::from_query(req.query_string()) {
         Ok(params) => {
-            let lines = ticks(1..=params.count, params.interval).map(|k| format!("{k}\n"));
+            let lines = ticks(1, params).map(|k| format!("{k}\n"));
             streaming(&req, TEXT_PLAIN, lines)
         }
         Err(message) => bad_request(message),
@@ -91,8 +89,7 @@ async fn stream_html(req: HttpRequest) -> HttpResponse {
     match HtmlParams::from_query(req.query_string()) {
         Ok(HtmlParams { stream, pad }) => {
             let padding = " ".repeat(pad);
-            let items = ticks(1..=stream.count, stream.interval)
-                .map(move |k| format!("<div>{k}</div>{padding}"));
+            let items = ticks(1, stream).map(move |k| format!("<div>{k}</div>{padding}"));
             let page = stream::once(async { "<!doctype html><html><body>".to_owned() })
                 .chain(items)
                 .chain(stream::once(async { "</body></html>".to_owned() }));
@@ -115,7 +112,7 @@ async fn events(req: HttpRequest) -> HttpResponse {
         Ok(after) => after,
         Err(message) => return bad_request(message),
     };
-    let events = ticks(after + 1..=count, params.stream.interval)
+    let events = ticks(after + 1, params.stream)
         .map(|k| sse::Event::Data(sse::Data::new(k.to_string()).id(k.to_string())));
     sse::Sse::from_infallible_stream(events)
         .with_keep_alive(params.keepalive)
@@ -172,13 +169,13 @@ fn bad_request(message: String) -> HttpResponse {
         .body(message)
 }
 
-/// Yields the ids, the first at once and each next one `interval` later. Sleeping until a
-/// deadline, not for a duration, keeps lateness from piling up.
-fn ticks(ids: RangeInclusive<u32>, interval: Duration) -> impl Stream<Item = u32> {
+/// Items `first..=count`, the first at once and item k at start + (k-first)·interval: sleeping
+/// until a deadline, not for a duration, keeps lateness from piling up.
+fn ticks(first: u32, params: StreamParams) -> impl Stream<Item = u32> {
     stream! {
         let start = Instant::now();
-        for (i, k) in (0..).zip(ids) {
-            sleep_until(start + interval * i).await;
+        for k in first..=params.count {
+            sleep_until(start + params.interval * (k - first)).await;
             yield k;
         }
     }

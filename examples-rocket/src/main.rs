@@ -66,7 +66,7 @@ impl<T> Unbuffered<T> {
 fn stream(uri: &Origin<'_>) -> Result<Unbuffered<TextStream![String]>, BadRequest<String>> {
     let params = StreamParams::from_query(query(uri)).map_err(BadRequest)?;
     Ok(Unbuffered::new(TextStream! {
-        for await k in ticks(params) {
+        for await k in ticks(1, params) {
             yield format!("{k}\n");
         }
     }))
@@ -80,7 +80,7 @@ fn stream_html(
     let pad = " ".repeat(pad);
     Ok(Unbuffered::new(RawHtml(TextStream! {
         yield "<!doctype html><html><body>".to_string();
-        for await k in ticks(stream) {
+        for await k in ticks(1, stream) {
             yield format!("<div>{k}</div>{pad}");
         }
         yield "</body></html>".to_string();
@@ -117,15 +117,10 @@ fn events(
     if after == count {
         return Ok(Events::Done(NoContent));
     }
-    // Resume after `after`: the first event left goes out at once.
-    let left = StreamParams {
-        count: count - after,
-        ..params.stream
-    };
     let stream = EventStream! {
         yield Event::retry(RETRY);
-        for await k in ticks(left) {
-            let id = (after + k).to_string();
+        for await k in ticks(after + 1, params.stream) {
+            let id = k.to_string();
             yield Event::data(id.clone()).id(id);
         }
     };
@@ -135,13 +130,13 @@ fn events(
     )))
 }
 
-/// Yields 1 … count, item k at start + (k-1)·interval: sleeping until a deadline, not for a
-/// duration, keeps lateness from piling up.
-fn ticks(params: StreamParams) -> impl Stream<Item = u32> {
+/// Items `first..=count`, the first at once and item k at start + (k-first)·interval: sleeping
+/// until a deadline, not for a duration, keeps lateness from piling up.
+fn ticks(first: u32, params: StreamParams) -> impl Stream<Item = u32> {
     async_stream::stream! {
         let start = Instant::now();
-        for k in 1..=params.count {
-            sleep_until(start + params.interval * (k - 1)).await;
+        for k in first..=params.count {
+            sleep_until(start + params.interval * (k - first)).await;
             yield k;
         }
     }

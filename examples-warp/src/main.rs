@@ -102,7 +102,7 @@ fn stream(query: &str) -> Response {
         Ok(params) => params,
         Err(message) => return bad_request(message),
     };
-    let lines = counting(params, 0).map(|k| format!("{k}\n"));
+    let lines = ticks(1, params).map(|k| format!("{k}\n"));
     streaming(lines, "text/plain; charset=utf-8")
 }
 
@@ -113,7 +113,7 @@ fn stream_html(query: &str) -> Response {
     };
     let page = stream! {
         yield "<!doctype html><html><body>".to_owned();
-        for await k in counting(params.stream, 0) {
+        for await k in ticks(1, params.stream) {
             yield format!("<div>{k}</div>{}", " ".repeat(params.pad));
         }
         yield "</body></html>".to_owned();
@@ -147,7 +147,7 @@ fn events(query: &str, headers: &HeaderMap) -> Response {
         Ok(after) => after,
         Err(message) => return bad_request(message),
     };
-    let events = counting(params.stream, after).map(move |k| {
+    let events = ticks(after + 1, params.stream).map(move |k| {
         let event = Event::default().id(k.to_string()).data(k.to_string());
         let event = if k == after + 1 {
             event.retry(RETRY)
@@ -163,13 +163,13 @@ fn events(query: &str, headers: &HeaderMap) -> Response {
     reply::with_header(warp::sse::reply(events), "x-accel-buffering", "no").into_response()
 }
 
-/// Items `after + 1 ..= count`, the first at once and each next one `interval` later: sleeping
+/// Items `first..=count`, the first at once and item k at start + (k-first)·interval: sleeping
 /// until a deadline, not for a duration, keeps lateness from piling up.
-fn counting(params: StreamParams, after: u32) -> impl Stream<Item = u32> + Send + Sync + 'static {
+fn ticks(first: u32, params: StreamParams) -> impl Stream<Item = u32> + Send + Sync + 'static {
     stream! {
         let start = Instant::now();
-        for k in after + 1..=params.count {
-            sleep_until(start + params.interval * (k - after - 1)).await;
+        for k in first..=params.count {
+            sleep_until(start + params.interval * (k - first)).await;
             yield k;
         }
     }
