@@ -6,7 +6,7 @@
 #[allow(dead_code)] // `start` is for the tests
 mod broken;
 
-use std::net::SocketAddr;
+use std::{net::SocketAddr, time::Duration};
 
 use clap::Parser;
 
@@ -18,6 +18,9 @@ struct Args {
     /// Address to listen on; port 0 picks a free port.
     #[arg(long, default_value = "127.0.0.1:0")]
     addr: SocketAddr,
+    /// After SIGTERM or Ctrl-C, how long streams may run on.
+    #[arg(long, default_value_t = 30)]
+    grace_secs: u64,
 }
 
 #[tokio::main]
@@ -25,6 +28,21 @@ async fn main() -> std::io::Result<()> {
     let args = Args::parse();
     let listener = tokio::net::TcpListener::bind(args.addr).await?;
     println!("listening on http://{}", listener.local_addr()?);
-    broken::serve(listener, args.fault).await;
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    let signal = async move {
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = term.recv() => {}
+        }
+    };
+    let grace = Duration::from_secs(args.grace_secs);
+    broken::serve(
+        listener,
+        args.fault,
+        broken::Logger::default(),
+        signal,
+        grace,
+    )
+    .await;
     Ok(())
 }

@@ -5,6 +5,8 @@ use std::time::Duration;
 
 use reqwest::Method;
 
+use futures_util::future::join_all;
+
 use crate::{Config, Evidence, Outcome, probe, timing};
 
 /// One bad query: the parameter its message must name, the value it must quote and the upper
@@ -256,4 +258,139 @@ pub async fn streams_after_bad_input(cfg: &Config) -> Outcome {
         format!("after the bad queries: {}", gaps.reason),
     );
     outcome.with(got.evidence).with(summary(&answers))
+}
+
+/// A malformed request, sent as raw bytes.
+struct RawCase {
+    name: &'static str,
+    request: Vec<u8>,
+}
+
+/// How long a server may keep a request whose headers never finish (CONTRACT.md).
+pub(crate) const HEADER_BOUND: Duration = Duration::from_secs(40);
+
+fn raw_cases(cfg: &Config) -> Vec<RawCase> {
+    let host = cfg.host_port();
+    let target = |path: &str| cfg.target(path);
+    let get = |path: &str, extra: &str| {
+        format!(
+            "GET {} HTTP/1.1\r\nHost: {host}\r\n{extra}Connection: close\r\n\r\n",
+            target(path)
+        )
+        .into_bytes()
+    };
+    let mut invalid_utf8 = format!("GET {}?count=", target("/stream")).into_bytes();
+    invalid_utf8.extend_from_slice(b"\xff\xfe HTTP/1.1\r\nHost: ");
+    invalid_utf8.extend_from_slice(format!("{host}\r\nConnection: close\r\n\r\n").as_bytes());
+    let many_headers: String = (0..10_000).map(|i| format!("X-H{i}: v\r\n")).collect();
+    vec![
+        RawCase { name: "garbage request line", request: b"HELLO\r\n\r\n".to_vec() },
+        RawCase { name: "invalid UTF-8 in the query", request: invalid_utf8 },
+        RawCase {
+            name: "64 KiB query string",
+            request: get(&format!("/stream?count=1&x={}", "A".repeat(64 * 1024)), ""),
+        },
+        RawCase { name: "10 000 headers", request: get("/stream?count=1", &many_headers) },
+        RawCase {
+            name: "a 100 KiB header value",
+            request: get("/stream?count=1", &format!("X-Big: {}\r\n", "b".repeat(100 * 1024))),
+        },
+        RawCase {
+            name: "HTTP/1.1 without Host",
+            request: format!(
+                "GET {} HTTP/1.1\r\nConnection: close\r\n\r\n",
+                target("/stream?count=1&interval_ms=0")
+            )
+            .into_bytes(),
+        },
+        RawCase {
+            name: "unknown method BREW",
+            request: format!("BREW {} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n", target("/stream"))
+                .into_bytes(),
+        },
+        RawCase {
+            name: "HTTP/3.0 in the request line",
+            request: format!("GET {} HTTP/3.0\r\nHost: {host}\r\n\r\n", target("/stream")).into_bytes(),
+        },
+        RawCase {
+            name: "NUL in the path",
+            request: format!("GET {} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n", target("/str\0eam"))
+                .into_bytes(),
+        },
+        RawCase {
+            name: "Content-Length and Transfer-Encoding together",
+            request: format!(
+                "POST {} HTTP/1.1\r\nHost: {host}\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n0\r\n\r\n",
+                target("/stream")
+            )
+            .into_bytes(),
+        },
+        RawCase {
+            name: "a header line without a colon",
+            request: get("/stream?count=1", "NoColonHere\r\n"),
+        },
+        RawCase {
+            name: "headers that never finish",
+            request: format!("GET {} HTTP/1.1\r\nHost: {host}\r\n", target("/stream")).into_bytes(),
+        },
+    ]
+}
+
+/// Malformed requests over raw TCP, all at once, while a normal stream runs: each gets a 4xx
+/// or a closed connection (never a 2xx, a 5xx or a hang), and the stream keeps its timing.
+pub async fn malformed_requests_refused(cfg: &Config) -> Outcome {
+    let cases = raw_cases(cfg);
+    let deadline = HEADER_BOUND + Duration::from_secs(5);
+    let probes = join_all(
+        cases
+            .iter()
+            .map(|case| probe::raw(cfg, &case.request, deadline)),
+    );
+    let (answers, stream) = tokio::join!(probes, timing::fetch_stream(cfg));
+    let mut problems = Vec::new();
+    let mut notes = Vec::new();
+    for (case, got) in cases.iter().zip(&answers) {
+        let verdict = match (got.status(), &got.error) {
+            (Some(status), _) if (400..500).contains(&status) => {
+                let body = String::from_utf8_lossy(&got.body);
+                Ok(format!(
+                    "{status} {:?}",
+                    body.lines().next().unwrap_or_default()
+                ))
+            }
+            (Some(status), _) => Err(format!("{status}, expected a 4xx or a closed connection")),
+            (None, Some(error)) if error.starts_with("connection still open") => Err(format!(
+                "no answer and still open after {} s: the server hangs on to it",
+                deadline.as_secs()
+            )),
+            (None, Some(error)) => Ok(format!("closed ({error})")),
+            (None, None) => Ok("closed".into()),
+        };
+        let answered = got.evidence.end_ms.or(got.evidence.head_ms).unwrap_or(0.0);
+        match verdict {
+            Ok(what) => notes.push(format!("{}: {what} after {answered:.0} ms", case.name)),
+            Err(problem) => problems.push(format!("{}: {problem}", case.name)),
+        }
+    }
+    let evidence = Evidence {
+        request: format!("{} malformed requests over raw TCP", cases.len()),
+        notes,
+        ..Evidence::default()
+    };
+    let stream = match stream {
+        Ok(got) => timing::schedule_outcome(got.lines(), cfg.interval, cfg.tolerance),
+        Err(outcome) => outcome,
+    };
+    let outcome = if !problems.is_empty() {
+        Outcome::fail(problems.join("; "))
+    } else if stream.level == crate::Level::Fail {
+        Outcome::fail(format!("a stream running meanwhile: {}", stream.reason))
+    } else {
+        Outcome::pass(format!(
+            "{} malformed requests refused; a concurrent stream: {}",
+            cases.len(),
+            stream.reason
+        ))
+    };
+    outcome.with(evidence)
 }

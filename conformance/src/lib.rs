@@ -11,6 +11,7 @@ pub mod clients;
 mod decode;
 mod outcome;
 mod probe;
+pub mod proxies;
 mod report;
 pub mod servers;
 pub mod testing;
@@ -19,12 +20,14 @@ mod bad_input;
 mod compression;
 mod content;
 mod endpoint;
+mod faults;
 mod head;
 mod headers;
 mod html;
 mod http10;
 mod reachability;
 mod routing;
+mod shutdown;
 mod sse;
 mod timing;
 
@@ -51,6 +54,20 @@ pub struct Config {
     pub interval: Duration,
     /// How far an arrival may be from its due time.
     pub tolerance: Duration,
+    /// What is known about the server beyond its URL, when the checker started it.
+    pub local: Local,
+}
+
+/// What the checker knows about a server it started itself. The checks of logging, memory and
+/// shutdown need it; against a bare URL they warn that they could not run.
+#[derive(Debug, Clone, Default)]
+pub struct Local {
+    /// To read its resident memory from `/proc`.
+    pub pid: Option<u32>,
+    /// Its stderr.
+    pub log: Option<servers::ServerLog>,
+    /// How to start more instances (the shutdown checks signal their own).
+    pub launch: Option<servers::Launch>,
 }
 
 impl Config {
@@ -70,6 +87,7 @@ impl Config {
             count,
             interval,
             tolerance: interval / 2,
+            local: Local::default(),
         }
     }
 
@@ -181,6 +199,12 @@ macro_rules! __with_catalogue {
             bad_input::bad_input_rejected,
             bad_input::bad_input_explained,
             bad_input::streams_after_bad_input,
+            bad_input::malformed_requests_refused,
+            faults::disconnect_stops_generator,
+            faults::backpressure_bounded,
+            faults::load_200_streams,
+            shutdown::shutdown_drains_streams,
+            shutdown::shutdown_bounded_by_grace,
             routing::index_names_endpoints,
             routing::unknown_path_404,
             routing::other_methods_405_with_allow,

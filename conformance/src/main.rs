@@ -7,7 +7,10 @@
 use std::{path::PathBuf, process::ExitCode, time::Duration};
 
 use clap::{Parser, Subcommand};
-use conformance::{Config, Report, servers::Spawned};
+use conformance::{
+    Config, Report,
+    servers::{Launch, Spawned},
+};
 
 #[derive(Parser)]
 #[command(
@@ -153,17 +156,15 @@ async fn matrix(options: &Options) -> Result<Vec<(String, Report)>, String> {
         Ok(status) => eprintln!("warning: cargo build exited with {status}; using what is built"),
         Err(e) => eprintln!("warning: cannot run cargo ({e}); using what is built"),
     }
-    let mut servers = Vec::new();
-    for (name, package) in EXAMPLES {
-        let server = Spawned::start(&dir.join(package), Duration::from_secs(60))?;
-        eprintln!("{name}: {}", server.base);
-        servers.push((name, server));
-    }
     // One server at a time: the others' load would show up in its timings.
     let mut reports = Vec::new();
-    for (name, server) in &servers {
-        eprintln!("checking {name}…");
-        let report = conformance::run(&config(&server.base, options), &options.checks).await;
+    for (name, package) in EXAMPLES {
+        let program = dir.join(package);
+        let server = Spawned::start(&program, Duration::from_secs(60))?;
+        eprintln!("checking {name} at {}…", server.base);
+        let mut cfg = config(&server.base, options);
+        cfg.local = server.local(Some(Launch::new(program)));
+        let report = conformance::run(&cfg, &options.checks).await;
         reports.push((name.to_string(), report));
     }
     Ok(reports)

@@ -231,7 +231,7 @@ pub fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1000.0
 }
 
-fn client(timeout: Duration) -> reqwest::Client {
+pub(crate) fn client(timeout: Duration) -> reqwest::Client {
     reqwest::Client::builder()
         // Environment proxy settings would apply even to 127.0.0.1.
         .no_proxy()
@@ -369,9 +369,15 @@ fn describe(err: &reqwest::Error) -> String {
 /// Sends `request` (a complete HTTP request head) over a fresh TCP connection and reads until
 /// the server closes it or `deadline` passes. The body is everything after the response head,
 /// not decoded: this is for close-delimited answers, where the raw bytes are the body.
-pub async fn raw(cfg: &Config, request: &str, deadline: Duration) -> Fetched {
+pub async fn raw(cfg: &Config, request: impl AsRef<[u8]>, deadline: Duration) -> Fetched {
+    let request = request.as_ref();
     let mut out = Fetched::default();
-    out.evidence.request = request.lines().next().unwrap_or_default().to_owned();
+    let first_line = request.split(|&b| b == b'\n').next().unwrap_or_default();
+    let mut shown = String::from_utf8_lossy(&first_line[..first_line.len().min(120)]).into_owned();
+    if first_line.len() > 120 {
+        shown.push_str(&format!("… ({} bytes)", first_line.len()));
+    }
+    out.evidence.request = shown.trim_end().to_owned();
     let sent = Instant::now();
     let end = sent + deadline;
     let connect = tokio::time::timeout_at(end.into(), TcpStream::connect(cfg.host_port()));
@@ -386,7 +392,7 @@ pub async fn raw(cfg: &Config, request: &str, deadline: Duration) -> Fetched {
             return out;
         }
     };
-    if let Err(err) = tcp.write_all(request.as_bytes()).await {
+    if let Err(err) = tcp.write_all(request).await {
         out.error = Some(format!("cannot send the request: {err}"));
         return out;
     }

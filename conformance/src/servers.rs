@@ -3,13 +3,76 @@
 //! Its stderr (the logs) is kept for evidence. The process is killed when this is dropped.
 
 use std::{
-    io::{BufRead, BufReader, Read},
-    path::Path,
-    process::{Child, Command, Stdio},
+    io::{BufRead, BufReader},
+    path::{Path, PathBuf},
+    process::{Child, Command, ExitStatus, Stdio},
     sync::{Arc, Mutex, mpsc},
     thread,
-    time::Duration,
+    time::{Duration, Instant},
 };
+
+/// A server's log lines, each stamped with when the checker read it.
+#[derive(Debug, Clone, Default)]
+pub struct ServerLog(Arc<Mutex<Vec<(Instant, String)>>>);
+
+impl ServerLog {
+    pub fn push(&self, line: impl Into<String>) {
+        self.0.lock().unwrap().push((Instant::now(), line.into()));
+    }
+
+    /// Everything logged so far, one line each.
+    pub fn text(&self) -> String {
+        let lines = self.0.lock().unwrap();
+        lines.iter().map(|(_, l)| format!("{l}\n")).collect()
+    }
+
+    /// The first line logged at or after `since` that satisfies `matches`, waiting until
+    /// `deadline` for it.
+    pub async fn wait_for(
+        &self,
+        since: Instant,
+        deadline: Instant,
+        matches: impl Fn(&str) -> bool,
+    ) -> Option<(Instant, String)> {
+        loop {
+            let found = self
+                .0
+                .lock()
+                .unwrap()
+                .iter()
+                .find(|(at, line)| *at >= since && matches(line))
+                .cloned();
+            if found.is_some() || Instant::now() >= deadline {
+                return found;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    }
+}
+
+/// How to start another instance of a server: the program and its fixed arguments
+/// (`--addr 127.0.0.1:0` is added).
+#[derive(Debug, Clone)]
+pub struct Launch {
+    pub program: PathBuf,
+    pub args: Vec<String>,
+}
+
+impl Launch {
+    pub fn new(program: impl Into<PathBuf>) -> Self {
+        Self {
+            program: program.into(),
+            args: Vec::new(),
+        }
+    }
+
+    /// Starts an instance with `extra` arguments.
+    pub fn spawn(&self, extra: &[&str]) -> Result<Spawned, String> {
+        let mut args: Vec<&str> = self.args.iter().map(String::as_str).collect();
+        args.extend(extra);
+        Spawned::with_args(&self.program, &args, Duration::from_secs(60))
+    }
+}
 
 /// A running server and its bound address.
 #[derive(Debug)]
@@ -17,15 +80,22 @@ pub struct Spawned {
     child: Child,
     /// `http://IP:PORT`, as the server printed it.
     pub base: String,
-    stderr: Arc<Mutex<String>>,
+    /// Its stderr, line by line.
+    pub log: ServerLog,
     stderr_reader: Option<thread::JoinHandle<()>>,
 }
 
 impl Spawned {
     /// Starts `program --addr 127.0.0.1:0` and waits (up to `wait`) for its address line.
     pub fn start(program: &Path, wait: Duration) -> Result<Self, String> {
+        Self::with_args(program, &[], wait)
+    }
+
+    /// Like [`Spawned::start`], with more arguments.
+    pub fn with_args(program: &Path, args: &[&str], wait: Duration) -> Result<Self, String> {
         let mut child = Command::new(program)
             .args(["--addr", "127.0.0.1:0"])
+            .args(args)
             .env(
                 "RUST_LOG",
                 std::env::var("RUST_LOG").unwrap_or_else(|_| "info".into()),
@@ -36,18 +106,12 @@ impl Spawned {
             .spawn()
             .map_err(|e| format!("cannot start {}: {e}", program.display()))?;
 
-        let stderr = Arc::new(Mutex::new(String::new()));
-        let mut pipe = child.stderr.take().expect("stderr is piped");
-        let sink = Arc::clone(&stderr);
+        let log = ServerLog::default();
+        let pipe = child.stderr.take().expect("stderr is piped");
+        let sink = log.clone();
         let stderr_reader = thread::spawn(move || {
-            let mut buf = [0u8; 4096];
-            while let Ok(n) = pipe.read(&mut buf) {
-                if n == 0 {
-                    break;
-                }
-                sink.lock()
-                    .unwrap()
-                    .push_str(&String::from_utf8_lossy(&buf[..n]));
+            for line in BufReader::new(pipe).split(b'\n').map_while(Result::ok) {
+                sink.push(String::from_utf8_lossy(&line).into_owned());
             }
         });
 
@@ -64,7 +128,7 @@ impl Spawned {
         let mut server = Self {
             child,
             base: String::new(),
-            stderr,
+            log,
             stderr_reader: Some(stderr_reader),
         };
         let line = match first {
@@ -95,7 +159,32 @@ impl Spawned {
 
     /// Everything the server has logged so far.
     pub fn stderr(&self) -> String {
-        self.stderr.lock().unwrap().clone()
+        self.log.text()
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Sends SIGTERM, as `kill` does.
+    pub fn terminate(&self) -> Result<(), String> {
+        let pid = nix::unistd::Pid::from_raw(self.child.id() as i32);
+        nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM)
+            .map_err(|e| format!("cannot signal {pid}: {e}"))
+    }
+
+    /// Has it exited? How, if so.
+    pub fn exited(&mut self) -> Option<ExitStatus> {
+        self.child.try_wait().ok().flatten()
+    }
+
+    /// What the checker knows about this server beyond its URL.
+    pub fn local(&self, launch: Option<Launch>) -> crate::Local {
+        crate::Local {
+            pid: Some(self.pid()),
+            log: Some(self.log.clone()),
+            launch,
+        }
     }
 }
 

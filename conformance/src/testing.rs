@@ -4,7 +4,10 @@
 
 use std::{path::Path, time::Duration};
 
-use crate::{Config, Level, clients, servers::Spawned};
+use crate::{
+    Config, Level, clients,
+    servers::{Launch, Spawned},
+};
 
 /// Timing used by the test suite: 5 lines 200 ms apart, ±100 ms.
 pub fn test_config(base: &str) -> Config {
@@ -17,7 +20,8 @@ pub fn run_check_against_binary(binary: &str, check: &str) {
     let entry = crate::check(check).unwrap_or_else(|| panic!("no check named {check}"));
     let server = Spawned::start(Path::new(binary), Duration::from_secs(60))
         .unwrap_or_else(|e| panic!("{binary}: {e}"));
-    let cfg = test_config(&server.base);
+    let mut cfg = test_config(&server.base);
+    cfg.local = server.local(Some(Launch::new(binary)));
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

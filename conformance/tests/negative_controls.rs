@@ -6,7 +6,8 @@ mod support;
 
 use std::process::Command;
 
-use conformance::{Level, Outcome, testing::test_config};
+use clap::ValueEnum;
+use conformance::{Config, Level, Local, Outcome, servers::Launch, testing::test_config};
 use support::broken::{self, Fault};
 
 fn runtime() -> tokio::runtime::Runtime {
@@ -17,12 +18,41 @@ fn runtime() -> tokio::runtime::Runtime {
         .expect("a tokio runtime")
 }
 
+/// The broken server as a program (cargo builds the examples for `cargo test`), for the
+/// checks that start and signal instances of their own.
+fn broken_program(fault: Fault) -> Launch {
+    let deps = std::env::current_exe().expect("the test's path");
+    let program = deps
+        .parent()
+        .and_then(|deps| deps.parent())
+        .expect("target/debug")
+        .join("examples/broken_server");
+    let name = fault
+        .to_possible_value()
+        .expect("a fault name")
+        .get_name()
+        .to_owned();
+    Launch {
+        program,
+        args: vec!["--fault".into(), name],
+    }
+}
+
+/// The broken server with `fault`, in this process, with what the checker may know about it.
+async fn broken_config(fault: Fault) -> Config {
+    let (addr, log) = broken::start_logged(fault).await;
+    let mut cfg = test_config(&format!("http://{addr}"));
+    cfg.local = Local {
+        pid: Some(std::process::id()),
+        log: Some(log),
+        launch: Some(broken_program(fault)),
+    };
+    cfg
+}
+
 fn run_check(fault: Fault, check: &str) -> Outcome {
     let entry = conformance::check(check).unwrap_or_else(|| panic!("no check named {check}"));
-    runtime().block_on(async {
-        let addr = broken::start(fault).await;
-        entry.run(&test_config(&format!("http://{addr}"))).await
-    })
+    runtime().block_on(async { entry.run(&broken_config(fault).await).await })
 }
 
 fn expect_fail(check: &str, fault: Fault, reason: &str) {
@@ -100,6 +130,22 @@ controls! {
     streams_with_identity: CompressesUnasked => "Content-Encoding: gzip, which the request did not offer";
     streams_without_accept_encoding: CompressesUnasked => "Content-Encoding: gzip, which the request did not offer";
     ordinary_responses_negotiated: CompressesUnasked => "GET / without Accept-Encoding came back with Content-Encoding: gzip";
+    malformed_requests_refused: AcceptsNoHost => "HTTP/1.1 without Host: 200";
+    disconnect_stops_generator: KeepsGenerating => "the generator kept running";
+    backpressure_bounded: BuffersAhead => "the server buffers ahead of a slow client";
+    load_200_streams: OneAtATime => "of 200 concurrent streams failed";
+    shutdown_drains_streams: ShutdownCutsStreams => "streams were cut short";
+    shutdown_bounded_by_grace: ShutdownIgnoresGrace => "expected when the 1 s grace ran out";
+}
+
+/// A request whose headers never finish must not hold its connection forever.
+#[test]
+fn unfinished_headers_must_be_closed() {
+    expect_fail(
+        "malformed_requests_refused",
+        Fault::NoHeaderTimeout,
+        "headers that never finish: no answer and still open",
+    );
 }
 
 /// A compressor that never flushes delivers the right content, all at the end: the content
@@ -163,10 +209,8 @@ fn collected_body_fails_the_timing_checks() {
 
 #[test]
 fn fault_free_server_passes_everything() {
-    let report = runtime().block_on(async {
-        let addr = broken::start(Fault::None).await;
-        conformance::run(&test_config(&format!("http://{addr}")), &[]).await
-    });
+    let report = runtime()
+        .block_on(async { conformance::run(&broken_config(Fault::None).await, &[]).await });
     assert!(!report.failed(), "{}", report.table());
     assert_eq!(
         report.count(Level::Pass),

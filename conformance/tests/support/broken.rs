@@ -4,11 +4,14 @@
 //! It writes HTTP by hand on purpose: the faults (chunked to HTTP/1.0, a body after HEAD, a
 //! Content-Length on a stream, …) are things a good HTTP library will not let you do.
 
-use std::{io::Write, net::SocketAddr, time::Duration};
+use std::{future::Future, io::Write, net::SocketAddr, sync::Arc, time::Duration};
+
+use conformance::servers::ServerLog;
 
 use tokio::{
     io::{AsyncReadExt, AsyncWriteExt},
     net::{TcpListener, TcpStream},
+    sync::watch,
     time::{Instant, sleep, sleep_until},
 };
 
@@ -97,24 +100,76 @@ pub enum Fault {
     EventsAcceptBadLastEventId,
     /// No keep-alive comments.
     EventsNoKeepalive,
+    /// Ignores write errors: a stream whose client has gone runs its schedule to the end.
+    KeepsGenerating,
+    /// Produces the whole body up front and queues it, however slowly the client reads.
+    BuffersAhead,
+    /// Serves one connection at a time.
+    OneAtATime,
+    /// Answers an HTTP/1.1 request without Host.
+    AcceptsNoHost,
+    /// Waits forever for headers that never finish.
+    NoHeaderTimeout,
+    /// Exits at once on SIGTERM, cutting the streams in flight.
+    ShutdownCutsStreams,
+    /// On SIGTERM, waits for the streams however long they take.
+    ShutdownIgnoresGrace,
+}
+
+/// Where the server logs: stderr, and a [`ServerLog`] the tests can read.
+#[derive(Clone, Default)]
+pub struct Logger(Option<ServerLog>);
+
+impl Logger {
+    fn info(&self, line: String) {
+        eprintln!("INFO broken: {line}");
+        if let Some(log) = &self.0 {
+            log.push(format!("INFO broken: {line}"));
+        }
+    }
 }
 
 /// Binds 127.0.0.1:0 and serves with `fault` until the runtime ends.
 pub async fn start(fault: Fault) -> SocketAddr {
-    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let addr = listener.local_addr().expect("local addr");
-    if fault == Fault::NotListening {
-        return addr; // the listener is dropped here: connections are refused
-    }
-    tokio::spawn(serve(listener, fault));
-    addr
+    start_logged(fault).await.0
 }
 
-pub async fn serve(listener: TcpListener, fault: Fault) {
+/// Like [`start`], with the server's log.
+pub async fn start_logged(fault: Fault) -> (SocketAddr, ServerLog) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("local addr");
+    let log = ServerLog::default();
+    if fault != Fault::NotListening {
+        // The listener is dropped otherwise: connections are refused.
+        let logger = Logger(Some(log.clone()));
+        let never = std::future::pending();
+        tokio::spawn(serve(
+            listener,
+            fault,
+            logger,
+            never,
+            Duration::from_secs(30),
+        ));
+    }
+    (addr, log)
+}
+
+/// Serves until `shutdown`; then stops accepting, lets the streams run for `grace`, ends the
+/// rest cleanly and returns once none is left.
+pub async fn serve(
+    listener: TcpListener,
+    fault: Fault,
+    logger: Logger,
+    shutdown: impl Future<Output = ()>,
+    grace: Duration,
+) {
     if fault == Fault::NotListening {
         return;
     }
     let (died_tx, mut died) = tokio::sync::mpsc::channel::<()>(1);
+    let (grace_tx, grace_over) = watch::channel(false);
+    let open = Arc::new(());
+    tokio::pin!(shutdown);
     loop {
         let (tcp, _) = tokio::select! {
             accepted = listener.accept() => match accepted {
@@ -122,15 +177,37 @@ pub async fn serve(listener: TcpListener, fault: Fault) {
                 Err(_) => continue,
             },
             _ = died.recv() => return, // drops the listener: connections are refused
+            _ = &mut shutdown => break,
         };
         let died = died_tx.clone();
-        tokio::spawn(async move {
-            if let Ok(Answer::BadInput) = handle(tcp, fault).await
+        let (logger, grace_over, open) = (logger.clone(), grace_over.clone(), open.clone());
+        let connection = async move {
+            let _open = open;
+            if let Ok(Answer::BadInput) = handle(tcp, fault, &logger, grace_over).await
                 && fault == Fault::DiesAfterBadInput
             {
                 let _ = died.send(()).await;
             }
+        };
+        if fault == Fault::OneAtATime {
+            connection.await;
+        } else {
+            tokio::spawn(connection);
+        }
+    }
+    drop(listener);
+    logger.info(format!("shutting down, grace {grace:?}"));
+    if fault == Fault::ShutdownCutsStreams {
+        return;
+    }
+    if fault != Fault::ShutdownIgnoresGrace {
+        tokio::spawn(async move {
+            sleep(grace).await;
+            let _ = grace_tx.send(true);
         });
+    }
+    while Arc::strong_count(&open) > 1 {
+        sleep(Duration::from_millis(10)).await;
     }
 }
 
@@ -144,6 +221,7 @@ struct Request {
     path: String,
     query: String,
     http10: bool,
+    host: bool,
     accept_encoding: Option<String>,
     last_event_id: Option<String>,
 }
@@ -174,6 +252,7 @@ async fn read_request(tcp: &mut TcpStream) -> std::io::Result<Request> {
         path: path.to_owned(),
         query: query.to_owned(),
         http10: req.version == Some(0),
+        host: header("host").is_some(),
         accept_encoding: header("accept-encoding"),
         last_event_id: header("last-event-id"),
     })
@@ -340,9 +419,26 @@ impl Encoder {
 /// The examples' page (fetch() + EventSource), so the browser tests have a control too.
 const INDEX: &str = include_str!("../../../examples-axum/src/index.html");
 
-async fn handle(mut tcp: TcpStream, fault: Fault) -> std::io::Result<Answer> {
+async fn handle(
+    mut tcp: TcpStream,
+    fault: Fault,
+    logger: &Logger,
+    grace_over: watch::Receiver<bool>,
+) -> std::io::Result<Answer> {
     tcp.set_nodelay(true)?;
-    let req = read_request(&mut tcp).await?;
+    let req = if fault == Fault::NoHeaderTimeout {
+        read_request(&mut tcp).await?
+    } else {
+        match tokio::time::timeout(Duration::from_secs(10), read_request(&mut tcp)).await {
+            Ok(req) => req?,
+            Err(_) => return Ok(Answer::Ok), // closes the connection
+        }
+    };
+    if !req.http10 && !req.host && fault != Fault::AcceptsNoHost {
+        let message = "HTTP/1.1 requests need a Host header\n";
+        simple(&mut tcp, &req, fault, "400 Bad Request", &[], message).await?;
+        return Ok(Answer::BadInput);
+    }
     let endpoint = match req.path.as_str() {
         "/stream" => Some(Endpoint::Stream),
         "/stream.html" => Some(Endpoint::Html),
@@ -357,7 +453,7 @@ async fn handle(mut tcp: TcpStream, fault: Fault) -> std::io::Result<Answer> {
         }
         (_, _, None) => simple(&mut tcp, &req, fault, "404 Not Found", &[], "not found\n").await?,
         (_, "GET" | "HEAD", Some(endpoint)) => {
-            return stream(&mut tcp, &req, endpoint, fault).await;
+            return stream(&mut tcp, &req, endpoint, fault, logger, grace_over).await;
         }
         _ => {
             let allow: &[&str] = if fault == Fault::NoAllow {
@@ -410,11 +506,31 @@ async fn simple(
     tcp.write_all(&body).await
 }
 
+/// Logs how a stream ended when it is dropped, as the examples do.
+struct Progress<'a> {
+    logger: &'a Logger,
+    produced: u32,
+    of: u32,
+}
+
+impl Drop for Progress<'_> {
+    fn drop(&mut self) {
+        let (k, n) = (self.produced, self.of);
+        self.logger.info(if k == n {
+            format!("stream completed: {n} of {n} items")
+        } else {
+            format!("stream cancelled after {k} of {n} items")
+        });
+    }
+}
+
 async fn stream(
     tcp: &mut TcpStream,
     req: &Request,
     endpoint: Endpoint,
     fault: Fault,
+    logger: &Logger,
+    mut grace_over: watch::Receiver<bool>,
 ) -> std::io::Result<Answer> {
     let params = match parse(&req.query, endpoint, fault) {
         Ok(params) => params,
@@ -452,14 +568,19 @@ async fn stream(
             k
         }
     };
-    let items: Vec<String> = (first..=count)
-        .map(|k| match endpoint {
-            Endpoint::Stream => format!("{}\n", shown(k)),
-            Endpoint::Html => format!("<div>{}</div>{}", shown(k), " ".repeat(params.pad)),
-            Endpoint::Events if fault == Fault::EventsNoIds => format!("data: {k}\n\n"),
-            Endpoint::Events => format!("id: {k}\ndata: {k}\n\n"),
-        })
-        .collect();
+    let item = |k: u32| match endpoint {
+        Endpoint::Stream => format!("{}\n", shown(k)),
+        Endpoint::Html => format!("<div>{}</div>{}", shown(k), " ".repeat(params.pad)),
+        Endpoint::Events if fault == Fault::EventsNoIds => format!("data: {k}\n\n"),
+        Endpoint::Events => format!("id: {k}\ndata: {k}\n\n"),
+    };
+    let n = (count + 1 - first) as usize;
+    // Produced as they are due, unless the fault queues them all up front.
+    let mut ahead: std::collections::VecDeque<String> = if fault == Fault::BuffersAhead {
+        (first..=count).map(item).collect()
+    } else {
+        Default::default()
+    };
     let (prefix, suffix) = match endpoint {
         Endpoint::Stream => ("", ""),
         Endpoint::Html => ("<!doctype html><html><body>", "</body></html>"),
@@ -497,7 +618,8 @@ async fn stream(
     if fault != Fault::NoNosniff {
         header("x-content-type-options: nosniff");
     }
-    let total: usize = prefix.len() + items.iter().map(String::len).sum::<usize>() + suffix.len();
+    let total: usize =
+        prefix.len() + (first..=count).map(|k| item(k).len()).sum::<usize>() + suffix.len();
     match fault {
         Fault::Etag => header("etag: \"abc\""),
         Fault::LastModified => header("last-modified: Tue, 24 Nov 2026 10:00:00 GMT"),
@@ -516,7 +638,7 @@ async fn stream(
     let start = Instant::now();
     let due = |k: usize| start + interval * k as u32;
     if head_request && fault == Fault::HeadRunsGenerator {
-        sleep_until(due(items.len().saturating_sub(1))).await;
+        sleep_until(due(n.saturating_sub(1))).await;
     }
     tcp.write_all(head.as_bytes()).await?;
     if head_request && fault != Fault::HeadBody {
@@ -534,15 +656,32 @@ async fn stream(
             bytes
         }
     };
+    // A client that has gone away makes writes fail; that ends the stream, unless the fault
+    // says to carry on regardless.
+    let mut gone = false;
+    let mut write = async |tcp: &mut TcpStream, bytes: &[u8]| -> std::io::Result<()> {
+        match tcp.write_all(bytes).await {
+            Err(_) if fault == Fault::KeepsGenerating => {
+                gone = true;
+                Ok(())
+            }
+            other => other,
+        }
+    };
     let buffered = fault == Fault::Buffered
         || (req.http10 && fault == Fault::BufferedForHttp10)
         || (endpoint == Endpoint::Html && fault == Fault::HtmlBuffered)
         || (endpoint == Endpoint::Events && fault == Fault::EventsBuffered);
     let keepalive = (endpoint == Endpoint::Events && fault != Fault::EventsNoKeepalive)
         .then_some(params.keepalive);
+    let mut progress = Progress {
+        logger,
+        produced: 0,
+        of: n as u32,
+    };
     let mut pending = prefix.to_owned();
     let mut last_write = start;
-    for (i, item) in items.iter().enumerate() {
+    for (i, k) in (first..=count).enumerate() {
         let at = match fault {
             Fault::FirstLineLate => due(i + 1),
             Fault::FastSchedule => start + interval * 6 * i as u32 / 10,
@@ -553,15 +692,27 @@ async fn stream(
         while let Some(keepalive) = keepalive.filter(|k| last_write + *k < at) {
             sleep_until(last_write + keepalive).await;
             let comment = encoder.encode(b": keep-alive\n\n", flush);
-            tcp.write_all(&frame(comment)).await?;
+            write(tcp, &frame(comment)).await?;
             last_write = Instant::now();
         }
-        sleep_until(at).await;
-        pending.push_str(item);
-        let hold = buffered || (fault == Fault::Pairs && i % 2 == 1 && i + 1 < items.len());
+        let mut probe = [0u8; 1];
+        tokio::select! {
+            _ = sleep_until(at) => {}
+            // The shutdown's grace is over: end the body cleanly after what was sent.
+            _ = grace_over.wait_for(|over| *over) => break,
+            // The client hung up (end of file, or an error): stop now, not at the next write.
+            read = tcp.read(&mut probe), if fault != Fault::KeepsGenerating => {
+                if matches!(read, Ok(0) | Err(_)) {
+                    return Ok(Answer::Ok);
+                }
+            }
+        }
+        pending.push_str(&ahead.pop_front().unwrap_or_else(|| item(k)));
+        progress.produced += 1;
+        let hold = buffered || (fault == Fault::Pairs && i % 2 == 1 && i + 1 < n);
         if !hold {
             let bytes = encoder.encode(pending.as_bytes(), flush);
-            tcp.write_all(&frame(bytes)).await?;
+            write(tcp, &frame(bytes)).await?;
             pending.clear();
             last_write = Instant::now();
         }
@@ -569,13 +720,18 @@ async fn stream(
     pending.push_str(suffix);
     let mut rest = encoder.encode(pending.as_bytes(), false);
     rest.extend(encoder.finish());
-    tcp.write_all(&frame(rest)).await?;
+    write(tcp, &frame(rest)).await?;
     if fault == Fault::Linger {
         sleep(interval).await;
     }
     if chunked {
-        tcp.write_all(b"0\r\n\r\n").await?;
+        write(tcp, b"0\r\n\r\n").await?;
     }
-    tcp.shutdown().await?;
+    if gone {
+        // The stream ran to its end for nobody: it was cancelled when the client left.
+        progress.produced = progress.produced.min(progress.of - 1);
+    }
+    drop(progress);
+    let _ = tcp.shutdown().await;
     Ok(Answer::Ok)
 }

@@ -1,0 +1,250 @@
+//! What happens when clients misbehave or pile up: a client that goes away mid-stream, one
+//! that stops reading, and many at once. The first two need to see inside the server (its log,
+//! its memory), so they run only when the checker started the server itself.
+
+use std::time::{Duration, Instant};
+
+use futures_util::future::join_all;
+
+use crate::{
+    Config, Level, Outcome,
+    endpoint::{Endpoint, fetch_items},
+    probe::{self, ms},
+    timing::schedule_outcome,
+};
+
+/// Items per stream whose end the disconnect check looks for in the log; an unusual number so
+/// no other check's stream is mistaken for it.
+const CANCELLED_OF: u32 = 37;
+/// Likewise for the completed stream.
+const COMPLETED_OF: u32 = 23;
+
+/// Reads two lines, hangs up, and waits for the server to log that the stream was cancelled:
+/// within one interval + 200 ms, with K = 2 to 4 items produced. A short stream read to the end
+/// must log that it completed.
+pub async fn disconnect_stops_generator(cfg: &Config) -> Outcome {
+    let Some(log) = &cfg.local.log else {
+        return Outcome::warn("needs the server's log: run it from the test suite or `matrix`");
+    };
+    let path = Endpoint::Stream.path(CANCELLED_OF, cfg.interval);
+    let url = format!("{}{path}", cfg.base);
+    let client = probe::client(cfg.deadline());
+    let mut response = match client.get(&url).send().await {
+        Ok(response) => response,
+        Err(e) => return Outcome::fail(format!("GET {path}: {e}")),
+    };
+    let mut lines = 0;
+    while lines < 2 {
+        match response.chunk().await {
+            Ok(Some(chunk)) => lines += chunk.iter().filter(|&&b| b == b'\n').count(),
+            other => return Outcome::fail(format!("GET {path} ended early: {other:?}")),
+        }
+    }
+    drop(response);
+    drop(client);
+    let gone = Instant::now();
+    let bound = cfg.interval + Duration::from_millis(200);
+    let wanted = format!("of {CANCELLED_OF} items");
+    let cancelled = log
+        .wait_for(gone, gone + bound + Duration::from_secs(5), |line| {
+            line.contains("stream cancelled after") && line.contains(&wanted)
+        })
+        .await;
+    let outcome = match cancelled {
+        None => Outcome::fail(format!(
+            "no \"stream cancelled after K of {CANCELLED_OF} items\" in the log within {} ms of \
+             the client hanging up: the generator kept running",
+            bound.as_millis() + 5000
+        )),
+        Some((at, line)) => {
+            let after = ms(at - gone);
+            let produced = ["2", "3"]
+                .iter()
+                .any(|k| line.contains(&format!("after {k} of")));
+            if after > ms(bound) {
+                Outcome::fail(format!(
+                    "the stream was cancelled {after:.0} ms after the client hung up, expected \
+                     within {} ms (one interval + 200 ms): the generator kept running",
+                    bound.as_millis()
+                ))
+            } else if !produced {
+                Outcome::fail(format!(
+                    "logged {line:?} after the client read 2 lines: expected 2 to 4 items produced"
+                ))
+            } else {
+                Outcome::pass(format!(
+                    "cancelled {after:.0} ms after the hang-up: {line:?}"
+                ))
+            }
+        }
+    };
+    if outcome.level != Level::Pass {
+        return outcome;
+    }
+    let start = Instant::now();
+    let done = Endpoint::Stream.path(COMPLETED_OF, Duration::ZERO);
+    let got = probe::fetch(cfg, reqwest::Method::GET, &done, cfg.deadline(), false).await;
+    let wanted = format!("stream completed: {COMPLETED_OF} of {COMPLETED_OF} items");
+    let completed = log
+        .wait_for(start, Instant::now() + Duration::from_secs(5), |line| {
+            line.contains(&wanted)
+        })
+        .await;
+    match completed {
+        Some(_) => Outcome::pass(format!(
+            "{}; a finished stream logs {wanted:?}",
+            outcome.reason
+        )),
+        None => {
+            Outcome::fail(format!("no {wanted:?} in the log after GET {done}")).with(got.evidence)
+        }
+    }
+}
+
+/// Resident memory of `pid` in bytes, from `/proc`.
+fn rss(pid: u32) -> Result<u64, String> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .map_err(|e| format!("cannot read /proc/{pid}/status: {e}"))?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+        .map(|kb| kb * 1024)
+        .ok_or_else(|| format!("no VmRSS in /proc/{pid}/status"))
+}
+
+/// How long the reader stalls, and how much the server may grow meanwhile.
+const STALL: Duration = Duration::from_secs(5);
+const MAX_GROWTH: u64 = 16 * 1024 * 1024;
+
+/// A fast stream whose reader stops for five seconds: the server must not buffer ahead (its
+/// memory grows by at most 16 MiB), and every line must still arrive, in order.
+pub async fn backpressure_bounded(cfg: &Config) -> Outcome {
+    let Some(pid) = cfg.local.pid else {
+        return Outcome::warn("needs the server's pid: run it from the test suite or `matrix`");
+    };
+    let count: u32 = 1_000_000;
+    let path = Endpoint::Stream.path(count, Duration::ZERO);
+    let before = match rss(pid) {
+        Ok(rss) => rss,
+        Err(e) => return Outcome::warn(e),
+    };
+    let client = probe::client(Duration::from_secs(120));
+    let mut response = match client.get(format!("{}{path}", cfg.base)).send().await {
+        Ok(response) => response,
+        Err(e) => return Outcome::fail(format!("GET {path}: {e}")),
+    };
+    let mut next: u32 = 1;
+    let mut partial = Vec::new();
+    let mut check = |bytes: &[u8], next: &mut u32| -> Result<(), String> {
+        for &b in bytes {
+            if b != b'\n' {
+                partial.push(b);
+                continue;
+            }
+            let text = String::from_utf8_lossy(&partial).into_owned();
+            if text != next.to_string() {
+                return Err(format!("line {next} is {text:?}"));
+            }
+            *next += 1;
+            partial.clear();
+        }
+        Ok(())
+    };
+    // Read the start, then stop reading.
+    match response.chunk().await {
+        Ok(Some(chunk)) => {
+            if let Err(e) = check(&chunk, &mut next) {
+                return Outcome::fail(e);
+            }
+        }
+        other => return Outcome::fail(format!("GET {path} gave no body: {other:?}")),
+    }
+    // The stall is what is being tested, not a synchronisation.
+    tokio::time::sleep(STALL).await;
+    let after = match rss(pid) {
+        Ok(rss) => rss,
+        Err(e) => return Outcome::fail(e),
+    };
+    let growth = after.saturating_sub(before);
+    let mib = |b: u64| b as f64 / (1024.0 * 1024.0);
+    let resumed = Instant::now();
+    let end = resumed + Duration::from_secs(120);
+    loop {
+        match tokio::time::timeout_at(end.into(), response.chunk()).await {
+            Ok(Ok(Some(chunk))) => {
+                if let Err(e) = check(&chunk, &mut next) {
+                    return Outcome::fail(format!("after the stall: {e}"));
+                }
+            }
+            Ok(Ok(None)) => break,
+            Ok(Err(e)) => return Outcome::fail(format!("after the stall the body broke off: {e}")),
+            Err(_) => {
+                return Outcome::fail(format!(
+                    "after the stall, {} of {count} lines in 120 s",
+                    next - 1
+                ));
+            }
+        }
+    }
+    let read = next - 1;
+    let drain = ms(resumed.elapsed());
+    if read != count {
+        return Outcome::fail(format!("{read} of {count} lines arrived after the stall"));
+    }
+    Outcome::judge(
+        growth <= MAX_GROWTH,
+        format!(
+            "memory grew {:.1} MiB during a {} s stall; then all {count} lines, in order, in \
+             {drain:.0} ms",
+            mib(growth),
+            STALL.as_secs()
+        ),
+        format!(
+            "memory grew {:.1} MiB (from {:.1} to {:.1} MiB) while the client stalled for {} s, \
+             more than {} MiB: the server buffers ahead of a slow client",
+            mib(growth),
+            mib(before),
+            mib(after),
+            STALL.as_secs(),
+            MAX_GROWTH / (1024 * 1024)
+        ),
+    )
+}
+
+/// How many streams the load check opens at once.
+const CONCURRENT: usize = 200;
+
+/// 200 streams at once: each gets its whole content, on time.
+pub async fn load_200_streams(cfg: &Config) -> Outcome {
+    let outcomes = join_all((0..CONCURRENT).map(|_| async {
+        let ask = Endpoint::Stream.ask(cfg);
+        match fetch_items(cfg, Endpoint::Stream, ask, cfg.count).await {
+            Ok(got) => {
+                schedule_outcome(got.lines(), cfg.interval, cfg.tolerance).with(got.evidence)
+            }
+            Err(outcome) => outcome,
+        }
+    }))
+    .await;
+    let failed: Vec<&Outcome> = outcomes.iter().filter(|o| o.level == Level::Fail).collect();
+    let firsts: Vec<f64> = outcomes
+        .iter()
+        .filter_map(|o| o.evidence.first()?.lines.first().map(|l| l.at_ms))
+        .collect();
+    let slowest = firsts.iter().copied().fold(0.0, f64::max);
+    match failed.first() {
+        Some(first) => {
+            let mut outcome = Outcome::fail(format!(
+                "{} of {CONCURRENT} concurrent streams failed; the first: {}",
+                failed.len(),
+                first.reason
+            ));
+            outcome.evidence = first.evidence.clone();
+            outcome
+        }
+        None => Outcome::pass(format!(
+            "{CONCURRENT} concurrent streams complete and on time; slowest first line {slowest:.1} ms"
+        )),
+    }
+}

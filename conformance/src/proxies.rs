@@ -1,0 +1,667 @@
+//! Real reverse proxies in front of a server: nginx and Apache httpd, each started on loopback
+//! with its own config, prefix, pid file and logs in a temporary directory.
+//!
+//! [`Proxy::start`] writes a stock reverse-proxy config with the proxy's compression on for
+//! `text/plain`, `text/html` and `text/event-stream`, starts the real program on an ephemeral
+//! port and waits until it accepts connections; dropping the [`Proxy`] stops it (SIGTERM to its
+//! pid) and removes the directory. [`run_behind_nginx`] and [`run_behind_apache`] run the
+//! timing and compression checks through it against a server binary.
+//!
+//! What we measured with nginx 1.22 and Apache 2.4 (5 items 200 ms apart, see the README):
+//!
+//! - **nginx** with `proxy_buffering on` (its default) holds a response back in two cases: when
+//!   the upstream is asked over HTTP/1.0 (`proxy_http_version 1.0`, nginx's own default: the
+//!   whole body came at the end), and when nginx's own gzip compresses the response (the gzip
+//!   filter only flushes on a flush buffer, which buffered proxying never sets). An HTTP/1.1
+//!   chunked upstream that nginx does not compress is passed on chunk by chunk even with
+//!   buffering on. `X-Accel-Buffering: no` switches nginx to unbuffered proxying for that one
+//!   response: every buffer is flushed, through gzip too. [`Setup::Http10Upstream`] and
+//!   [`Setup::ProxyCompresses`] are those two cases.
+//! - **Apache** (`mod_proxy_http`, `mod_deflate`) needs nothing: `mod_proxy_http` passes a flush
+//!   bucket on whenever the backend has nothing more to read for now, and `mod_deflate` answers a
+//!   flush with a sync flush of the compressor, so every item goes out compressed as it comes.
+//!   It ignores `X-Accel-Buffering`.
+
+use std::{
+    fs,
+    net::{Ipv4Addr, TcpListener, TcpStream},
+    path::{Path, PathBuf},
+    process::{Child, Command, Stdio},
+    sync::atomic::{AtomicU32, Ordering},
+    thread,
+    time::{Duration, Instant},
+};
+
+use crate::{Level, Outcome, clients, servers::Spawned, testing::test_config};
+
+/// Which proxy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// nginx (`proxy_pass`, `gzip on`).
+    Nginx,
+    /// Apache httpd (`mod_proxy_http`, `mod_deflate`).
+    Apache,
+}
+
+impl Kind {
+    /// The program, as Debian names it.
+    pub fn program(self) -> &'static str {
+        match self {
+            Kind::Nginx => "nginx",
+            Kind::Apache => "apache2",
+        }
+    }
+
+    /// The Debian package that provides [`Kind::program`].
+    pub fn package(self) -> &'static str {
+        self.program()
+    }
+}
+
+/// How the proxy is set up in front of its upstream.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Setup {
+    /// The stock reverse proxy, with compression on for text/plain, text/html and
+    /// text/event-stream. The client's `Accept-Encoding` goes to the upstream, so a body the
+    /// upstream compresses passes through as it is, and the proxy compresses the rest (in our
+    /// examples, `/events`). nginx talks HTTP/1.1 to the upstream, with buffering on.
+    Stock,
+    /// As [`Setup::Stock`], but `Accept-Encoding` is removed from the request to the upstream:
+    /// the upstream never compresses, and every compressed byte the client gets is the proxy's
+    /// own gzip (the usual set-up for an application without compression of its own).
+    ProxyCompresses,
+    /// nginx only: as [`Setup::Stock`] without `proxy_http_version 1.1`, i.e. nginx's own
+    /// default of HTTP/1.0 to the upstream, which then sends a close-delimited body.
+    Http10Upstream,
+}
+
+/// A running proxy with its own directory (config, pid file, logs, temp paths). Stopped and
+/// removed when dropped.
+#[derive(Debug)]
+pub struct Proxy {
+    pub kind: Kind,
+    pub setup: Setup,
+    /// `http://127.0.0.1:PORT`, where the proxy listens.
+    pub base: String,
+    dir: PathBuf,
+    child: Child,
+}
+
+/// Where `program` is: on the PATH, or in an `sbin` directory (nginx and apache2 live in
+/// `/usr/sbin`, which is not on every PATH).
+pub fn locate(program: &str) -> Option<PathBuf> {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    std::env::split_paths(&path)
+        .chain(["/usr/sbin", "/sbin", "/usr/local/sbin"].map(PathBuf::from))
+        .map(|dir| dir.join(program))
+        .find(|candidate| candidate.is_file())
+}
+
+/// Is the proxy installed? If not, the test is skipped loudly (or fails with
+/// `STREAMING_REQUIRE_EXTERNAL=1`), as [`clients::require`] does for the other programs.
+pub fn available(kind: Kind) -> bool {
+    locate(kind.program()).is_some() || clients::require(kind.program(), kind.package())
+}
+
+/// Apache's shared modules, wherever the distribution keeps them.
+fn apache_modules() -> Option<PathBuf> {
+    [
+        "/usr/lib/apache2/modules",
+        "/usr/lib64/httpd/modules",
+        "/usr/lib/httpd/modules",
+        "/usr/local/apache2/modules",
+    ]
+    .iter()
+    .map(PathBuf::from)
+    .find(|dir| dir.join("mod_proxy_http.so").is_file())
+}
+
+const NGINX_CONF: &str = "nginx.conf";
+const APACHE_CONF: &str = "httpd.conf";
+const PID_FILE: &str = "proxy.pid";
+const ERROR_LOG: &str = "error.log";
+const ACCESS_LOG: &str = "access.log";
+/// The proxy's own stdout and stderr (what it says before its error log is open).
+const OUTPUT: &str = "output.log";
+
+/// A config for `kind` in `dir`, listening on 127.0.0.1:`port`, in front of `upstream`
+/// (`host:port`).
+pub fn config(kind: Kind, setup: Setup, dir: &Path, port: u16, upstream: &str) -> String {
+    match kind {
+        Kind::Nginx => nginx_config(setup, dir, port, upstream),
+        Kind::Apache => apache_config(setup, dir, port, upstream),
+    }
+}
+
+fn nginx_config(setup: Setup, dir: &Path, port: u16, upstream: &str) -> String {
+    let d = dir.display();
+    let mut location = String::new();
+    if setup != Setup::Http10Upstream {
+        location.push_str("            proxy_http_version 1.1;\n");
+    }
+    if setup == Setup::ProxyCompresses {
+        location.push_str("            proxy_set_header Accept-Encoding \"\";\n");
+    }
+    // `text/html` is always in gzip_types; naming it again is a warning.
+    format!(
+        r#"# {setup:?} reverse proxy, written by conformance::proxies.
+worker_processes 1;
+pid {d}/{PID_FILE};
+error_log {d}/{ERROR_LOG} info;
+
+events {{
+    worker_connections 256;
+}}
+
+http {{
+    log_format timed '$remote_addr "$request" $status $body_bytes_sent '
+                     'request_time=$request_time upstream_time=$upstream_response_time '
+                     'gzip_ratio=$gzip_ratio';
+    access_log {d}/{ACCESS_LOG} timed;
+    client_body_temp_path {d}/client_body;
+    proxy_temp_path {d}/proxy;
+    fastcgi_temp_path {d}/fastcgi;
+    uwsgi_temp_path {d}/uwsgi;
+    scgi_temp_path {d}/scgi;
+
+    gzip on;
+    gzip_types text/plain text/event-stream;
+
+    server {{
+        listen 127.0.0.1:{port};
+
+        location / {{
+            proxy_pass http://{upstream};
+{location}        }}
+    }}
+}}
+"#
+    )
+}
+
+fn apache_config(setup: Setup, dir: &Path, port: u16, upstream: &str) -> String {
+    let d = dir.display();
+    let modules = apache_modules().unwrap_or_else(|| "/usr/lib/apache2/modules".into());
+    let load: String = [
+        "mpm_event",
+        "authz_core",
+        "filter",
+        "deflate",
+        "headers",
+        "setenvif",
+        "proxy",
+        "proxy_http",
+        "log_config",
+        "unixd",
+    ]
+    .iter()
+    .map(|m| {
+        // Some builds compile a module in (Debian: log_config, unixd); loading it again is an
+        // error.
+        format!(
+            "<IfModule !{m}_module>\n    LoadModule {m}_module {}/mod_{m}.so\n</IfModule>\n",
+            modules.display()
+        )
+    })
+    .collect();
+    // As root, the workers switch to `User`; its default (#-1) is no user at all.
+    let user = if running_as_root() {
+        let group = if fs::read_to_string("/etc/group")
+            .is_ok_and(|groups| groups.lines().any(|l| l.starts_with("nogroup:")))
+        {
+            "nogroup"
+        } else {
+            "nobody"
+        };
+        format!("User nobody\nGroup {group}\n")
+    } else {
+        String::new()
+    };
+    // `RequestHeader unset` also hides the client's Accept-Encoding from mod_deflate, which
+    // reads the same request headers: `force-gzip`, set from it first, tells mod_deflate to
+    // compress anyway.
+    let strip = if setup == Setup::ProxyCompresses {
+        "SetEnvIf Accept-Encoding \"\\bgzip\\b\" force-gzip\nRequestHeader unset Accept-Encoding\n"
+    } else {
+        ""
+    };
+    format!(
+        r#"# {setup:?} reverse proxy, written by conformance::proxies.
+ServerRoot "{d}"
+ServerName 127.0.0.1
+Listen 127.0.0.1:{port}
+PidFile "{d}/{PID_FILE}"
+DefaultRuntimeDir "{d}"
+Mutex file:{d} default
+ErrorLog "{d}/{ERROR_LOG}"
+LogLevel info
+{load}{user}
+LogFormat "%h \"%r\" %>s %b time_us=%D" timed
+CustomLog "{d}/{ACCESS_LOG}" timed
+
+StartServers 1
+
+{strip}ProxyPass / http://{upstream}/
+ProxyPassReverse / http://{upstream}/
+AddOutputFilterByType DEFLATE text/plain text/html text/event-stream
+"#
+    )
+}
+
+fn running_as_root() -> bool {
+    fs::read_to_string("/proc/self/status").is_ok_and(|status| {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("Uid:"))
+            .and_then(|ids| ids.split_whitespace().nth(1)) // effective uid
+            == Some("0")
+    })
+}
+
+/// A free port on 127.0.0.1 just now: bound, read and released.
+fn free_port() -> Result<u16, String> {
+    let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
+        .map_err(|e| format!("cannot bind 127.0.0.1:0: {e}"))?;
+    listener
+        .local_addr()
+        .map(|addr| addr.port())
+        .map_err(|e| format!("no local address: {e}"))
+}
+
+fn fresh_dir(kind: Kind) -> Result<PathBuf, String> {
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    loop {
+        let dir = std::env::temp_dir().join(format!(
+            "streaming-{}-{}-{}",
+            kind.program(),
+            std::process::id(),
+            NEXT.fetch_add(1, Ordering::Relaxed)
+        ));
+        match fs::create_dir(&dir) {
+            Ok(()) => return Ok(dir),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
+            Err(e) => return Err(format!("cannot create {}: {e}", dir.display())),
+        }
+    }
+}
+
+/// How long a proxy may take to start on a loaded machine.
+const START_WAIT: Duration = Duration::from_secs(30);
+/// How often the port picked is tried again when someone else took it meanwhile.
+const PORT_ATTEMPTS: usize = 5;
+
+impl Proxy {
+    /// The stock reverse proxy of `kind` in front of `upstream_base` (`http://host:port`).
+    pub fn start(kind: Kind, upstream_base: &str) -> Result<Self, String> {
+        Self::start_with(kind, Setup::Stock, upstream_base)
+    }
+
+    pub fn nginx(upstream_base: &str) -> Result<Self, String> {
+        Self::start(Kind::Nginx, upstream_base)
+    }
+
+    pub fn apache(upstream_base: &str) -> Result<Self, String> {
+        Self::start(Kind::Apache, upstream_base)
+    }
+
+    /// `kind` set up as `setup` in front of `upstream_base`, on an ephemeral port; returns once
+    /// it accepts connections. The error carries the proxy's logs.
+    pub fn start_with(kind: Kind, setup: Setup, upstream_base: &str) -> Result<Self, String> {
+        if kind == Kind::Apache && setup == Setup::Http10Upstream {
+            return Err("Setup::Http10Upstream is an nginx setting".into());
+        }
+        let program = locate(kind.program())
+            .ok_or_else(|| format!("`{}` is not installed", kind.program()))?;
+        let upstream = upstream_base
+            .trim_start_matches("http://")
+            .trim_end_matches('/');
+        let mut last_error = String::new();
+        for _ in 0..PORT_ATTEMPTS {
+            let dir = fresh_dir(kind)?;
+            match Self::launch(kind, setup, &program, &dir, upstream) {
+                Ok(proxy) => return Ok(proxy),
+                Err((error, port_taken)) => {
+                    let _ = fs::remove_dir_all(&dir);
+                    if !port_taken {
+                        return Err(error);
+                    }
+                    last_error = error;
+                }
+            }
+        }
+        Err(format!(
+            "{} found its port taken {PORT_ATTEMPTS} times; last: {last_error}",
+            kind.program()
+        ))
+    }
+
+    /// One attempt on a fresh port. `Err((message, port_taken))`.
+    fn launch(
+        kind: Kind,
+        setup: Setup,
+        program: &Path,
+        dir: &Path,
+        upstream: &str,
+    ) -> Result<Self, (String, bool)> {
+        let port = free_port().map_err(|e| (e, false))?;
+        let conf_name = match kind {
+            Kind::Nginx => NGINX_CONF,
+            Kind::Apache => APACHE_CONF,
+        };
+        let conf = dir.join(conf_name);
+        fs::write(&conf, config(kind, setup, dir, port, upstream))
+            .map_err(|e| (format!("cannot write {}: {e}", conf.display()), false))?;
+        let output = fs::File::create(dir.join(OUTPUT))
+            .and_then(|out| Ok((out.try_clone()?, out)))
+            .map_err(|e| (format!("cannot create {OUTPUT}: {e}"), false))?;
+        let mut command = Command::new(program);
+        match kind {
+            Kind::Nginx => command
+                .arg("-p")
+                .arg(dir)
+                .arg("-c")
+                .arg(&conf)
+                // The error log from the start, before the config is read.
+                .arg("-e")
+                .arg(dir.join(ERROR_LOG))
+                .args(["-g", "daemon off;"]),
+            Kind::Apache => command.arg("-f").arg(&conf).arg("-DFOREGROUND"),
+        };
+        let child = command
+            .stdin(Stdio::null())
+            .stdout(output.0)
+            .stderr(output.1)
+            .spawn()
+            .map_err(|e| (format!("cannot start {}: {e}", program.display()), false))?;
+        let mut proxy = Self {
+            kind,
+            setup,
+            base: format!("http://127.0.0.1:{port}"),
+            dir: dir.to_owned(),
+            child,
+        };
+        match proxy.wait_until_ready(port) {
+            Ok(()) => Ok(proxy),
+            Err(problem) => {
+                proxy.stop();
+                let logs = proxy.logs();
+                let taken = logs.contains("Address already in use");
+                let error = format!(
+                    "{} ({setup:?}) in front of {upstream}: {problem}\n{logs}",
+                    kind.program()
+                );
+                Err((error, taken))
+            }
+        }
+    }
+
+    /// Until the proxy has written its pid file (both write it after binding their port) and
+    /// accepts a connection on `port`, or exits, or [`START_WAIT`] passes.
+    fn wait_until_ready(&mut self, port: u16) -> Result<(), String> {
+        let start = Instant::now();
+        let pid = self.child.id().to_string();
+        while start.elapsed() < START_WAIT {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return Err(format!("exited with {status} while starting"));
+            }
+            let written = fs::read_to_string(self.dir.join(PID_FILE))
+                .is_ok_and(|content| content.trim() == pid);
+            if written && TcpStream::connect((Ipv4Addr::LOCALHOST, port)).is_ok() {
+                return Ok(());
+            }
+            thread::sleep(Duration::from_millis(10));
+        }
+        Err(format!("did not accept connections within {START_WAIT:?}"))
+    }
+
+    /// The config file it runs with.
+    pub fn config(&self) -> String {
+        let name = match self.kind {
+            Kind::Nginx => NGINX_CONF,
+            Kind::Apache => APACHE_CONF,
+        };
+        fs::read_to_string(self.dir.join(name)).unwrap_or_default()
+    }
+
+    /// Its error log, access log and output so far.
+    pub fn logs(&self) -> String {
+        let mut logs = String::new();
+        for (what, file) in [
+            ("error log", ERROR_LOG),
+            ("access log", ACCESS_LOG),
+            ("output", OUTPUT),
+        ] {
+            let text = fs::read_to_string(self.dir.join(file)).unwrap_or_default();
+            if !text.trim().is_empty() {
+                logs.push_str(&format!(
+                    "--- {} {what} ---\n{}\n",
+                    self.kind.program(),
+                    text.trim_end()
+                ));
+            }
+        }
+        logs
+    }
+
+    /// SIGTERM (nginx: fast shutdown; Apache: stop), then SIGKILL if it is still there after a
+    /// while. The workspace forbids unsafe code, so the signal goes through `kill(1)`.
+    fn stop(&mut self) {
+        if let Ok(Some(_)) = self.child.try_wait() {
+            return;
+        }
+        let termed = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|status| status.success());
+        if termed {
+            let start = Instant::now();
+            while start.elapsed() < Duration::from_secs(10) {
+                if let Ok(Some(_)) = self.child.try_wait() {
+                    return;
+                }
+                thread::sleep(Duration::from_millis(10));
+            }
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Proxy {
+    fn drop(&mut self) {
+        self.stop();
+        let _ = fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// The checks run through a proxy: the timing of all three streaming endpoints, with and
+/// without compression.
+pub const CHECKS: &[&str] = &[
+    "first_line_is_prompt",
+    "gaps_hold_interval",
+    "no_accumulated_drift",
+    "html_streams_div_by_div",
+    "events_stream_event_by_event",
+    "streams_with_gzip",
+    "streams_without_accept_encoding",
+];
+
+/// What runs through each setup of `kind`: everything through the stock proxy; the
+/// compression checks through a proxy that does all the compressing itself; and for nginx,
+/// the timing through its HTTP/1.0 default.
+fn plan(kind: Kind) -> Vec<(Setup, &'static [&'static str])> {
+    let mut plan = vec![
+        (Setup::Stock, CHECKS),
+        (
+            Setup::ProxyCompresses,
+            &["streams_with_gzip", "streams_without_accept_encoding"][..],
+        ),
+    ];
+    if kind == Kind::Nginx {
+        plan.push((
+            Setup::Http10Upstream,
+            &[
+                "first_line_is_prompt",
+                "gaps_hold_interval",
+                "html_streams_div_by_div",
+                "events_stream_event_by_event",
+                "streams_with_gzip",
+            ][..],
+        ));
+    }
+    plan
+}
+
+/// How often a check through a proxy is run before its failure counts. A buffering proxy
+/// fails every time (its lines arrive together); a loaded machine (other test binaries,
+/// builds) now and then stalls a process for longer than the 100 ms tolerance, and that
+/// should not fail the suite.
+pub const ATTEMPTS: usize = 3;
+
+/// Runs `check` against `base` (with [`test_config`]) once.
+pub fn run_check(base: &str, check: &str) -> Outcome {
+    let entry = crate::check(check).unwrap_or_else(|| panic!("no check named {check}"));
+    let cfg = test_config(base);
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("a tokio runtime")
+        .block_on(entry.run(&cfg))
+}
+
+/// Runs `check` against `base` until it passes, at most `attempts` times: the outcome that
+/// counts (the pass, or the last failure) and the failures before it.
+pub fn run_check_until_pass(base: &str, check: &str, attempts: usize) -> (Outcome, Vec<Outcome>) {
+    let mut earlier = Vec::new();
+    loop {
+        let outcome = run_check(base, check);
+        if outcome.level == Level::Pass || earlier.len() + 1 >= attempts {
+            return (outcome, earlier);
+        }
+        earlier.push(outcome);
+    }
+}
+
+/// Starts `binary` and runs [`CHECKS`] through the stock nginx in front of it (5 lines 200 ms
+/// apart, ±100 ms); then the compression checks through an nginx that does all the
+/// compressing, and the timing through nginx's HTTP/1.0 default (see [`Setup`]). Each check
+/// gets [`ATTEMPTS`] tries. Panics with the reasons, the evidence, the configs and the proxy's
+/// and server's logs if any does not pass; prints the pass reasons. Skipped without nginx (see
+/// [`available`]).
+pub fn run_behind_nginx(binary: &str) {
+    run_behind(Kind::Nginx, binary);
+}
+
+/// As [`run_behind_nginx`], with Apache httpd (`mod_proxy_http`, `mod_deflate`): [`CHECKS`]
+/// through the stock setup, the compression checks with Apache doing all the compressing.
+pub fn run_behind_apache(binary: &str) {
+    run_behind(Kind::Apache, binary);
+}
+
+fn run_behind(kind: Kind, binary: &str) {
+    if !available(kind) {
+        return;
+    }
+    let program = kind.program();
+    let server = Spawned::start(Path::new(binary), Duration::from_secs(60))
+        .unwrap_or_else(|e| panic!("{binary}: {e}"));
+    let mut failures = String::new();
+    for (setup, checks) in plan(kind) {
+        let proxy = Proxy::start_with(kind, setup, &server.base).unwrap_or_else(|e| {
+            panic!(
+                "{binary} behind {e}\n--- server log ---\n{}",
+                server.stderr()
+            )
+        });
+        let mut failed = false;
+        for name in checks {
+            let (outcome, earlier) = run_check_until_pass(&proxy.base, name, ATTEMPTS);
+            let what = format!("{name} behind {program} ({setup:?})");
+            let retried: String = earlier
+                .iter()
+                .enumerate()
+                .map(|(i, o)| format!("\n    attempt {}: {} {}", i + 1, o.level, o.reason))
+                .collect();
+            if outcome.level == Level::Pass {
+                println!("{what}: {}{retried}", outcome.reason);
+                continue;
+            }
+            failed = true;
+            let evidence: String = outcome.evidence.iter().map(|e| e.to_string()).collect();
+            failures.push_str(&format!(
+                "{what}: {} {} (attempt {ATTEMPTS} of {ATTEMPTS}){retried}\n{evidence}\n",
+                outcome.level, outcome.reason
+            ));
+        }
+        if failed {
+            failures.push_str(&format!(
+                "--- {program} config ({setup:?}) ---\n{}\n{}\n",
+                proxy.config(),
+                proxy.logs()
+            ));
+        }
+    }
+    if !failures.is_empty() {
+        panic!(
+            "{binary} behind {program}:\n{failures}--- server log ---\n{}",
+            server.stderr()
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nginx_config_is_stock_apart_from_the_setup() {
+        let dir = Path::new("/tmp/x");
+        let stock = config(Kind::Nginx, Setup::Stock, dir, 8080, "127.0.0.1:3000");
+        assert!(
+            stock.contains("proxy_pass http://127.0.0.1:3000;"),
+            "{stock}"
+        );
+        assert!(stock.contains("proxy_http_version 1.1;"), "{stock}");
+        assert!(stock.contains("gzip on;"), "{stock}");
+        assert!(stock.contains("listen 127.0.0.1:8080;"), "{stock}");
+        for off in [
+            "proxy_buffering",
+            "X-Accel",
+            "gzip_proxied",
+            "Accept-Encoding",
+        ] {
+            assert!(!stock.contains(off), "{off} in\n{stock}");
+        }
+        let http10 = config(Kind::Nginx, Setup::Http10Upstream, dir, 8080, "u:1");
+        assert!(!http10.contains("proxy_http_version"), "{http10}");
+        let gzip = config(Kind::Nginx, Setup::ProxyCompresses, dir, 8080, "u:1");
+        assert!(
+            gzip.contains("proxy_set_header Accept-Encoding \"\";"),
+            "{gzip}"
+        );
+    }
+
+    #[test]
+    fn apache_config_proxies_and_deflates() {
+        let dir = Path::new("/tmp/x");
+        let stock = config(Kind::Apache, Setup::Stock, dir, 8080, "127.0.0.1:3000");
+        assert!(
+            stock.contains("ProxyPass / http://127.0.0.1:3000/"),
+            "{stock}"
+        );
+        assert!(
+            stock.contains("AddOutputFilterByType DEFLATE text/plain text/html text/event-stream"),
+            "{stock}"
+        );
+        assert!(stock.contains("Listen 127.0.0.1:8080"), "{stock}");
+        assert!(!stock.contains("Accept-Encoding"), "{stock}");
+        let gzip = config(Kind::Apache, Setup::ProxyCompresses, dir, 8080, "u:1");
+        assert!(
+            gzip.contains("RequestHeader unset Accept-Encoding"),
+            "{gzip}"
+        );
+    }
+}
