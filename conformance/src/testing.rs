@@ -109,7 +109,8 @@ pub fn run_chromium(binary: &str, screenshot: &Path) {
 }
 
 /// One test per catalogue check against a server binary (see the module docs), plus the real
-/// clients: curl on `/stream` and `/events` (plain and compressed), and Chromium.
+/// clients: curl on `/stream` and `/events` (plain and compressed), nginx and Apache in front
+/// of it, and Chromium.
 #[macro_export]
 macro_rules! suite {
     ($module:ident, $binary:expr) => {
@@ -131,6 +132,14 @@ macro_rules! suite {
             #[test]
             fn curl_events_compressed() {
                 $crate::testing::run_curl($binary, "/events", true);
+            }
+            #[test]
+            fn nginx() {
+                $crate::proxies::run_behind_nginx($binary);
+            }
+            #[test]
+            fn apache() {
+                $crate::proxies::run_behind_apache($binary);
             }
             #[test]
             fn chromium() {
