@@ -3,12 +3,15 @@
 //! - `GET /stream.html` sends the same items as `<div>k</div>` in an HTML page;
 //! - `GET /events` sends them as Server-Sent Events and resumes after `Last-Event-ID`.
 //!
+//! Every stream logs how it ended. On SIGTERM or SIGINT the server stops accepting, lets streams
+//! run on for `--grace-secs`, then ends those still open cleanly and exits.
+//!
 //! Run with `cargo run -p examples-actix`, then `curl -N localhost:3001/stream` or open
 //! <http://localhost:3001/>. Test with `cargo test -p examples-actix`.
 
 mod params;
 
-use std::{convert::Infallible, io::IsTerminal, net::SocketAddr};
+use std::{convert::Infallible, io::IsTerminal, net::SocketAddr, time::Duration};
 
 use actix_web::{
     App, Error, HttpRequest, HttpResponse, HttpServer, Responder,
@@ -19,14 +22,19 @@ use actix_web::{
         header::{self, CacheControl, CacheDirective},
     },
     middleware::{Compress, Logger, Next, from_fn},
-    web::{self, Bytes},
+    web::{self, Bytes, ThinData},
 };
 use actix_web_lab::sse;
 use async_stream::stream;
 use clap::Parser;
 use futures_util::{Stream, StreamExt, stream};
 use params::{EventParams, HtmlParams, RETRY, StreamParams};
-use tokio::time::{Instant, sleep_until};
+use tokio::{
+    signal::unix::{SignalKind, signal},
+    time::{Instant, sleep, sleep_until},
+};
+use tokio_util::sync::CancellationToken;
+use tracing::info;
 
 const TEXT_PLAIN: &str = "text/plain; charset=utf-8";
 const TEXT_HTML: &str = "text/html; charset=utf-8";
@@ -36,6 +44,9 @@ struct Args {
     /// Address to listen on; port 0 picks a free port.
     #[arg(long, env = "ADDR", default_value = "127.0.0.1:3001")]
     addr: SocketAddr,
+    /// Seconds streams may run on after SIGTERM or SIGINT before they are ended.
+    #[arg(long, env = "GRACE_SECS", default_value_t = 30)]
+    grace_secs: u64,
 }
 
 #[actix_web::main]
@@ -49,47 +60,93 @@ async fn main() -> std::io::Result<()> {
         )
         .init();
     let args = Args::parse();
+    // Fired `grace_secs` after the signal: the streams still open end then.
+    let grace_over = CancellationToken::new();
+    let mut sigterm = signal(SignalKind::terminate())?;
+    let mut sigint = signal(SignalKind::interrupt())?;
 
-    let server = HttpServer::new(|| {
-        App::new()
-            // Compresses streams too, flushing at each pause (actix-http >= 3.18.12); SSE opts out.
-            .wrap(Compress::default())
-            .wrap(from_fn(http10_close_delimited))
-            .wrap(Logger::default())
-            .route("/", web::get().to(index))
-            // actix's `web::get()` does not match HEAD, so HEAD is routed too; any other
-            // method gets 405 with `Allow` listing the methods routed here.
-            .service(web::resource("/stream").get(stream).head(stream))
-            .service(
-                web::resource("/stream.html")
-                    .get(stream_html)
-                    .head(stream_html),
-            )
-            .service(web::resource("/events").get(events))
+    let server = HttpServer::new({
+        let grace_over = grace_over.clone();
+        move || {
+            App::new()
+                .app_data(ThinData(grace_over.clone()))
+                // Compresses streams too, flushing at each pause (actix-http >= 3.18.12);
+                // SSE opts out.
+                .wrap(Compress::default())
+                .wrap(from_fn(http10_close_delimited))
+                .wrap(Logger::default())
+                .route("/", web::get().to(index))
+                // actix's `web::get()` does not match HEAD, so HEAD is routed too; any other
+                // method gets 405 with `Allow` listing the methods routed here.
+                .service(web::resource("/stream").get(stream).head(stream))
+                .service(
+                    web::resource("/stream.html")
+                        .get(stream_html)
+                        .head(stream_html),
+                )
+                .service(web::resource("/events").get(events))
+        }
     })
     // Small writes go out at once instead of waiting for the previous segment's ACK (Nagle).
     .tcp_nodelay(true)
+    // Stops a stream as soon as its client closes the connection, not one or two writes later.
+    // As with hyper, a client that half-closes after sending its request loses the response.
+    .h1_allow_half_closed(false)
+    // actix stops gracefully on SIGTERM but forcibly on SIGINT; we want graceful for both.
+    .disable_signals()
+    // actix would drop connections 30 s after the signal, whatever our grace.
+    .shutdown_timeout(args.grace_secs + 1)
     .bind(args.addr)?;
     println!("listening on http://{}", server.addrs()[0]);
-    // actix handles SIGINT and SIGTERM itself.
-    server.run().await
+
+    let server = server.run();
+    let handle = server.handle();
+    let shutdown = async {
+        tokio::select! {
+            _ = sigterm.recv() => {}
+            _ = sigint.recv() => {}
+        }
+        info!(
+            "shutting down: streams still open in {} s will be ended",
+            args.grace_secs
+        );
+        // Closes the listener now and lets open connections finish; `server` resolves when
+        // they have. The command is sent at once.
+        drop(handle.stop(true));
+        sleep(Duration::from_secs(args.grace_secs)).await;
+        grace_over.cancel();
+        // The streams end now, cleanly. actix counts open connections only once a second:
+        // give them a moment to flush, then drop `server`, which closes whatever is left.
+        sleep(Duration::from_millis(500)).await;
+    };
+    tokio::select! {
+        result = server => result,
+        () = shutdown => Ok(()),
+    }
 }
 
-async fn stream(req: HttpRequest) -> HttpResponse {
+async fn stream(
+    req: HttpRequest,
+    ThinData(grace_over): ThinData<CancellationToken>,
+) -> HttpResponse {
     match StreamParams::from_query(req.query_string()) {
         Ok(params) => {
-            let lines = ticks(1, params).map(|k| format!("{k}\n"));
+            let lines = ticks(1, params, grace_over).map(|k| format!("{k}\n"));
             streaming(&req, TEXT_PLAIN, lines)
         }
         Err(message) => bad_request(message),
     }
 }
 
-async fn stream_html(req: HttpRequest) -> HttpResponse {
+async fn stream_html(
+    req: HttpRequest,
+    ThinData(grace_over): ThinData<CancellationToken>,
+) -> HttpResponse {
     match HtmlParams::from_query(req.query_string()) {
         Ok(HtmlParams { stream, pad }) => {
             let padding = " ".repeat(pad);
-            let items = ticks(1, stream).map(move |k| format!("<div>{k}</div>{padding}"));
+            let items =
+                ticks(1, stream, grace_over).map(move |k| format!("<div>{k}</div>{padding}"));
             let page = stream::once(async { "<!doctype html><html><body>".to_owned() })
                 .chain(items)
                 .chain(stream::once(async { "</body></html>".to_owned() }));
@@ -99,7 +156,10 @@ async fn stream_html(req: HttpRequest) -> HttpResponse {
     }
 }
 
-async fn events(req: HttpRequest) -> HttpResponse {
+async fn events(
+    req: HttpRequest,
+    ThinData(grace_over): ThinData<CancellationToken>,
+) -> HttpResponse {
     let params = match EventParams::from_query(req.query_string()) {
         Ok(params) => params,
         Err(message) => return bad_request(message),
@@ -112,7 +172,7 @@ async fn events(req: HttpRequest) -> HttpResponse {
         Ok(after) => after,
         Err(message) => return bad_request(message),
     };
-    let events = ticks(after + 1, params.stream)
+    let events = ticks(after + 1, params.stream, grace_over)
         .map(|k| sse::Event::Data(sse::Data::new(k.to_string()).id(k.to_string())));
     sse::Sse::from_infallible_stream(events)
         .with_keep_alive(params.keepalive)
@@ -170,13 +230,41 @@ fn bad_request(message: String) -> HttpResponse {
 }
 
 /// Items `first..=count`, the first at once and item k at start + (k-first)·interval: sleeping
-/// until a deadline, not for a duration, keeps lateness from piling up.
-fn ticks(first: u32, params: StreamParams) -> impl Stream<Item = u32> {
+/// until a deadline, not for a duration, keeps lateness from piling up. Ends early, as a complete
+/// response, when `grace_over` fires.
+fn ticks(
+    first: u32,
+    params: StreamParams,
+    grace_over: CancellationToken,
+) -> impl Stream<Item = u32> {
     stream! {
+        let mut progress = Progress { sent: 0, total: params.count - first + 1 };
         let start = Instant::now();
         for k in first..=params.count {
-            sleep_until(start + params.interval * (k - first)).await;
+            let due = sleep_until(start + params.interval * (k - first));
+            if grace_over.run_until_cancelled(due).await.is_none() {
+                break;
+            }
+            progress.sent += 1;
             yield k;
+        }
+    }
+}
+
+/// Logs how a stream ended when its generator is dropped: after its last item, or early
+/// because the client went away (actix drops the body) or shutdown's grace ran out.
+struct Progress {
+    sent: u32,
+    total: u32,
+}
+
+impl Drop for Progress {
+    fn drop(&mut self) {
+        let Self { sent, total } = self;
+        if sent == total {
+            info!("stream completed: {sent} of {total} items");
+        } else {
+            info!("stream cancelled after {sent} of {total} items");
         }
     }
 }

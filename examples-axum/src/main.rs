@@ -5,31 +5,41 @@
 //! - `GET /events`: Server-Sent Events `id: k`/`data: k`, resuming after `Last-Event-ID`.
 //!
 //! `GET /` is a page that shows all three live. Compression is on app-wide, as in a real app.
+//! Every stream logs how it ended. On SIGTERM or Ctrl-C the server stops accepting, lets open
+//! streams run for `--grace-secs`, then ends those still running cleanly and exits.
 //!
 //! Run with `cargo run -p examples-axum`, then `curl -N localhost:3000/stream`.
 //! Test with `cargo test -p examples-axum`.
 
 mod params;
 
-use std::{convert::Infallible, io::IsTerminal, net::SocketAddr};
+use std::{convert::Infallible, io::IsTerminal, net::SocketAddr, pin::pin, time::Duration};
 
 use async_stream::stream;
 use axum::{
     Router,
     body::Body,
-    extract::RawQuery,
-    http::{HeaderMap, HeaderName, StatusCode, header},
+    extract::{RawQuery, Request, State},
+    http::{HeaderMap, HeaderName, StatusCode, Version, header},
+    middleware::{self, Next},
     response::{
         Html, IntoResponse, Response,
         sse::{Event, KeepAlive, Sse},
     },
     routing::get,
-    serve::ListenerExt,
+    serve::{Listener, ListenerExt},
 };
 use clap::Parser;
 use futures_util::{Stream, StreamExt, stream};
+use hyper::server::conn::http1;
+use hyper_util::{
+    rt::{TokioIo, TokioTimer},
+    server::graceful::GracefulShutdown,
+    service::TowerToHyperService,
+};
 use params::{EventParams, HtmlParams, StreamParams};
-use tokio::time::{Instant, sleep_until};
+use tokio::time::{Instant, sleep, sleep_until, timeout};
+use tokio_util::sync::CancellationToken;
 use tower_http::{
     compression::CompressionLayer,
     trace::{DefaultMakeSpan, DefaultOnRequest, DefaultOnResponse, TraceLayer},
@@ -44,6 +54,9 @@ struct Args {
     /// Address to listen on; port 0 picks a free port.
     #[arg(long, env = "ADDR", default_value = "127.0.0.1:3000")]
     addr: SocketAddr,
+    /// Seconds that open streams get to finish after SIGTERM or Ctrl-C.
+    #[arg(long, env = "GRACE_SECS", default_value_t = 30)]
+    grace_secs: u64,
 }
 
 #[tokio::main]
@@ -56,6 +69,9 @@ async fn main() -> std::io::Result<()> {
         )
         .init();
     let args = Args::parse();
+    let grace = Duration::from_secs(args.grace_secs);
+    // Fired when shutdown's grace period is over: every stream still running ends there.
+    let grace_over = CancellationToken::new();
 
     // A GET route also answers HEAD: axum drops the body before it is ever polled.
     let app = Router::new()
@@ -63,6 +79,7 @@ async fn main() -> std::io::Result<()> {
         .route("/stream", get(stream))
         .route("/stream.html", get(stream_html))
         .route("/events", get(events))
+        .layer(middleware::from_fn(require_host))
         // Streams stay compressed: async-compression >= 0.4.31 flushes each pause; SSE is exempt.
         .layer(CompressionLayer::new())
         .layer(
@@ -70,38 +87,83 @@ async fn main() -> std::io::Result<()> {
                 .make_span_with(DefaultMakeSpan::new().level(Level::INFO))
                 .on_request(DefaultOnRequest::new().level(Level::INFO))
                 .on_response(DefaultOnResponse::new().level(Level::INFO)),
-        );
+        )
+        .with_state(grace_over.clone());
 
     let listener = tokio::net::TcpListener::bind(args.addr).await?;
     println!("listening on http://{}", listener.local_addr()?);
     // Small writes go out at once instead of waiting for the previous segment's ACK (Nagle).
-    let listener = listener.tap_io(|tcp| {
+    let mut listener = listener.tap_io(|tcp| {
         if let Err(err) = tcp.set_nodelay(true) {
             tracing::warn!("set_nodelay: {err}");
         }
     });
-    axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown_signal())
-        .await
+    // Served with hyper, not axum::serve: axum::serve takes no configuration and gives hyper no
+    // timer, which leaves header_read_timeout (30 s) off, so headers that never end hang forever.
+    let mut http = http1::Builder::new();
+    http.timer(TokioTimer::new());
+    let connections = GracefulShutdown::new();
+    let mut signal = pin!(shutdown_signal());
+    loop {
+        let (io, _) = tokio::select! {
+            conn = listener.accept() => conn,
+            () = &mut signal => break,
+        };
+        let conn = http.serve_connection(TokioIo::new(io), TowerToHyperService::new(app.clone()));
+        tokio::spawn(connections.watch(conn));
+    }
+    // New connections are refused from here on.
+    drop(listener);
+    tracing::info!(
+        "shutting down: open streams get {}s to finish",
+        args.grace_secs
+    );
+
+    let mut drained = pin!(connections.shutdown());
+    tokio::select! {
+        () = &mut drained => return Ok(()),
+        () = sleep(grace) => grace_over.cancel(),
+    }
+    // Streams end at once; a client that stopped reading, or never finished its request, gets 1 s.
+    if timeout(Duration::from_secs(1), drained).await.is_err() {
+        tracing::warn!("closing connections that are still open");
+    }
+    Ok(())
 }
 
-async fn stream(RawQuery(query): RawQuery) -> Response {
+/// RFC 9112 §3.2: an HTTP/1.1 request without Host gets a 400; hyper leaves that check to us.
+async fn require_host(request: Request, next: Next) -> Response {
+    if request.version() == Version::HTTP_11 && !request.headers().contains_key(header::HOST) {
+        let message = "missing Host header: HTTP/1.1 requires one";
+        return (StatusCode::BAD_REQUEST, message).into_response();
+    }
+    next.run(request).await
+}
+
+async fn stream(
+    State(grace_over): State<CancellationToken>,
+    RawQuery(query): RawQuery,
+) -> Response {
     let params = match StreamParams::from_query(query.as_deref().unwrap_or_default()) {
         Ok(params) => params,
         Err(message) => return (StatusCode::BAD_REQUEST, message).into_response(),
     };
-    let lines = ticks(1, params).map(|k| format!("{k}\n"));
+    let lines = ticks(1, params, grace_over).map(|k| format!("{k}\n"));
     streaming("text/plain; charset=utf-8", lines)
 }
 
-async fn stream_html(RawQuery(query): RawQuery) -> Response {
+async fn stream_html(
+    State(grace_over): State<CancellationToken>,
+    RawQuery(query): RawQuery,
+) -> Response {
     let params = match HtmlParams::from_query(query.as_deref().unwrap_or_default()) {
         Ok(params) => params,
         Err(message) => return (StatusCode::BAD_REQUEST, message).into_response(),
     };
     // The padding is what once made browsers start rendering before the page was complete.
     let padding = " ".repeat(params.pad);
-    let items = ticks(1, params.stream).map(move |k| format!("<div>{k}</div>{padding}"));
+    let items =
+        ticks(1, params.stream, grace_over).map(move |k| format!("<div>{k}</div>{padding}"));
     let page = stream::once(async { "<!doctype html><html><body>".to_owned() })
         .chain(items)
         .chain(stream::once(async { "</body></html>".to_owned() }));
@@ -123,7 +185,11 @@ fn streaming(
     (headers, Body::from_stream(items.map(Ok::<_, Infallible>))).into_response()
 }
 
-async fn events(RawQuery(query): RawQuery, headers: HeaderMap) -> Response {
+async fn events(
+    State(grace_over): State<CancellationToken>,
+    RawQuery(query): RawQuery,
+    headers: HeaderMap,
+) -> Response {
     let params = match EventParams::from_query(query.as_deref().unwrap_or_default()) {
         Ok(params) => params,
         Err(message) => return (StatusCode::BAD_REQUEST, message).into_response(),
@@ -140,7 +206,7 @@ async fn events(RawQuery(query): RawQuery, headers: HeaderMap) -> Response {
     }
     // The first message tells the browser how long to wait before it reconnects.
     let retry = stream::once(async { Event::default().retry(params::RETRY) });
-    let events = ticks(after + 1, params.stream)
+    let events = ticks(after + 1, params.stream, grace_over)
         .map(|k| Event::default().id(k.to_string()).data(k.to_string()));
     let sse = Sse::new(retry.chain(events).map(Ok::<_, Infallible>))
         .keep_alive(KeepAlive::new().interval(params.keepalive));
@@ -148,13 +214,40 @@ async fn events(RawQuery(query): RawQuery, headers: HeaderMap) -> Response {
 }
 
 /// Items `first..=count`, the first at once and item k at start + (k-first)·interval: sleeping
-/// until a deadline, not for a duration, keeps lateness from piling up.
-fn ticks(first: u32, params: StreamParams) -> impl Stream<Item = u32> {
+/// until a deadline, not for a duration, keeps lateness from piling up. Ends early, with a
+/// complete body, when `grace_over` fires; hyper drops it when the client goes away.
+fn ticks(
+    first: u32,
+    params: StreamParams,
+    grace_over: CancellationToken,
+) -> impl Stream<Item = u32> {
     stream! {
+        let mut log = EndLog { produced: 0, total: params.count - first + 1 };
         let start = Instant::now();
         for k in first..=params.count {
-            sleep_until(start + params.interval * (k - first)).await;
+            tokio::select! {
+                () = sleep_until(start + params.interval * (k - first)) => {}
+                () = grace_over.cancelled() => break,
+            }
+            log.produced += 1;
             yield k;
+        }
+    }
+}
+
+/// Logs how a stream ended when its generator is dropped, however that happens.
+struct EndLog {
+    produced: u32,
+    total: u32,
+}
+
+impl Drop for EndLog {
+    fn drop(&mut self) {
+        let Self { produced, total } = *self;
+        if produced == total {
+            tracing::info!("stream completed: {total} of {total} items");
+        } else {
+            tracing::info!("stream cancelled after {produced} of {total} items");
         }
     }
 }
@@ -171,5 +264,4 @@ async fn shutdown_signal() {
         _ = ctrl_c => {}
         _ = term.recv() => {}
     }
-    tracing::info!("shutting down");
 }
