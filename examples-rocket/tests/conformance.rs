@@ -1,4 +1,13 @@
-//! The whole conformance catalogue against the real `examples-rocket` binary, one test per check:
-//! a failure reads like `rocket::head_is_prompt`.
-
-conformance::suite!(rocket, env!("CARGO_BIN_EXE_examples-rocket"));
+conformance::suite!(
+    rocket,
+    env!("CARGO_BIN_EXE_examples-rocket"),
+    known_limits: [
+        // Rocket 0.5.2 sets hyper's header_read_timeout to None and offers no setting or
+        // custom listener to change it (rwf2/Rocket#1405): a request whose headers never end
+        // keeps its connection open.
+        (
+            "malformed_requests_refused",
+            "headers that never finish: no answer and still open",
+        ),
+    ]
+);
