@@ -402,9 +402,8 @@ pub async fn raw(cfg: &Config, request: impl AsRef<[u8]>, deadline: Duration) ->
     loop {
         let n = match tokio::time::timeout_at(end.into(), tcp.read(&mut buf)).await {
             Ok(Ok(0)) => {
-                if out.evidence.status.is_some() {
-                    out.evidence.end_ms = Some(ms(sent.elapsed()));
-                } else {
+                out.evidence.end_ms = Some(ms(sent.elapsed()));
+                if out.evidence.status.is_none() {
                     out.error = Some("connection closed before a complete response head".into());
                 }
                 break;
