@@ -1,7 +1,7 @@
 //! Real reverse proxies (nginx, Apache httpd) in front of the broken server: the negative
 //! controls show that a proxy's buffering is what the checks catch, and that
-//! `X-Accel-Buffering: no` is what lifts nginx's. The ignored tests run our four examples
-//! through both proxies (each framework's own suite runs the same).
+//! `X-Accel-Buffering: no` is what lifts nginx's. Our four examples run through both proxies
+//! in their own suites (`clients::nginx`, `clients::apache`).
 
 mod support;
 
@@ -152,34 +152,3 @@ fn apache_passes_a_buffered_stream_on_as_it_is() {
         &[("gaps_hold_interval", Expect::Fail("the stream is batched"))],
     );
 }
-
-/// The path to one of our example binaries, built by
-/// `cargo build -p examples-axum -p examples-actix -p examples-rocket -p examples-warp`.
-fn example(framework: &str) -> String {
-    let path = format!(
-        "{}/../target/debug/examples-{framework}",
-        env!("CARGO_MANIFEST_DIR")
-    );
-    assert!(
-        std::path::Path::new(&path).is_file(),
-        "{path} is missing: cargo build -p examples-{framework}"
-    );
-    path
-}
-
-macro_rules! examples_behind_proxies {
-    ($($framework:ident),*) => {
-        $(
-            /// Duplicates what the framework's own suite runs; kept to try the proxies alone.
-            #[test]
-            #[ignore = "the framework's own suite runs this; build the examples first"]
-            fn $framework() {
-                let binary = example(stringify!($framework));
-                proxies::run_behind_nginx(&binary);
-                proxies::run_behind_apache(&binary);
-            }
-        )*
-    };
-}
-
-examples_behind_proxies!(axum, actix, rocket, warp);
