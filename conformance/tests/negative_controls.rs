@@ -329,3 +329,35 @@ fn chromium_page_needs_last_event_id() {
         );
     });
 }
+
+/// The benchmark's floor (`examples/floor.rs`, hyper alone) serves `/stream` as the contract
+/// says: the stream checks pass against it, so its figures are a fair floor.
+#[test]
+fn floor_streams_as_the_contract_says() {
+    let program = broken_program(Fault::None).program.with_file_name("floor");
+    let server = conformance::servers::Spawned::start(&program, std::time::Duration::from_secs(60))
+        .unwrap_or_else(|e| panic!("{e}"));
+    let mut cfg = test_config(&server.base);
+    cfg.local = server.local(None);
+    let checks = [
+        "first_line_is_prompt",
+        "no_line_early",
+        "gaps_hold_interval",
+        "no_accumulated_drift",
+        "ends_after_last_line",
+        "body_counts_lines",
+        "load_200_streams",
+    ];
+    runtime().block_on(async {
+        for name in checks {
+            let outcome = conformance::check(name).expect("a check").run(&cfg).await;
+            assert_eq!(
+                outcome.level,
+                Level::Pass,
+                "floor: {name}: {}",
+                outcome.reason
+            );
+            println!("floor {name}: {}", outcome.reason);
+        }
+    });
+}

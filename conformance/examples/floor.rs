@@ -1,0 +1,104 @@
+//! The benchmark's floor: `GET /stream?count=&interval_ms=` served by hyper alone, with nothing
+//! a framework adds (no router, no middleware, no compression), so each framework's figures can
+//! be read as a ratio to what the same machine does with the bare HTTP library underneath.
+//!
+//! It keeps the contract's streaming behaviour (each line flushed as it is due, deadlines not
+//! sleeps, TCP_NODELAY, the headers that keep proxies and browsers from buffering) and the
+//! parameter validation, and nothing else: `cargo run -p conformance --example floor`.
+
+use std::{convert::Infallible, net::SocketAddr, time::Duration};
+
+use async_stream::stream;
+use bytes::Bytes;
+use clap::Parser;
+use http_body_util::{BodyExt, Full, StreamBody, combinators::BoxBody};
+use hyper::{Request, Response, StatusCode, body::Frame, server::conn::http1, service::service_fn};
+use hyper_util::rt::TokioIo;
+use tokio::time::{Instant, sleep_until};
+
+#[derive(Parser)]
+struct Args {
+    /// Address to listen on; port 0 picks a free port.
+    #[arg(long, default_value = "127.0.0.1:3009")]
+    addr: SocketAddr,
+}
+
+type Body = BoxBody<Bytes, Infallible>;
+
+#[tokio::main]
+async fn main() -> std::io::Result<()> {
+    let args = Args::parse();
+    let listener = tokio::net::TcpListener::bind(args.addr).await?;
+    println!("listening on http://{}", listener.local_addr()?);
+    loop {
+        let (tcp, _) = match listener.accept().await {
+            Ok(accepted) => accepted,
+            // Out of file descriptors, say: the connections already open go on.
+            Err(_) => continue,
+        };
+        let _ = tcp.set_nodelay(true);
+        tokio::spawn(async move {
+            let io = TokioIo::new(tcp);
+            let _ = http1::Builder::new()
+                .serve_connection(io, service_fn(handle))
+                .await;
+        });
+    }
+}
+
+async fn handle(req: Request<hyper::body::Incoming>) -> Result<Response<Body>, Infallible> {
+    if req.uri().path() != "/stream" {
+        return Ok(plain(StatusCode::NOT_FOUND, "not found\n".into()));
+    }
+    let (count, interval) = match params(req.uri().query().unwrap_or("")) {
+        Ok(params) => params,
+        Err(message) => return Ok(plain(StatusCode::BAD_REQUEST, message)),
+    };
+    let lines = stream! {
+        let start = Instant::now();
+        for k in 1..=count {
+            sleep_until(start + interval * (k - 1)).await;
+            yield Ok(Frame::data(Bytes::from(format!("{k}\n"))));
+        }
+    };
+    let response = Response::builder()
+        .header("content-type", "text/plain; charset=utf-8")
+        .header("cache-control", "no-cache")
+        .header("x-accel-buffering", "no")
+        .header("x-content-type-options", "nosniff")
+        .body(BodyExt::boxed(StreamBody::new(lines)))
+        .expect("static headers are valid");
+    Ok(response)
+}
+
+fn plain(status: StatusCode, message: String) -> Response<Body> {
+    let mut response = Response::new(BodyExt::boxed(Full::new(Bytes::from(message))));
+    *response.status_mut() = status;
+    response
+}
+
+/// `count` (1..=1000000, default 10) and `interval_ms` (0..=60000, default 1000), as the
+/// contract has them; anything else is a 400 with a one-line message.
+fn params(query: &str) -> Result<(u32, Duration), String> {
+    let (mut count, mut interval_ms) = (None, None);
+    for pair in query.split('&').filter(|p| !p.is_empty()) {
+        let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
+        let (slot, max, min) = match name {
+            "count" => (&mut count, 1_000_000, 1),
+            "interval_ms" => (&mut interval_ms, 60_000, 0),
+            _ => return Err(format!("unknown parameter {name:?}\n")),
+        };
+        match value.parse::<u32>() {
+            Ok(n) if (min..=max).contains(&n) && slot.is_none() => *slot = Some(n),
+            _ => {
+                return Err(format!(
+                    "invalid {name}: expected {min}..={max}, got {value:?}\n"
+                ));
+            }
+        }
+    }
+    Ok((
+        count.unwrap_or(10),
+        Duration::from_millis(interval_ms.unwrap_or(1000).into()),
+    ))
+}
