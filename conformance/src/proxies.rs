@@ -526,12 +526,7 @@ pub const PROXY_INTERVAL: Duration = Duration::from_millis(400);
 pub fn run_check(base: &str, check: &str) -> Outcome {
     let entry = crate::check(check).unwrap_or_else(|| panic!("no check named {check}"));
     let cfg = Config::with_timing(base, 5, PROXY_INTERVAL);
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("a tokio runtime")
-        .block_on(entry.run(&cfg))
+    crate::testing::runtime().block_on(entry.run(&cfg))
 }
 
 /// Starts `binary` and runs [`CHECKS`] through the stock nginx in front of it (5 lines 400 ms

@@ -56,7 +56,8 @@ pub fn run_check_against_binary(binary: &str, check: &str, known: &[KnownLimit])
     }
 }
 
-fn runtime() -> tokio::runtime::Runtime {
+/// The runtime the tests drive checks and clients with: two workers, like the machine.
+pub fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()

@@ -7,16 +7,12 @@ mod support;
 use std::process::Command;
 
 use clap::ValueEnum;
-use conformance::{Config, Level, Local, Outcome, servers::Launch, testing::test_config};
+use conformance::{
+    Config, Level, Local, Outcome,
+    servers::Launch,
+    testing::{runtime, test_config},
+};
 use support::broken::{self, Fault};
-
-fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("a tokio runtime")
-}
 
 /// The broken server as a program (cargo builds the examples for `cargo test`), for the
 /// checks that start and signal instances of their own.

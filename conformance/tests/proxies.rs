@@ -8,16 +8,9 @@ mod support;
 use conformance::{
     Level, Outcome,
     proxies::{self, Kind, Proxy, Setup},
+    testing::runtime,
 };
 use support::broken::{self, Fault};
-
-fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("a tokio runtime")
-}
 
 /// What a check should say through the proxy.
 #[derive(Clone, Copy)]
