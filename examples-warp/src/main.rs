@@ -190,10 +190,11 @@ fn stream_html(query: &str, grace_over: CancellationToken) -> Response {
         Ok(params) => params,
         Err(message) => return bad_request(message),
     };
+    let padding = " ".repeat(params.pad);
     let page = stream! {
         yield "<!doctype html><html><body>".to_owned();
         for await k in ticks(1, params.stream, grace_over) {
-            yield format!("<div>{k}</div>{}", " ".repeat(params.pad));
+            yield format!("<div>{k}</div>{padding}");
         }
         yield "</body></html>".to_owned();
     };
