@@ -28,7 +28,7 @@ type Body = BoxBody<Bytes, Infallible>;
 #[tokio::main]
 async fn main() -> std::io::Result<()> {
     let args = Args::parse();
-    let listener = tokio::net::TcpListener::bind(args.addr).await?;
+    let listener = bind(args.addr)?;
     println!("listening on http://{}", listener.local_addr()?);
     loop {
         let (tcp, _) = match listener.accept().await {
@@ -44,6 +44,18 @@ async fn main() -> std::io::Result<()> {
                 .await;
         });
     }
+}
+
+/// A listen backlog of 1024, as the examples have: `TcpListener::bind` asks for 128.
+fn bind(addr: SocketAddr) -> std::io::Result<tokio::net::TcpListener> {
+    let socket = if addr.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()?
+    } else {
+        tokio::net::TcpSocket::new_v6()?
+    };
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(1024)
 }
 
 async fn handle(req: Request<hyper::body::Incoming>) -> Result<Response<Body>, Infallible> {

@@ -7,6 +7,7 @@
 //!
 //! Timing is judged by when each line's bytes arrive, never by how the body was chunked.
 
+pub mod bench;
 pub mod clients;
 mod decode;
 mod outcome;

@@ -2,11 +2,12 @@
 //!
 //! Check any server: `cargo run -p conformance -- --url http://127.0.0.1:3000`
 //! Check all four examples: `cargo run -p conformance -- matrix`
+//! Benchmark them: `cargo run -p conformance --release -- bench`
 //! Exit code 1 if any check fails.
 
 use std::{path::PathBuf, process::ExitCode, time::Duration};
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand, parser::ValueSource};
 use conformance::{
     Config, Report,
     servers::{Launch, Spawned},
@@ -53,6 +54,8 @@ enum Command {
     Matrix,
     /// List the checks.
     List,
+    /// Measure the four examples and a raw-hyper floor under load (release builds).
+    Bench(conformance::bench::Options),
 }
 
 const EXAMPLES: [(&str, &str); 4] = [
@@ -64,7 +67,8 @@ const EXAMPLES: [(&str, &str); 4] = [
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let matches = Cli::command().get_matches();
+    let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
     let options = &cli.options;
     if let Some(unknown) = options
         .checks
@@ -80,6 +84,39 @@ async fn main() -> ExitCode {
                 println!("{:<14} {}", check.concern, check.name);
             }
             return ExitCode::SUCCESS;
+        }
+        Some(Command::Bench(bench)) => {
+            let given = matches.subcommand_matches("bench").and_then(|m| {
+                ["count", "interval_ms", "tolerance_ms", "checks"]
+                    .into_iter()
+                    .find(|id| m.value_source(id) == Some(ValueSource::CommandLine))
+            });
+            if let Some(id) = given {
+                eprintln!(
+                    "error: --{} is for the checks, not bench (see `conformance bench --help`)",
+                    if id == "checks" {
+                        "check".into()
+                    } else {
+                        id.replace('_', "-")
+                    }
+                );
+                return ExitCode::from(2);
+            }
+            return match conformance::bench::run(&bench).await {
+                Ok(results) if options.json => {
+                    println!("{}", serde_json::to_string_pretty(&results).expect("json"));
+                    ExitCode::SUCCESS
+                }
+                Ok(results) => {
+                    print!("{}", conformance::bench::summary(&results));
+                    eprintln!("written to {}", bench.out.display());
+                    ExitCode::SUCCESS
+                }
+                Err(error) => {
+                    eprintln!("error: {error}");
+                    ExitCode::FAILURE
+                }
+            };
         }
         Some(Command::Matrix) => match matrix(options).await {
             Ok(reports) => reports,

@@ -93,13 +93,21 @@ impl Spawned {
 
     /// Like [`Spawned::start`], with more arguments.
     pub fn with_args(program: &Path, args: &[&str], wait: Duration) -> Result<Self, String> {
+        let log_level = std::env::var("RUST_LOG").unwrap_or_else(|_| "info".into());
+        Self::with_log_level(program, args, &log_level, wait)
+    }
+
+    /// Like [`Spawned::with_args`], with `RUST_LOG` set to `log_level`.
+    pub fn with_log_level(
+        program: &Path,
+        args: &[&str],
+        log_level: &str,
+        wait: Duration,
+    ) -> Result<Self, String> {
         let mut child = Command::new(program)
             .args(["--addr", "127.0.0.1:0"])
             .args(args)
-            .env(
-                "RUST_LOG",
-                std::env::var("RUST_LOG").unwrap_or_else(|_| "info".into()),
-            )
+            .env("RUST_LOG", log_level)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())

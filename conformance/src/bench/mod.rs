@@ -1,0 +1,591 @@
+//! `conformance bench`: the four examples and a raw-hyper floor under the same load, one server
+//! at a time, each in a release build and started afresh for every scenario.
+//!
+//! Scenarios: many simultaneous slow streams (on time? how much memory per stream?), a few
+//! fast streams (how many lines per second?), and start-up (spawn to `listening on`). Every
+//! figure is also given as a ratio to the floor measured in the same run.
+
+pub mod charts;
+mod load;
+mod report;
+mod system;
+
+use std::{
+    collections::BTreeMap,
+    net::SocketAddr,
+    path::{Path, PathBuf},
+    sync::{Arc, atomic::Ordering},
+    time::{Duration, Instant},
+};
+
+use indicatif::{ProgressBar, ProgressStyle};
+use serde::Serialize;
+
+use crate::servers::Spawned;
+use load::Gauge;
+pub use report::{Figure, Target, markdown as summary};
+use system::{FdLimit, Machine};
+
+/// The servers besides the floor, and the packages whose binaries they are.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Framework {
+    Axum,
+    Actix,
+    Rocket,
+    Warp,
+}
+
+impl Framework {
+    fn name(self) -> &'static str {
+        match self {
+            Self::Axum => "axum",
+            Self::Actix => "actix",
+            Self::Rocket => "rocket",
+            Self::Warp => "warp",
+        }
+    }
+
+    fn package(self) -> String {
+        format!("examples-{}", self.name())
+    }
+}
+
+/// The floor's name in every table.
+pub const FLOOR: &str = "floor";
+
+#[derive(Debug, Clone, clap::Args, Serialize)]
+pub struct Options {
+    /// Frameworks to measure; the floor always runs.
+    #[arg(long, value_enum, value_delimiter = ',', default_values = ["axum", "actix", "rocket", "warp"])]
+    pub frameworks: Vec<Framework>,
+    /// Simultaneous slow streams, one scenario per number.
+    #[arg(long, value_delimiter = ',', default_values = ["1000", "10000"],
+          value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    pub concurrency: Vec<u32>,
+    /// Lines per slow stream.
+    #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u32).range(2..=1000))]
+    pub lines: u32,
+    /// Interval between the lines of a slow stream, in ms.
+    #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u64).range(100..=60_000))]
+    pub line_interval_ms: u64,
+    /// Connections being set up at once in the concurrency scenarios (more than the servers'
+    /// listen backlog of 1024 and connections wait for SYN retries).
+    #[arg(long, default_value_t = 256, value_parser = clap::value_parser!(u32).range(1..=1024))]
+    pub connecting: u32,
+    /// Lines per fast stream (`interval_ms=0`).
+    #[arg(long, default_value_t = 1_000_000, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    pub fast_lines: u32,
+    /// Simultaneous fast streams, one scenario per number.
+    #[arg(long, value_delimiter = ',', default_values = ["1", "16"],
+          value_parser = clap::value_parser!(u32).range(1..=1024))]
+    pub fast_streams: Vec<u32>,
+    /// Also measure your own server (repeatable): PROGRAM must take `--addr 127.0.0.1:0`,
+    /// print `listening on http://IP:PORT` first on stdout, and serve the same `/stream`.
+    #[arg(long = "server", value_name = "NAME=PROGRAM", value_parser = parse_server)]
+    pub servers: Vec<(String, PathBuf)>,
+    /// Runs of every scenario; each figure is the median of the runs.
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..=20))]
+    pub runs: u32,
+    /// Where to write bench.json, summary.md and the charts.
+    #[arg(long, default_value = "target/bench")]
+    pub out: PathBuf,
+}
+
+fn parse_server(value: &str) -> Result<(String, PathBuf), String> {
+    match value.split_once('=') {
+        Some((name, program)) if !name.is_empty() && !program.is_empty() && name != FLOOR => {
+            Ok((name.to_owned(), PathBuf::from(program)))
+        }
+        _ => Err(format!(
+            "expected NAME=PROGRAM with a name other than {FLOOR:?}, got {value:?}"
+        )),
+    }
+}
+
+/// Everything one run measured; written as bench.json.
+#[derive(Debug, Serialize)]
+pub struct Results {
+    pub date: String,
+    pub command: String,
+    pub machine: Machine,
+    pub fd_limit: FdLimit,
+    pub client_build: &'static str,
+    pub note: &'static str,
+    pub options: Options,
+    pub servers: Vec<ServerResults>,
+    /// Every figure of `servers`, flat, with its ratio to the floor.
+    pub figures: Vec<Figure>,
+    pub targets: Vec<Target>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct ServerResults {
+    pub name: String,
+    pub program: PathBuf,
+    /// Spawn to its `listening on` line, once per scenario.
+    pub startup_ms: Vec<f64>,
+    pub concurrency: Vec<Concurrency>,
+    pub throughput: Vec<Throughput>,
+}
+
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct Quantiles {
+    pub min: f64,
+    pub p50: f64,
+    pub p99: f64,
+    pub p999: f64,
+    pub max: f64,
+}
+
+impl Quantiles {
+    /// Nearest-rank percentiles; `None` for no samples.
+    pub fn of(samples: &[f64]) -> Option<Self> {
+        let mut sorted: Vec<f64> = samples.iter().copied().filter(|v| v.is_finite()).collect();
+        sorted.sort_by(f64::total_cmp);
+        // The rank ⌈p·n/100⌉, kept from rounding up past an exact product (99.9 × 1000).
+        let rank = |p: f64| ((p * sorted.len() as f64 / 100.0 - 1e-9).ceil() as usize).max(1);
+        let at = |p: f64| sorted[rank(p) - 1];
+        (!sorted.is_empty()).then(|| Self {
+            min: sorted[0],
+            p50: at(50.0),
+            p99: at(99.0),
+            p999: at(99.9),
+            max: sorted[sorted.len() - 1],
+        })
+    }
+}
+
+#[derive(Debug, Serialize)]
+pub struct Concurrency {
+    pub streams: u32,
+    pub completed: u32,
+    pub errors: BTreeMap<String, u32>,
+    /// From starting the connection to the first line, in ms.
+    pub first_line_ms: Option<Quantiles>,
+    /// Lines 2.. of every completed stream: arrival − due, in ms, where line k is due
+    /// (k−1)·interval after the stream's schedule began, and the schedule is anchored at the
+    /// stream's most punctual line (line 1 is reported as the first-line time).
+    pub lateness_ms: Option<Quantiles>,
+    pub rss_idle_kib: u64,
+    /// The sample with the most streams open (first line received, not ended).
+    pub rss_sampled_kib: u64,
+    pub open_when_sampled: usize,
+    pub kib_per_stream: Option<f64>,
+    pub rss_peak_kib: u64,
+    pub server_cpu_ms: f64,
+    pub client_cpu_ms: f64,
+    pub wall_ms: f64,
+    /// The arrivals (ms since its connection started) of the stream with the latest line.
+    pub latest_stream_ms: Vec<f64>,
+    #[serde(skip)]
+    pub lateness_samples: Vec<f64>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Throughput {
+    pub streams: u32,
+    pub completed: u32,
+    pub errors: BTreeMap<String, u32>,
+    pub lines: u64,
+    pub bytes: u64,
+    pub wall_ms: f64,
+    pub lines_per_s: f64,
+    pub mb_per_s: f64,
+    pub server_cpu_ms: f64,
+    pub client_cpu_ms: f64,
+}
+
+/// Runs every scenario against the floor and the chosen frameworks; writes bench.json,
+/// summary.md and the SVG charts to `options.out`.
+pub async fn run(options: &Options) -> Result<Results, String> {
+    let fd_limit = system::raise_fd_limit()?;
+    eprintln!(
+        "open-file limit: {} (was {}, hard limit {})",
+        fd_limit.now, fd_limit.was, fd_limit.hard
+    );
+    let most = options.concurrency.iter().copied().max().unwrap_or(0);
+    if u64::from(most) + 64 > fd_limit.now {
+        return Err(format!(
+            "--concurrency {most} needs about {} open files, and this system allows {} \
+             (raise the hard limit, ulimit -Hn, or ask for fewer streams)",
+            u64::from(most) + 64,
+            fd_limit.now
+        ));
+    }
+    if let Some(ports) = system::ephemeral_ports()
+        && most + 100 > ports
+    {
+        return Err(format!(
+            "--concurrency {most} needs more local ports than the {ports} of \
+             net.ipv4.ip_local_port_range"
+        ));
+    }
+    if cfg!(debug_assertions) {
+        eprintln!(
+            "warning: this load client is a debug build; its figures are not comparable \
+             (run `cargo run -p conformance --release -- bench`)"
+        );
+    }
+    std::fs::create_dir_all(&options.out)
+        .map_err(|e| format!("cannot create {}: {e}", options.out.display()))?;
+
+    let mut programs = build(&options.frameworks).await?;
+    programs.extend(options.servers.iter().cloned());
+    let steps = programs.len()
+        * options.runs as usize
+        * (options.concurrency.len() + options.fast_streams.len());
+    let bar = ProgressBar::new(steps as u64).with_style(
+        ProgressStyle::with_template("[{elapsed_precise}] {bar:30} {pos}/{len} {msg}")
+            .expect("the template is valid"),
+    );
+    bar.enable_steady_tick(Duration::from_millis(200));
+
+    let mut servers: Vec<ServerResults> = programs
+        .into_iter()
+        .map(|(name, program)| ServerResults {
+            name,
+            program,
+            startup_ms: Vec::new(),
+            concurrency: Vec::new(),
+            throughput: Vec::new(),
+        })
+        .collect();
+    // Runs go round the servers, so a disturbance on the machine does not land on one server.
+    for &streams in &options.concurrency {
+        for run in 1..=options.runs {
+            for server in &mut servers {
+                let (spawned, addr) = start(&server.program, &mut server.startup_ms).await?;
+                let label = format!("{} (run {run})", server.name);
+                let result = concurrency(&spawned, addr, streams, options, &bar, &label).await?;
+                bar.inc(1);
+                server.concurrency.push(result);
+            }
+        }
+    }
+    for &streams in &options.fast_streams {
+        for run in 1..=options.runs {
+            for server in &mut servers {
+                let (spawned, addr) = start(&server.program, &mut server.startup_ms).await?;
+                let label = format!("{} (run {run})", server.name);
+                let result = throughput(&spawned, addr, streams, options, &bar, &label).await?;
+                bar.inc(1);
+                server.throughput.push(result);
+            }
+        }
+    }
+    bar.finish_and_clear();
+
+    let figures = report::figures(&servers);
+    let targets = report::targets(&figures);
+    let results = Results {
+        date: time::OffsetDateTime::now_utc()
+            .format(&time::format_description::well_known::Rfc3339)
+            .unwrap_or_default(),
+        command: std::iter::once("cargo run -p conformance --release --".to_owned())
+            .chain(std::env::args().skip(1))
+            .collect::<Vec<_>>()
+            .join(" "),
+        machine: system::machine(),
+        fd_limit,
+        client_build: if cfg!(debug_assertions) {
+            "debug"
+        } else {
+            "release"
+        },
+        note: "client and servers share the machine; one server runs at a time",
+        options: options.clone(),
+        servers,
+        figures,
+        targets,
+    };
+    write(&results, &options.out)?;
+    Ok(results)
+}
+
+/// Builds the floor and the frameworks' servers in release mode; their executables, floor first.
+async fn build(frameworks: &[Framework]) -> Result<Vec<(String, PathBuf)>, String> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("the crate sits in the workspace");
+    let mut programs = vec![(
+        FLOOR.to_owned(),
+        cargo_build(root, &["-p", "conformance", "--example", "floor"], "floor").await?,
+    )];
+    for framework in frameworks {
+        let package = framework.package();
+        let program = cargo_build(root, &["-p", &package, "--bin", &package], &package).await?;
+        programs.push((framework.name().to_owned(), program));
+    }
+    Ok(programs)
+}
+
+async fn cargo_build(root: &Path, args: &[&str], target: &str) -> Result<PathBuf, String> {
+    eprintln!("building {target} (release)…");
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let output = tokio::process::Command::new(cargo)
+        .current_dir(root)
+        .args([
+            "build",
+            "--release",
+            "--message-format=json-render-diagnostics",
+        ])
+        .args(args)
+        .stderr(std::process::Stdio::inherit())
+        .output()
+        .await
+        .map_err(|e| format!("cannot run cargo: {e}"))?;
+    if !output.status.success() {
+        return Err(format!(
+            "cargo build of {target} failed ({})",
+            output.status
+        ));
+    }
+    String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
+        .filter(|m| m["reason"] == "compiler-artifact" && m["target"]["name"] == target)
+        .find_map(|m| m["executable"].as_str().map(PathBuf::from))
+        .ok_or_else(|| format!("cargo built no executable named {target}"))
+}
+
+/// Starts a fresh instance with request logging off (the floor has none), noting its start-up.
+async fn start(program: &Path, startup_ms: &mut Vec<f64>) -> Result<(Spawned, SocketAddr), String> {
+    let program = program.to_owned();
+    let started = Instant::now();
+    let spawned = tokio::task::spawn_blocking(move || {
+        Spawned::with_log_level(&program, &[], "warn", Duration::from_secs(60))
+    })
+    .await
+    .map_err(|e| format!("cannot start the server: {e}"))??;
+    startup_ms.push(started.elapsed().as_secs_f64() * 1e3);
+    let addr = spawned
+        .base
+        .trim_start_matches("http://")
+        .parse()
+        .map_err(|e| format!("{} is not IP:PORT: {e}", spawned.base))?;
+    Ok((spawned, addr))
+}
+
+/// CPU time of the server and of this client, before and after.
+struct Cpu {
+    pid: String,
+    server: f64,
+    client: f64,
+}
+
+impl Cpu {
+    fn start(spawned: &Spawned) -> Result<Self, String> {
+        let pid = spawned.pid().to_string();
+        Ok(Self {
+            server: system::cpu_ms(&pid).ok_or("cannot read the server's CPU time")?,
+            client: system::cpu_ms("self").unwrap_or(0.0),
+            pid,
+        })
+    }
+
+    /// (server, client) ms spent since `start`.
+    fn spent(&self) -> (f64, f64) {
+        (
+            system::cpu_ms(&self.pid).unwrap_or(f64::NAN) - self.server,
+            system::cpu_ms("self").unwrap_or(f64::NAN) - self.client,
+        )
+    }
+}
+
+async fn concurrency(
+    spawned: &Spawned,
+    addr: SocketAddr,
+    streams: u32,
+    options: &Options,
+    bar: &ProgressBar,
+    name: &str,
+) -> Result<Concurrency, String> {
+    let interval = Duration::from_millis(options.line_interval_ms);
+    load::fetch(addr, "/stream?count=2&interval_ms=0")
+        .await
+        .map_err(|e| format!("{name}: the warm-up request failed: {e}"))?;
+    let pid = spawned.pid();
+    let rss_idle_kib = system::rss_kib(pid).ok_or("cannot read the server's memory")?;
+    let cpu = Cpu::start(spawned)?;
+    let gauge = Arc::new(Gauge::default());
+    let started = Instant::now();
+    let mut run = tokio::spawn(load::concurrent(
+        addr,
+        streams,
+        options.lines,
+        interval,
+        options.connecting,
+        gauge.clone(),
+    ));
+    let (mut sampled, mut peak) = ((0, rss_idle_kib), rss_idle_kib);
+    let mut tick = tokio::time::interval(Duration::from_millis(100));
+    let outcomes = loop {
+        tokio::select! {
+            outcomes = &mut run => break outcomes.map_err(|e| format!("the load client failed: {e}"))?,
+            _ = tick.tick() => {
+                let open = gauge.open.load(Ordering::Relaxed);
+                if let Some(rss) = system::rss_kib(pid) {
+                    peak = peak.max(rss);
+                    if open >= sampled.0 {
+                        sampled = (open, rss);
+                    }
+                }
+                bar.set_message(format!(
+                    "{name}: {streams} streams of {} lines; {open} open, {} ended",
+                    options.lines,
+                    gauge.done.load(Ordering::Relaxed)
+                ));
+            }
+        }
+    };
+    let wall_ms = started.elapsed().as_secs_f64() * 1e3;
+    let (server_cpu_ms, client_cpu_ms) = cpu.spent();
+
+    let interval_ms = interval.as_secs_f64() * 1e3;
+    let (mut errors, mut first_lines, mut lateness) = (BTreeMap::new(), Vec::new(), Vec::new());
+    let (mut latest_stream_ms, mut latest) = (Vec::new(), f64::NEG_INFINITY);
+    for outcome in outcomes {
+        match outcome {
+            Ok(arrivals) => {
+                first_lines.push(arrivals[0]);
+                // The stream's schedule as its most punctual line shows it. Anchoring it at
+                // line 1 instead would count a slow first line as later lines being early,
+                // and a stream that arrives all at once as on time.
+                let anchor = arrivals
+                    .iter()
+                    .enumerate()
+                    .map(|(k, at)| at - k as f64 * interval_ms)
+                    .fold(f64::INFINITY, f64::min);
+                for (k, at) in arrivals.iter().enumerate().skip(1) {
+                    let late = at - (anchor + k as f64 * interval_ms);
+                    lateness.push(late);
+                    if late > latest {
+                        latest = late;
+                        latest_stream_ms.clone_from(&arrivals);
+                    }
+                }
+            }
+            Err(kind) => *errors.entry(kind).or_default() += 1,
+        }
+    }
+    let (open_when_sampled, rss_sampled_kib) = sampled;
+    Ok(Concurrency {
+        streams,
+        completed: first_lines.len() as u32,
+        errors,
+        first_line_ms: Quantiles::of(&first_lines),
+        lateness_ms: Quantiles::of(&lateness),
+        rss_idle_kib,
+        rss_sampled_kib,
+        open_when_sampled,
+        kib_per_stream: (open_when_sampled > 0).then(|| {
+            rss_sampled_kib.saturating_sub(rss_idle_kib) as f64 / open_when_sampled as f64
+        }),
+        rss_peak_kib: peak,
+        server_cpu_ms,
+        client_cpu_ms,
+        wall_ms,
+        latest_stream_ms,
+        lateness_samples: lateness,
+    })
+}
+
+async fn throughput(
+    spawned: &Spawned,
+    addr: SocketAddr,
+    streams: u32,
+    options: &Options,
+    bar: &ProgressBar,
+    name: &str,
+) -> Result<Throughput, String> {
+    load::fetch(addr, "/stream?count=2&interval_ms=0")
+        .await
+        .map_err(|e| format!("{name}: the warm-up request failed: {e}"))?;
+    let cpu = Cpu::start(spawned)?;
+    let gauge = Arc::new(Gauge::default());
+    let mut run = tokio::spawn(load::fast(addr, streams, options.fast_lines, gauge.clone()));
+    let mut tick = tokio::time::interval(Duration::from_millis(100));
+    let delivered = loop {
+        tokio::select! {
+            delivered = &mut run => break delivered.map_err(|e| format!("the load client failed: {e}"))?,
+            _ = tick.tick() => bar.set_message(format!(
+                "{name}: {streams} × {} fast lines; {} received",
+                options.fast_lines,
+                gauge.lines.load(Ordering::Relaxed)
+            )),
+        }
+    };
+    let (server_cpu_ms, client_cpu_ms) = cpu.spent();
+    let seconds = delivered.wall.as_secs_f64();
+    Ok(Throughput {
+        streams,
+        completed: delivered.completed,
+        errors: delivered.errors,
+        lines: delivered.lines,
+        bytes: delivered.bytes,
+        wall_ms: seconds * 1e3,
+        lines_per_s: delivered.lines as f64 / seconds,
+        mb_per_s: delivered.bytes as f64 / seconds / 1e6,
+        server_cpu_ms,
+        client_cpu_ms,
+    })
+}
+
+fn latest(c: &Concurrency) -> f64 {
+    c.lateness_ms.map_or(f64::NEG_INFINITY, |q| q.max)
+}
+
+/// bench.json, summary.md and the charts.
+fn write(results: &Results, out: &Path) -> Result<(), String> {
+    let put = |name: &str, text: String| {
+        let path = out.join(name);
+        std::fs::write(&path, text).map_err(|e| format!("cannot write {}: {e}", path.display()))
+    };
+    put(
+        "bench.json",
+        serde_json::to_string_pretty(results).expect("results serialize") + "\n",
+    )?;
+    put("summary.md", report::markdown(results))?;
+    for &streams in &results.options.concurrency {
+        let pooled: Vec<(&str, Vec<f64>)> = results
+            .servers
+            .iter()
+            .map(|s| {
+                let runs = s.concurrency.iter().filter(|c| c.streams == streams);
+                let samples = runs.flat_map(|c| c.lateness_samples.iter().copied());
+                (s.name.as_str(), samples.collect())
+            })
+            .collect();
+        let series: Vec<(&str, &[f64])> = pooled.iter().map(|(n, v)| (*n, &v[..])).collect();
+        charts::lateness_chart(
+            &out.join(format!("lateness-{streams}.svg")),
+            &format!(
+                "Line lateness, {streams} simultaneous streams of {} lines every {} ms ({} runs)",
+                results.options.lines, results.options.line_interval_ms, results.options.runs
+            ),
+            &series,
+        )?;
+    }
+    if let Some(&streams) = results.options.concurrency.iter().max() {
+        let series: Vec<(&str, &[f64])> = results
+            .servers
+            .iter()
+            .filter_map(|s| {
+                let latest = s
+                    .concurrency
+                    .iter()
+                    .filter(|c| c.streams == streams)
+                    .max_by(|a, b| latest(a).total_cmp(&latest(b)))?;
+                Some((s.name.as_str(), &latest.latest_stream_ms[..]))
+            })
+            .collect();
+        charts::timeline_chart(
+            &out.join("timeline.svg"),
+            &format!("The stream with the latest line, per server ({streams} simultaneous)"),
+            results.options.line_interval_ms as f64,
+            &series,
+        )?;
+    }
+    Ok(())
+}

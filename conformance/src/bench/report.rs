@@ -1,0 +1,360 @@
+//! A run's figures, each beside the floor's, the targets, and the markdown summary.
+
+use std::fmt::Write as _;
+
+use serde::Serialize;
+
+use super::{Concurrency, FLOOR, Results, ServerResults, Throughput};
+
+/// One measured figure and its ratio to the floor's in the same scenario.
+#[derive(Debug, Clone, Serialize)]
+pub struct Figure {
+    pub server: String,
+    pub scenario: String,
+    pub metric: &'static str,
+    pub unit: &'static str,
+    pub value: f64,
+    /// `value / floor`, where both are positive.
+    pub ratio_to_floor: Option<f64>,
+}
+
+/// The median, or `None` for no values.
+fn median(mut values: Vec<f64>) -> Option<f64> {
+    values.retain(|v| v.is_finite());
+    values.sort_by(f64::total_cmp);
+    values.get(values.len() / 2).copied()
+}
+
+/// The figures of one server, in table order: (scenario, metric, unit, median over the runs).
+fn own_figures(server: &ServerResults) -> Vec<(String, &'static str, &'static str, f64)> {
+    let mut figures = Vec::new();
+    let mut sizes: Vec<u32> = server.concurrency.iter().map(|c| c.streams).collect();
+    sizes.dedup();
+    for streams in sizes {
+        let runs: Vec<&Concurrency> = server
+            .concurrency
+            .iter()
+            .filter(|c| c.streams == streams)
+            .collect();
+        let scenario = format!("{streams} slow streams");
+        // Completion counts from the worst run, not the median.
+        if let Some(worst) = runs.iter().map(|c| c.completed).min() {
+            figures.push((scenario.clone(), "completed", "streams", worst.into()));
+            figures.push((
+                scenario.clone(),
+                "errors",
+                "streams",
+                (streams - worst).into(),
+            ));
+        }
+        let mut add = |metric, unit, value: &dyn Fn(&Concurrency) -> Option<f64>| {
+            if let Some(m) = median(runs.iter().filter_map(|c| value(c)).collect()) {
+                figures.push((scenario.clone(), metric, unit, m));
+            }
+        };
+        add("first line p50", "ms", &|c| c.first_line_ms.map(|q| q.p50));
+        add("first line p99", "ms", &|c| c.first_line_ms.map(|q| q.p99));
+        add("lateness p50", "ms", &|c| c.lateness_ms.map(|q| q.p50));
+        add("lateness p99", "ms", &|c| c.lateness_ms.map(|q| q.p99));
+        add("lateness max", "ms", &|c| c.lateness_ms.map(|q| q.max));
+        add("memory per stream", "KiB", &|c| c.kib_per_stream);
+        add("server CPU", "ms", &|c| Some(c.server_cpu_ms));
+    }
+    let mut sizes: Vec<u32> = server.throughput.iter().map(|t| t.streams).collect();
+    sizes.dedup();
+    for streams in sizes {
+        let runs: Vec<&Throughput> = server
+            .throughput
+            .iter()
+            .filter(|t| t.streams == streams)
+            .collect();
+        let scenario = format!("{streams} fast streams");
+        let mut add = |metric, unit, value: &dyn Fn(&Throughput) -> f64| {
+            if let Some(m) = median(runs.iter().map(|t| value(t)).collect()) {
+                figures.push((scenario.clone(), metric, unit, m));
+            }
+        };
+        add("lines/s", "lines/s", &|t| t.lines_per_s);
+        add("MB/s", "MB/s", &|t| t.mb_per_s);
+        add("server CPU", "ms", &|t| t.server_cpu_ms);
+        let worst = runs.iter().map(|t| t.completed).min().unwrap_or(0);
+        figures.push((
+            scenario.clone(),
+            "errors",
+            "streams",
+            (streams - worst).into(),
+        ));
+    }
+    if let Some(m) = median(server.startup_ms.clone()) {
+        figures.push(("start-up".into(), "spawn to listening", "ms", m));
+    }
+    figures
+}
+
+pub fn figures(servers: &[ServerResults]) -> Vec<Figure> {
+    let floor = servers.iter().find(|s| s.name == FLOOR).map(own_figures);
+    let floor_value = |scenario: &str, metric: &str| {
+        floor
+            .iter()
+            .flatten()
+            .find(|(s, m, ..)| s == scenario && *m == metric)
+            .map(|f| f.3)
+    };
+    servers
+        .iter()
+        .flat_map(|server| {
+            own_figures(server)
+                .into_iter()
+                .map(|(scenario, metric, unit, value)| Figure {
+                    ratio_to_floor: floor_value(&scenario, metric)
+                        .filter(|f| *f > 0.0 && value >= 0.0 && server.name != FLOOR)
+                        .map(|f| value / f),
+                    server: server.name.clone(),
+                    scenario,
+                    metric,
+                    unit,
+                    value,
+                })
+        })
+        .collect()
+}
+
+/// One of the issue's targets, judged for one server.
+#[derive(Debug, Clone, Serialize)]
+pub struct Target {
+    pub server: String,
+    pub target: String,
+    pub measured: String,
+    pub met: bool,
+}
+
+/// Judged on the medians of the largest concurrency scenario and of the fewest fast streams.
+pub fn targets(figures: &[Figure]) -> Vec<Target> {
+    let size = |suffix: &str, pick: fn(u32, u32) -> u32| {
+        figures
+            .iter()
+            .filter_map(|f| f.scenario.strip_suffix(suffix)?.parse::<u32>().ok())
+            .reduce(pick)
+    };
+    let slow = size(" slow streams", u32::max).map(|n| format!("{n} slow streams"));
+    let fast = size(" fast streams", u32::min).map(|n| format!("{n} fast streams"));
+    let find = |server: &str, scenario: &Option<String>, metric: &str| {
+        figures.iter().find(|f| {
+            f.server == server && Some(&f.scenario) == scenario.as_ref() && f.metric == metric
+        })
+    };
+    let mut servers: Vec<&str> = figures.iter().map(|f| f.server.as_str()).collect();
+    servers.dedup();
+    let mut targets = Vec::new();
+    for server in servers.into_iter().filter(|s| *s != FLOOR) {
+        let mut judge = |target: String, measured: String, met: bool| {
+            targets.push(Target {
+                server: server.to_owned(),
+                target,
+                measured,
+                met,
+            });
+        };
+        if let (Some(done), Some(scenario)) = (find(server, &slow, "completed"), &slow) {
+            let streams = scenario.trim_end_matches(" slow streams");
+            judge(
+                format!("all {streams} streams complete"),
+                format!("{} of {streams}", done.value),
+                done.value.to_string() == streams,
+            );
+        }
+        for (metric, limit) in [("lateness p99", 5.0), ("lateness max", 50.0)] {
+            if let Some(f) = find(server, &slow, metric) {
+                judge(
+                    format!("{metric} ≤ {limit} ms"),
+                    format!("{:.1} ms", f.value),
+                    f.value <= limit,
+                );
+            }
+        }
+        let relative = [
+            ("memory per stream", &slow, "≤ 1.5×", 1.5),
+            ("lines/s", &fast, "≥ 0.8×", 0.8),
+        ];
+        for (metric, scenario, bound, limit) in relative {
+            let Some(f) = find(server, scenario, metric) else {
+                continue;
+            };
+            let Some(ratio) = f.ratio_to_floor else {
+                continue;
+            };
+            judge(
+                format!(
+                    "{} {metric} {bound} floor",
+                    scenario.as_deref().unwrap_or_default()
+                ),
+                format!("{} {} = {ratio:.2}× floor", number(f.value, f.unit), f.unit),
+                if limit > 1.0 {
+                    ratio <= limit
+                } else {
+                    ratio >= limit
+                },
+            );
+        }
+    }
+    targets
+}
+
+/// 1234567 → "1.23 M".
+fn si(value: f64) -> String {
+    match value.abs() {
+        v if v >= 1e6 => format!("{:.2} M", value / 1e6),
+        v if v >= 1e4 => format!("{:.1} k", value / 1e3),
+        _ => format!("{value:.0}"),
+    }
+}
+
+fn number(value: f64, unit: &str) -> String {
+    match unit {
+        "lines/s" => si(value),
+        "streams" => format!("{value:.0}"),
+        _ if value.abs() >= 100.0 => format!("{value:.0}"),
+        _ => format!("{value:.1}"),
+    }
+}
+
+/// A markdown table with padded columns, readable on a terminal too.
+fn table(out: &mut String, header: &[String], rows: &[Vec<String>]) {
+    let width = |i: usize| {
+        rows.iter()
+            .map(|r| r[i].chars().count())
+            .chain([header[i].chars().count()])
+            .max()
+            .unwrap_or(0)
+    };
+    let widths: Vec<usize> = (0..header.len()).map(width).collect();
+    let line = |out: &mut String, cells: &[String]| {
+        for (cell, w) in cells.iter().zip(&widths) {
+            let pad = w - cell.chars().count();
+            let _ = write!(out, "| {cell}{} ", " ".repeat(pad));
+        }
+        out.push_str("|\n");
+    };
+    line(out, header);
+    let rule: Vec<String> = widths.iter().map(|w| "-".repeat(*w)).collect();
+    line(out, &rule);
+    for row in rows {
+        line(out, row);
+    }
+    out.push('\n');
+}
+
+/// The summary: one table per scenario (each figure with its ratio to the floor), start-up,
+/// and the targets.
+pub fn markdown(results: &Results) -> String {
+    let mut out = String::new();
+    let m = &results.machine;
+    let _ = writeln!(
+        out,
+        "Run {} on {} cores ({}), {} GiB, Linux {}; client build: {}; open-file limit {}.\n\
+         Client and servers share the machine; one server runs at a time, started afresh for \
+         each scenario, with request logging off.\n\n`{}`\n",
+        results.date,
+        m.cores,
+        m.cpu,
+        m.memory_gib,
+        m.kernel,
+        results.client_build,
+        results.fd_limit.now,
+        results.command
+    );
+    let mut scenarios: Vec<&str> = Vec::new();
+    for f in &results.figures {
+        if !scenarios.contains(&f.scenario.as_str()) {
+            scenarios.push(&f.scenario);
+        }
+    }
+    for scenario in scenarios {
+        let figures: Vec<_> = results
+            .figures
+            .iter()
+            .filter(|f| f.scenario == scenario)
+            .collect();
+        let mut metrics: Vec<(&str, &str)> = Vec::new();
+        for f in &figures {
+            if !metrics.contains(&(f.metric, f.unit)) {
+                metrics.push((f.metric, f.unit));
+            }
+        }
+        let header: Vec<String> = std::iter::once("server".to_owned())
+            .chain(metrics.iter().map(|(m, u)| match *u {
+                "streams" | "lines/s" | "MB/s" => (*m).to_owned(),
+                _ => format!("{m} ({u})"),
+            }))
+            .collect();
+        let rows: Vec<Vec<String>> = results
+            .servers
+            .iter()
+            .map(|server| {
+                std::iter::once(server.name.clone())
+                    .chain(metrics.iter().map(|(metric, _)| {
+                        figures
+                            .iter()
+                            .find(|f| f.server == server.name && f.metric == *metric)
+                            .map_or("—".into(), |f| match f.ratio_to_floor {
+                                Some(r) if f.unit != "streams" => {
+                                    format!("{} ({r:.2}×)", number(f.value, f.unit))
+                                }
+                                _ => number(f.value, f.unit),
+                            })
+                    }))
+                    .collect()
+            })
+            .collect();
+        let _ = writeln!(out, "**{scenario}**\n");
+        table(&mut out, &header, &rows);
+    }
+    if !results.targets.is_empty() {
+        let _ = writeln!(
+            out,
+            "**Targets** (medians of {} runs)\n",
+            results.options.runs
+        );
+        let rows: Vec<Vec<String>> = results
+            .targets
+            .iter()
+            .map(|t| {
+                vec![
+                    t.server.clone(),
+                    t.target.clone(),
+                    t.measured.clone(),
+                    if t.met { "met" } else { "MISSED" }.into(),
+                ]
+            })
+            .collect();
+        let header = ["server", "target", "measured", ""].map(String::from);
+        table(&mut out, &header, &rows);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::Quantiles;
+
+    #[test]
+    fn nearest_rank_percentiles() {
+        let samples: Vec<f64> = (1..=1000).map(f64::from).collect();
+        let q = Quantiles::of(&samples).unwrap();
+        assert_eq!(
+            (q.min, q.p50, q.p99, q.p999, q.max),
+            (1.0, 500.0, 990.0, 999.0, 1000.0)
+        );
+        let one = Quantiles::of(&[f64::NAN, 7.0]).unwrap();
+        assert_eq!((one.p50, one.p99, one.max), (7.0, 7.0, 7.0));
+        assert!(Quantiles::of(&[]).is_none());
+    }
+
+    #[test]
+    fn numbers_read_well() {
+        assert_eq!(super::si(1_234_567.0), "1.23 M");
+        assert_eq!(super::si(56_700.0), "56.7 k");
+        assert_eq!(super::number(2.345, "ms"), "2.3");
+        assert_eq!(super::number(1234.5, "ms"), "1234");
+    }
+}
