@@ -81,6 +81,7 @@ async fn main() -> std::io::Result<()> {
         .route("/events", get(events))
         .layer(middleware::from_fn(require_host))
         // Streams stay compressed: async-compression >= 0.4.31 flushes each pause; SSE is exempt.
+        // gzip, zstd and deflate, not br: see tower-http in the workspace Cargo.toml.
         .layer(CompressionLayer::new())
         .layer(
             TraceLayer::new_for_http()

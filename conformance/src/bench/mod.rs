@@ -258,6 +258,7 @@ pub async fn run(options: &Options) -> Result<Results, String> {
                 let (spawned, addr) = start(&server.program, &mut server.startup_ms).await?;
                 let label = format!("{} (run {run})", server.name);
                 let result = concurrency(&spawned, addr, streams, options, &bar, &label).await?;
+                stop(spawned).await;
                 bar.inc(1);
                 server.concurrency.push(result);
             }
@@ -269,6 +270,7 @@ pub async fn run(options: &Options) -> Result<Results, String> {
                 let (spawned, addr) = start(&server.program, &mut server.startup_ms).await?;
                 let label = format!("{} (run {run})", server.name);
                 let result = throughput(&spawned, addr, streams, options, &bar, &label).await?;
+                stop(spawned).await;
                 bar.inc(1);
                 server.throughput.push(result);
             }
@@ -365,6 +367,17 @@ async fn start(program: &Path, startup_ms: &mut Vec<f64>) -> Result<(Spawned, So
         .parse()
         .map_err(|e| format!("{} is not IP:PORT: {e}", spawned.base))?;
     Ok((spawned, addr))
+}
+
+/// Ends a server with SIGTERM, as a user would, so that it can write what it writes at exit (a
+/// profiler's output, say); killed if it has not exited after 10 s.
+async fn stop(mut spawned: Spawned) {
+    if spawned.terminate().is_ok() {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while spawned.exited().is_none() && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
 }
 
 /// CPU time of the server and of this client, before and after.
