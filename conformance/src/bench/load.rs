@@ -4,6 +4,7 @@
 use std::{
     collections::BTreeMap,
     net::SocketAddr,
+    pin::pin,
     sync::{
         Arc,
         atomic::{AtomicU64, AtomicUsize, Ordering},
@@ -13,7 +14,7 @@ use std::{
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Empty};
-use hyper::{Request, body::Incoming, client::conn::http1};
+use hyper::{Request, client::conn::http1};
 use hyper_util::rt::TokioIo;
 use tokio::{net::TcpStream, sync::Semaphore, task::JoinSet};
 
@@ -31,8 +32,10 @@ pub struct Gauge {
 /// Errors by kind ("connect: ConnectionRefused", "status 503", …) and how often each happened.
 pub type Errors = BTreeMap<String, u32>;
 
-/// Sends `GET path` on a new connection and returns the body of a 200.
-async fn open(addr: SocketAddr, path: &str) -> Result<Incoming, String> {
+/// Sends `GET path` on a new connection and hands each piece of a 200's body to `on_data` as
+/// it arrives. The connection is driven in this task: one task per stream, no hand-over
+/// between tasks for each piece.
+async fn stream(addr: SocketAddr, path: &str, mut on_data: impl FnMut(Bytes)) -> Result<(), String> {
     let tcp = TcpStream::connect(addr)
         .await
         .map_err(|e| format!("connect: {}", e.kind()))?;
@@ -40,20 +43,35 @@ async fn open(addr: SocketAddr, path: &str) -> Result<Incoming, String> {
     let (mut sender, connection) = http1::handshake::<_, Empty<Bytes>>(TokioIo::new(tcp))
         .await
         .map_err(|e| format!("handshake: {e}"))?;
-    // Drives the connection; it ends when the body is read and `sender` is gone.
-    tokio::spawn(connection);
     let request = Request::get(path)
         .header("host", addr.to_string())
         .body(Empty::new())
         .map_err(|e| format!("request: {e}"))?;
-    let response = sender
-        .send_request(request)
-        .await
-        .map_err(|e| format!("request: {e}"))?;
-    if response.status() != 200 {
-        return Err(format!("status {}", response.status().as_u16()));
+    let reading = async move {
+        let response = sender
+            .send_request(request)
+            .await
+            .map_err(|e| format!("request: {e}"))?;
+        if response.status() != 200 {
+            return Err(format!("status {}", response.status().as_u16()));
+        }
+        let mut body = response.into_body();
+        while let Some(frame) = body.frame().await {
+            if let Ok(data) = frame.map_err(body_error)?.into_data() {
+                on_data(data);
+            }
+        }
+        Ok(())
+    };
+    let (mut connection, mut reading) = (pin!(connection), pin!(reading));
+    let mut connected = true;
+    loop {
+        tokio::select! {
+            result = &mut reading => return result,
+            // Once the connection ends, the body reports how.
+            _ = &mut connection, if connected => connected = false,
+        }
     }
-    Ok(response.into_body())
 }
 
 fn body_error(e: hyper::Error) -> String {
@@ -64,9 +82,10 @@ fn body_error(e: hyper::Error) -> String {
 }
 
 /// Reads a whole stream, e.g. to warm a server up.
-pub async fn fetch(addr: SocketAddr, path: &str) -> Result<Bytes, String> {
-    let body = open(addr, path).await?;
-    Ok(body.collect().await.map_err(body_error)?.to_bytes())
+pub async fn fetch(addr: SocketAddr, path: &str) -> Result<Vec<u8>, String> {
+    let mut body = Vec::new();
+    stream(addr, path, |data| body.extend_from_slice(&data)).await?;
+    Ok(body)
 }
 
 /// The concurrency scenario: `streams` simultaneous `GET /stream?count=&interval_ms=`, with at
@@ -103,13 +122,9 @@ pub async fn concurrent(
             let started = Instant::now();
             let mut opened = OpenGuard(&gauge, false);
             let outcome = tokio::time::timeout(limit, async {
-                let mut body = open(addr, &path).await?;
                 let mut permit = Some(permit);
                 let (mut arrivals, mut text) = (Vec::with_capacity(count as usize), Vec::new());
-                while let Some(frame) = body.frame().await {
-                    let Ok(data) = frame.map_err(body_error)?.into_data() else {
-                        continue;
-                    };
+                stream(addr, &path, |data| {
                     let at = started.elapsed().as_secs_f64() * 1e3;
                     let lines = data.iter().filter(|b| **b == b'\n').count();
                     arrivals.extend(std::iter::repeat_n(at, lines));
@@ -118,7 +133,8 @@ pub async fn concurrent(
                     if lines > 0 && permit.take().is_some() {
                         opened.open();
                     }
-                }
+                })
+                .await?;
                 if text != *expected {
                     return Err(format!(
                         "content: {} bytes, not the {} of 1..={count}",
@@ -180,21 +196,18 @@ pub async fn fast(addr: SocketAddr, streams: u32, count: u32, gauge: Arc<Gauge>)
     for _ in 0..streams {
         let (path, ending, gauge) = (path.clone(), ending.clone(), gauge.clone());
         tasks.spawn(async move {
-            let mut body = open(addr, &path).await?;
             let (mut lines, mut bytes) = (0u64, 0u64);
             // The last few bytes seen, to check the final line.
             let mut tail = Vec::with_capacity(32);
-            while let Some(frame) = body.frame().await {
-                let Ok(data) = frame.map_err(body_error)?.into_data() else {
-                    continue;
-                };
+            stream(addr, &path, |data| {
                 let n = data.iter().filter(|b| **b == b'\n').count() as u64;
                 lines += n;
                 bytes += data.len() as u64;
                 gauge.lines.fetch_add(n, Ordering::Relaxed);
                 tail.extend_from_slice(&data[data.len().saturating_sub(16)..]);
                 tail.drain(..tail.len().saturating_sub(16));
-            }
+            })
+            .await?;
             gauge.done.fetch_add(1, Ordering::Relaxed);
             let whole = count == 1 && tail == b"1\n";
             if lines != u64::from(count) || !(tail.ends_with(&ending) || whole) {
