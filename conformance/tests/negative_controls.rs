@@ -357,3 +357,27 @@ fn floor_streams_as_the_contract_says() {
         }
     });
 }
+
+/// `bench` refuses, before building anything, the checks' options and values it cannot use.
+#[test]
+fn bench_refuses_options_it_cannot_use() {
+    for (args, says) in [
+        (
+            &["bench", "--check", "gaps_hold_interval"][..],
+            "--check is for the checks, not bench",
+        ),
+        (&["bench", "--tolerance-ms", "50"], "--tolerance-ms is for the checks"),
+        (&["bench", "--concurrency", "0"], "--concurrency"),
+        (&["bench", "--fast-streams", "1,x"], "--fast-streams"),
+        (&["bench", "--server", "floor=/bin/true"], "NAME=PROGRAM"),
+        (&["bench", "--frameworks", "django"], "--frameworks"),
+    ] {
+        let output = Command::new(env!("CARGO_BIN_EXE_conformance"))
+            .args(args)
+            .output()
+            .expect("run the CLI");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(2), "{args:?}:\n{stderr}");
+        assert!(stderr.contains(says), "{args:?}: expected {says:?} in\n{stderr}");
+    }
+}

@@ -35,7 +35,11 @@ pub type Errors = BTreeMap<String, u32>;
 /// Sends `GET path` on a new connection and hands each piece of a 200's body to `on_data` as
 /// it arrives. The connection is driven in this task: one task per stream, no hand-over
 /// between tasks for each piece.
-async fn stream(addr: SocketAddr, path: &str, mut on_data: impl FnMut(Bytes)) -> Result<(), String> {
+async fn stream(
+    addr: SocketAddr,
+    path: &str,
+    mut on_data: impl FnMut(Bytes),
+) -> Result<(), String> {
     let tcp = TcpStream::connect(addr)
         .await
         .map_err(|e| format!("connect: {}", e.kind()))?;

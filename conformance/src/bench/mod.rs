@@ -462,16 +462,7 @@ async fn concurrency(
         match outcome {
             Ok(arrivals) => {
                 first_lines.push(arrivals[0]);
-                // The stream's schedule as its most punctual line shows it. Anchoring it at
-                // line 1 instead would count a slow first line as later lines being early,
-                // and a stream that arrives all at once as on time.
-                let anchor = arrivals
-                    .iter()
-                    .enumerate()
-                    .map(|(k, at)| at - k as f64 * interval_ms)
-                    .fold(f64::INFINITY, f64::min);
-                for (k, at) in arrivals.iter().enumerate().skip(1) {
-                    let late = at - (anchor + k as f64 * interval_ms);
+                for late in lateness_of(&arrivals, interval_ms) {
                     lateness.push(late);
                     if late > latest {
                         latest = late;
@@ -545,6 +536,23 @@ async fn throughput(
     })
 }
 
+/// Lines 2.. of one stream (arrivals in ms): how late each came, in ms. Line k is due
+/// (k−1)·interval after the stream's schedule began, and the schedule is anchored at the
+/// stream's most punctual line. Anchoring it at line 1 instead would count a slow first line
+/// as later lines being early, and a stream that arrives all at once as on time.
+fn lateness_of(arrivals: &[f64], interval_ms: f64) -> impl Iterator<Item = f64> + '_ {
+    let anchor = arrivals
+        .iter()
+        .enumerate()
+        .map(|(k, at)| at - k as f64 * interval_ms)
+        .fold(f64::INFINITY, f64::min);
+    arrivals
+        .iter()
+        .enumerate()
+        .skip(1)
+        .map(move |(k, at)| at - (anchor + k as f64 * interval_ms))
+}
+
 fn latest(c: &Concurrency) -> f64 {
     c.lateness_ms.map_or(f64::NEG_INFINITY, |q| q.max)
 }
@@ -601,4 +609,30 @@ fn write(results: &Results, out: &Path) -> Result<(), String> {
         )?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::lateness_of;
+
+    fn late(arrivals: &[f64]) -> Vec<f64> {
+        lateness_of(arrivals, 1000.0).collect()
+    }
+
+    #[test]
+    fn an_on_time_stream_is_not_late() {
+        assert_eq!(late(&[3.0, 1003.0, 2003.0, 3003.0]), [0.0, 0.0, 0.0]);
+    }
+
+    #[test]
+    fn a_slow_first_line_does_not_make_the_rest_early() {
+        // Line 1 waited 400 ms for the connection; the schedule did not.
+        assert_eq!(late(&[400.0, 1000.0, 2000.0, 3020.0]), [0.0, 0.0, 20.0]);
+    }
+
+    #[test]
+    fn a_stream_that_arrives_all_at_once_is_late() {
+        // Buffered to the end: every line at 3 s.
+        assert_eq!(late(&[3000.0; 4]), [2000.0, 1000.0, 0.0]);
+    }
 }
