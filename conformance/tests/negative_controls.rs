@@ -366,7 +366,10 @@ fn bench_refuses_options_it_cannot_use() {
             &["bench", "--check", "gaps_hold_interval"][..],
             "--check is for the checks, not bench",
         ),
-        (&["bench", "--tolerance-ms", "50"], "--tolerance-ms is for the checks"),
+        (
+            &["bench", "--tolerance-ms", "50"],
+            "--tolerance-ms is for the checks",
+        ),
         (&["bench", "--concurrency", "0"], "--concurrency"),
         (&["bench", "--fast-streams", "1,x"], "--fast-streams"),
         (&["bench", "--server", "floor=/bin/true"], "NAME=PROGRAM"),
@@ -378,6 +381,9 @@ fn bench_refuses_options_it_cannot_use() {
             .expect("run the CLI");
         let stderr = String::from_utf8_lossy(&output.stderr);
         assert_eq!(output.status.code(), Some(2), "{args:?}:\n{stderr}");
-        assert!(stderr.contains(says), "{args:?}: expected {says:?} in\n{stderr}");
+        assert!(
+            stderr.contains(says),
+            "{args:?}: expected {says:?} in\n{stderr}"
+        );
     }
 }
