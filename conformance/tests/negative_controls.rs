@@ -386,4 +386,26 @@ fn bench_refuses_options_it_cannot_use() {
             "{args:?}: expected {says:?} in\n{stderr}"
         );
     }
+    // Caught by the bench itself, still before it builds anything.
+    for (args, says) in [
+        (
+            &["bench", "--concurrency", "10,20,10"][..],
+            "--concurrency lists 10 twice",
+        ),
+        (
+            &["bench", "--server", "axum=/bin/true"],
+            "two servers are named \"axum\"",
+        ),
+    ] {
+        let output = Command::new(env!("CARGO_BIN_EXE_conformance"))
+            .args(args)
+            .output()
+            .expect("run the CLI");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(1), "{args:?}:\n{stderr}");
+        assert!(
+            stderr.contains(says),
+            "{args:?}: expected {says:?} in\n{stderr}"
+        );
+    }
 }

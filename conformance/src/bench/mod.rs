@@ -69,8 +69,8 @@ pub struct Options {
     /// Interval between the lines of a slow stream, in ms.
     #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u64).range(100..=60_000))]
     pub line_interval_ms: u64,
-    /// Connections being set up at once in the concurrency scenarios (more than the servers'
-    /// listen backlog of 1024 and connections wait for SYN retries).
+    /// Connections being set up at once in the slow-stream scenarios. Beyond a server's listen
+    /// backlog, some wait for a SYN retry (1 s).
     #[arg(long, default_value_t = 256, value_parser = clap::value_parser!(u32).range(1..=1024))]
     pub connecting: u32,
     /// Lines per fast stream (`interval_ms=0`).
@@ -199,6 +199,28 @@ pub struct Throughput {
 /// Runs every scenario against the floor and the chosen frameworks; writes bench.json,
 /// summary.md and the SVG charts to `options.out`.
 pub async fn run(options: &Options) -> Result<Results, String> {
+    for (flag, values) in [
+        ("--concurrency", &options.concurrency),
+        ("--fast-streams", &options.fast_streams),
+    ] {
+        if let Some(twice) = values
+            .iter()
+            .find(|v| values.iter().filter(|w| w == v).count() > 1)
+        {
+            return Err(format!("{flag} lists {twice} twice"));
+        }
+    }
+    let names = options.frameworks.iter().map(|f| f.name());
+    let mut names: Vec<&str> = names
+        .chain(options.servers.iter().map(|(n, _)| n.as_str()))
+        .collect();
+    names.sort_unstable();
+    if let Some(pair) = names.windows(2).find(|pair| pair[0] == pair[1]) {
+        return Err(format!(
+            "two servers are named {:?}; give --server another name",
+            pair[0]
+        ));
+    }
     let fd_limit = system::raise_fd_limit()?;
     eprintln!(
         "open-file limit: {} (was {}, hard limit {})",
