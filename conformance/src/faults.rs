@@ -40,9 +40,11 @@ pub async fn disconnect_stops_generator(cfg: &Config) -> Outcome {
             other => return Outcome::fail(format!("GET {path} ended early: {other:?}")),
         }
     }
+    // Stamped before hanging up: a server on the same machine can log the cancellation before
+    // the drops below return, and a stamp taken after them would miss that line.
+    let gone = Instant::now();
     drop(response);
     drop(client);
-    let gone = Instant::now();
     let bound = cfg.interval + Duration::from_millis(200);
     let wanted = format!("of {CANCELLED_OF} items");
     let cancelled = log
