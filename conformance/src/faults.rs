@@ -105,14 +105,7 @@ pub async fn disconnect_stops_generator(cfg: &Config) -> Outcome {
 
 /// Resident memory of `pid` in bytes, from `/proc`.
 fn rss(pid: u32) -> Result<u64, String> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .map_err(|e| format!("cannot read /proc/{pid}/status: {e}"))?;
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
-        .map(|kb| kb * 1024)
-        .ok_or_else(|| format!("no VmRSS in /proc/{pid}/status"))
+    crate::servers::rss_kib(pid).map(|kib| kib * 1024)
 }
 
 /// How long the reader stalls, and how much the server may grow meanwhile.

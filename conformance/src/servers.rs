@@ -11,6 +11,17 @@ use std::{
     time::{Duration, Instant},
 };
 
+/// Resident memory (VmRSS) of process `pid` in KiB, from `/proc`.
+pub(crate) fn rss_kib(pid: u32) -> Result<u64, String> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .map_err(|e| format!("cannot read /proc/{pid}/status: {e}"))?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+        .ok_or_else(|| format!("no VmRSS in /proc/{pid}/status"))
+}
+
 /// A server's log lines, each stamped with when the checker read it.
 #[derive(Debug, Clone, Default)]
 pub struct ServerLog(Arc<Mutex<Vec<(Instant, String)>>>);
@@ -216,6 +227,13 @@ mod tests {
             err.contains("--addr") || err.contains("option"),
             "stderr missing: {err}"
         );
+    }
+
+    #[test]
+    fn reads_resident_memory() {
+        assert!(rss_kib(std::process::id()).is_ok_and(|kib| kib > 0));
+        let err = rss_kib(u32::MAX).unwrap_err();
+        assert!(err.contains("cannot read /proc/"), "{err}");
     }
 
     #[test]

@@ -441,7 +441,7 @@ async fn concurrency(
         .await
         .map_err(|e| format!("{name}: the warm-up request failed: {e}"))?;
     let pid = spawned.pid();
-    let rss_idle_kib = system::rss_kib(pid).ok_or("cannot read the server's memory")?;
+    let rss_idle_kib = crate::servers::rss_kib(pid)?;
     let cpu = Cpu::start(spawned)?;
     let gauge = Arc::new(Gauge::default());
     let started = Instant::now();
@@ -460,7 +460,7 @@ async fn concurrency(
             outcomes = &mut run => break outcomes.map_err(|e| format!("the load client failed: {e}"))?,
             _ = tick.tick() => {
                 let open = gauge.open.load(Ordering::Relaxed);
-                if let Some(rss) = system::rss_kib(pid) {
+                if let Ok(rss) = crate::servers::rss_kib(pid) {
                     peak = peak.max(rss);
                     if open >= sampled.0 {
                         sampled = (open, rss);

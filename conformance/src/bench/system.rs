@@ -1,15 +1,8 @@
-//! What the benchmark reads from the operating system: a process's memory and CPU time from
-//! /proc, the file-descriptor limit, the machine.
+//! What the benchmark reads from the operating system: a process's CPU time from /proc, the
+//! file-descriptor limit, the machine. (Memory: `servers::rss_kib`.)
 
 use nix::sys::resource::{Resource, getrlimit, setrlimit};
 use serde::Serialize;
-
-/// Resident memory (VmRSS) of `pid` in KiB.
-pub fn rss_kib(pid: u32) -> Option<u64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
-    line.split_whitespace().nth(1)?.parse().ok()
-}
 
 /// User + system CPU time of a process, all its threads, in ms (`pid` "self" is this one).
 pub fn cpu_ms(pid: &str) -> Option<f64> {
@@ -85,12 +78,9 @@ mod tests {
 
     #[test]
     fn reads_this_process() {
-        let pid = std::process::id();
-        assert!(rss_kib(pid).is_some_and(|kib| kib > 0));
         let spin = std::time::Instant::now();
         while spin.elapsed() < std::time::Duration::from_millis(30) {}
         assert!(cpu_ms("self").is_some_and(|ms| ms > 0.0));
-        assert!(rss_kib(u32::MAX).is_none());
         assert!(ephemeral_ports().is_some_and(|n| n > 1000));
     }
 }
