@@ -45,20 +45,14 @@ impl StreamParams {
     }
 
     fn new(count: u32, interval_ms: u32) -> Self {
-        Self {
-            count,
-            interval: Duration::from_millis(interval_ms.into()),
-        }
+        Self { count, interval: Duration::from_millis(interval_ms.into()) }
     }
 }
 
 impl HtmlParams {
     pub fn from_query(query: &str) -> Result<Self, String> {
         let [count, interval_ms, pad] = parse(query, [COUNT, INTERVAL_MS, PAD])?;
-        Ok(Self {
-            stream: StreamParams::new(count, interval_ms),
-            pad: pad as usize,
-        })
+        Ok(Self { stream: StreamParams::new(count, interval_ms), pad: pad as usize })
     }
 }
 
@@ -81,9 +75,9 @@ pub fn last_event_id(header: Option<&[u8]>, count: u32) -> Result<u32, String> {
     let text = String::from_utf8_lossy(raw);
     match text.parse::<u32>() {
         Ok(id) if id <= count => Ok(id),
-        _ => Err(format!(
-            "invalid Last-Event-ID: expected an event id in 0..={count}, got {text:?}"
-        )),
+        _ => {
+            Err(format!("invalid Last-Event-ID: expected an event id in 0..={count}, got {text:?}"))
+        }
     }
 }
 
@@ -91,14 +85,9 @@ fn parse<const N: usize>(query: &str, specs: [Spec; N]) -> Result<[u32; N], Stri
     let mut values = [None; N];
     for (name, value) in form_urlencoded::parse(query.as_bytes()) {
         let Some(i) = specs.iter().position(|spec| spec.0 == name) else {
-            let allowed: Vec<String> = specs
-                .iter()
-                .map(|(name, min, max, _)| format!("{name} ({min}..={max})"))
-                .collect();
-            return Err(format!(
-                "unknown parameter {name:?}: allowed are {}",
-                allowed.join(", ")
-            ));
+            let allowed: Vec<String> =
+                specs.iter().map(|(name, min, max, _)| format!("{name} ({min}..={max})")).collect();
+            return Err(format!("unknown parameter {name:?}: allowed are {}", allowed.join(", ")));
         };
         let (_, min, max, _) = specs[i];
         if values[i].is_some() {

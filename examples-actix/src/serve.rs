@@ -1,0 +1,170 @@
+//! Serving the app: the command line, logging, binding, the queries as extractors, HEAD and
+//! HTTP/1.0 plumbing, and a graceful shutdown bounded by `--grace-secs`. Nothing here is about
+//! streaming; a snippet reader can skip it. TLS and HTTP/2 over TLS will be served from here.
+
+use std::{convert::Infallible, fmt, io, io::IsTerminal, net::SocketAddr, time::Duration};
+
+use actix_http::Request;
+use actix_service::{IntoServiceFactory, ServiceFactory};
+use actix_web::{
+    Error, FromRequest, HttpRequest, HttpServer,
+    body::{BodySize, BodyStream, EitherBody, MessageBody},
+    dev::{AppConfig, Payload, Response, Service, ServiceRequest, ServiceResponse},
+    error::ErrorBadRequest,
+    http::{ConnectionType, Method, Version},
+    middleware::Next,
+};
+use bytes::Bytes;
+use clap::Parser;
+use futures_util::{
+    future::{Ready, ready},
+    stream,
+};
+use tokio::{
+    signal::unix::{SignalKind, signal},
+    time::timeout,
+};
+use tokio_util::{sync::CancellationToken, task::TaskTracker};
+
+use crate::params::{EventParams, HtmlParams, StreamParams};
+
+#[derive(Parser)]
+struct Args {
+    /// Address to listen on; port 0 picks a free port.
+    #[arg(long, env = "ADDR", default_value = "127.0.0.1:3001")]
+    addr: SocketAddr,
+    /// Seconds that open streams get to finish after SIGTERM or Ctrl-C.
+    #[arg(long, env = "GRACE_SECS", default_value_t = 30)]
+    grace_secs: u64,
+}
+
+// ANCHOR: serve
+/// Serves `app` until SIGTERM or Ctrl-C, then stops accepting, lets open streams run for
+/// `--grace-secs`, cancels the token `app` was given to end those still running, and returns.
+pub async fn run<F, I, S, B>(app: F) -> io::Result<()>
+where
+    F: Fn(CancellationToken) -> I + Send + Clone + 'static,
+    I: IntoServiceFactory<S, Request>,
+    S: ServiceFactory<Request, Config = AppConfig> + 'static,
+    S::Error: Into<Error> + 'static,
+    S::InitError: fmt::Debug,
+    S::Response: Into<Response<B>> + 'static,
+    S::Service: 'static,
+    <S::Service as Service<Request>>::Future: 'static,
+    B: MessageBody + 'static,
+{
+    let args = Args::parse();
+    init_logging();
+    let (mut term, mut int) = (signal(SignalKind::terminate())?, signal(SignalKind::interrupt())?);
+    // One token per open connection: actix itself looks for finished connections only once a
+    // second, and not at all after its own grace is over.
+    let connections = TaskTracker::new();
+    let grace_over = CancellationToken::new();
+    let server = HttpServer::new({
+        let grace_over = grace_over.clone();
+        move || app(grace_over.clone())
+    })
+    .on_connect({
+        let connections = connections.clone();
+        move |_, data| drop(data.insert(connections.token()))
+    })
+    // Small writes go out at once instead of waiting for the previous segment's ACK (Nagle).
+    .tcp_nodelay(true)
+    // Stops a stream as soon as its client closes, not one or two writes later. As with
+    // hyper, a client that half-closes after its request loses the response.
+    .h1_allow_half_closed(false)
+    // actix stops gracefully on SIGTERM but forcibly on SIGINT; we want graceful for both.
+    .disable_signals()
+    // actix would cut connections 30 s after the stop, whatever our grace.
+    .shutdown_timeout(args.grace_secs + 2)
+    .bind(args.addr)?;
+    println!("listening on http://{}", server.addrs()[0]);
+    let server = server.run();
+    let handle = server.handle();
+    let shutdown = async {
+        tokio::select! {
+            _ = term.recv() => {}
+            _ = int.recv() => {}
+        }
+        tracing::info!("shutting down: open streams get {}s to finish", args.grace_secs);
+        // Closes the listener now; each connection closes once its response is complete
+        // (actix-http >= 3.12 drains them). The command goes out at once; we wait on our own
+        // count of open connections rather than actix's once-a-second check.
+        drop(handle.stop(true));
+        connections.close();
+        if timeout(Duration::from_secs(args.grace_secs), connections.wait()).await.is_err() {
+            grace_over.cancel();
+            // Streams end at once; a client that stopped reading, or never finished its
+            // request, gets 1 s.
+            if timeout(Duration::from_secs(1), connections.wait()).await.is_err() {
+                tracing::warn!("closing connections that are still open");
+            }
+        }
+    };
+    tokio::select! {
+        result = server => result,
+        () = shutdown => Ok(()),
+    }
+}
+// ANCHOR_END: serve
+
+/// The endpoints' queries as extractors: a bad, repeated or unknown parameter gets a 400 with
+/// the contract's one-line message (see params.rs).
+macro_rules! from_query {
+    ($($params:ty),*) => {$(
+        impl FromRequest for $params {
+            type Error = Error;
+            type Future = Ready<Result<Self, Error>>;
+
+            fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+                ready(Self::from_query(req.query_string()).map_err(ErrorBadRequest))
+            }
+        }
+    )*};
+}
+
+from_query!(StreamParams, HtmlParams, EventParams);
+
+/// actix polls a HEAD response's stream to its end and throws the items away, so a streamed
+/// HEAD response gets an empty stream instead, with the same headers: the generator never starts.
+pub async fn head_without_body(
+    req: ServiceRequest, next: Next<impl MessageBody>,
+) -> Result<ServiceResponse<EitherBody<impl MessageBody, impl MessageBody>>, Error> {
+    let head = req.method() == Method::HEAD;
+    let res = next.call(req).await?;
+    Ok(res.map_body(|_, body| {
+        if head && body.size() == BodySize::Stream {
+            EitherBody::right(BodyStream::new(stream::empty::<Result<Bytes, Infallible>>()))
+        } else {
+            EitherBody::left(body)
+        }
+    }))
+}
+
+/// actix-http chunk-encodes a body of unknown size even for HTTP/1.0 clients, which cannot
+/// decode that, and Compress turns chunking back on, so this runs outside Compress: HTTP/1.0
+/// gets the raw bytes, the end marked by closing the connection.
+pub async fn http10_close_delimited(
+    req: ServiceRequest, next: Next<impl MessageBody>,
+) -> Result<ServiceResponse<impl MessageBody>, Error> {
+    let http10 = req.version() == Version::HTTP_10;
+    let mut res = next.call(req).await?;
+    if http10 && res.response().body().size() == BodySize::Stream {
+        let head = res.response_mut().head_mut();
+        head.no_chunking(true);
+        head.set_connection_type(ConnectionType::Close);
+    }
+    Ok(res)
+}
+
+/// Logs to stderr (stdout's first line is the address), at `RUST_LOG` or else info. It also
+/// installs a `log` bridge, which is where actix's Logger writes.
+fn init_logging() {
+    tracing_subscriber::fmt()
+        .with_writer(io::stderr)
+        .with_ansi(io::stderr().is_terminal())
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+        )
+        .init();
+}

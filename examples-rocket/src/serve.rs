@@ -1,0 +1,200 @@
+//! Serving the app: the command line, logging, the queries and `Last-Event-ID` as request
+//! guards, the Host check, 405 for other methods, and a graceful shutdown bounded by
+//! `--grace-secs`. Nothing here is about streaming; a snippet reader can skip it. TLS and
+//! HTTP/2 over TLS will be served from here.
+
+use std::{convert::Infallible, time::Duration};
+use std::{io, io::Cursor, io::IsTerminal, net::SocketAddr, pin::pin, process::ExitCode};
+
+use clap::Parser;
+use rocket::{
+    Build, Config, Data, Request, Response, Rocket, Route,
+    config::LogLevel,
+    error::ErrorKind,
+    fairing::{AdHoc, Fairing, Info, Kind},
+    http::{ContentType, Header, Method, Status},
+    request::{self, FromRequest},
+    route,
+};
+use tokio::time::{sleep, timeout};
+use tokio_util::{sync::CancellationToken, task::TaskTracker};
+
+use crate::params::{EventParams, HtmlParams, StreamParams};
+
+#[derive(Parser)]
+struct Args {
+    /// Address to listen on; port 0 picks a free port.
+    #[arg(long, env = "ADDR", default_value = "127.0.0.1:3002")]
+    addr: SocketAddr,
+    /// Seconds that open streams get to finish after SIGTERM or Ctrl-C.
+    #[arg(long, env = "GRACE_SECS", default_value_t = 30)]
+    grace_secs: u64,
+}
+
+// ANCHOR: serve
+/// Serves `app` until SIGTERM or Ctrl-C, then stops accepting, lets open streams run for
+/// `--grace-secs`, cancels the token `app` was given to end those still running, and returns.
+pub async fn run(app: fn(CancellationToken) -> Rocket<Build>) -> ExitCode {
+    let args = Args::parse();
+    init_logging();
+    let grace_over = CancellationToken::new();
+    let requests = TaskTracker::new();
+    let config = Config {
+        address: args.addr.ip(),
+        port: args.addr.port(),
+        // Rocket's own logger and launch banner write to stdout, whose first line must be the
+        // address; its records, requests included, still reach stderr through `tracing`.
+        log_level: LogLevel::Off,
+        // Rocket cuts the connections still open when its grace ends: ours must end first.
+        shutdown: rocket::config::Shutdown {
+            grace: u32::try_from(args.grace_secs).unwrap_or(u32::MAX).saturating_add(1),
+            ..Default::default()
+        },
+        ..Config::default()
+    };
+    let rocket = app(grace_over.clone())
+        .configure(config)
+        .attach(AdHoc::on_request("count requests in flight", {
+            let requests = requests.clone();
+            // Dropped with the request, once its body has been handed to hyper.
+            move |req, _| {
+                req.local_cache(|| requests.token());
+                Box::pin(async {})
+            }
+        }))
+        .attach(AdHoc::on_liftoff("announce the address", |rocket| {
+            let config = rocket.config();
+            println!("listening on http://{}", SocketAddr::new(config.address, config.port));
+            Box::pin(async {})
+        }));
+    let grace = Duration::from_secs(args.grace_secs);
+    let launched = async {
+        let rocket = rocket.ignite().await?;
+        let mut drained = pin!(drain(rocket.shutdown(), requests, grace_over, grace));
+        tokio::select! {
+            // Rocket waits out its whole grace if any connection was open at the signal
+            // (rocket 0.5.2 server.rs); we are done as soon as the last request has ended.
+            () = &mut drained => Ok(()),
+            launched = rocket.launch() => match launched {
+                Err(err) if !matches!(err.kind(), ErrorKind::Shutdown(..)) => Err(err),
+                // Rocket 0.5.2 may also give up ("shutdown failed") the moment shutdown
+                // starts, when a new connection races the signal; the streams run on.
+                _ => {
+                    drained.await;
+                    Ok(())
+                }
+            },
+        }
+    };
+    match launched.await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("error: {err}"); // E.g. the address is in use.
+            ExitCode::FAILURE
+        }
+    }
+}
+// ANCHOR_END: serve
+
+/// After SIGTERM or SIGINT (Rocket has already stopped accepting): the requests in flight run
+/// on for `grace`, then the streams among them are ended.
+async fn drain(
+    shutdown: rocket::Shutdown, requests: TaskTracker, grace_over: CancellationToken,
+    grace: Duration,
+) {
+    shutdown.await;
+    tracing::info!("shutting down: open streams get {}s to finish", grace.as_secs());
+    requests.close();
+    if timeout(grace, requests.wait()).await.is_err() {
+        grace_over.cancel();
+        requests.wait().await;
+    }
+    // A request ends once Rocket has handed the last of its body to hyper's connection task,
+    // which then writes the final chunk; Rocket 0.5.2 has no signal for that (nor any hook on
+    // connections), so hyper gets a moment before the process exits.
+    sleep(Duration::from_millis(100)).await;
+}
+
+/// The endpoints' queries as request guards. Taken as `Result<StreamParams, String>`, a bad,
+/// repeated or unknown parameter reaches the handler as the contract's one-line message.
+macro_rules! from_query {
+    ($($params:ty),*) => {$(
+        #[rocket::async_trait]
+        impl<'r> FromRequest<'r> for $params {
+            type Error = String;
+
+            async fn from_request(req: &'r Request<'_>) -> request::Outcome<Self, String> {
+                match Self::from_query(req.uri().query().map_or("", |q| q.as_str())) {
+                    Ok(params) => request::Outcome::Success(params),
+                    Err(message) => request::Outcome::Error((Status::BadRequest, message)),
+                }
+            }
+        }
+    )*};
+}
+
+from_query!(StreamParams, HtmlParams, EventParams);
+
+/// The `Last-Event-ID` header a reconnecting EventSource sends.
+pub struct LastEventId<'r>(pub Option<&'r [u8]>);
+
+#[rocket::async_trait]
+impl<'r> FromRequest<'r> for LastEventId<'r> {
+    type Error = Infallible;
+
+    async fn from_request(req: &'r Request<'_>) -> request::Outcome<Self, Infallible> {
+        let header = req.headers().get_one("Last-Event-ID");
+        request::Outcome::Success(LastEventId(header.map(str::as_bytes)))
+    }
+}
+
+/// HTTP/1.1 requires Host (RFC 9112 §3.2); hyper does not check. Rocket 0.5 does not tell us
+/// the HTTP version, so HTTP/1.0 without Host is refused as well.
+pub struct RequireHost;
+
+#[rocket::async_trait]
+impl Fairing for RequireHost {
+    fn info(&self) -> Info {
+        Info { name: "require Host", kind: Kind::Response }
+    }
+
+    async fn on_response<'r>(&self, req: &'r Request<'_>, res: &mut Response<'r>) {
+        if req.host().is_none() {
+            let message = "bad request: missing or invalid Host header\n";
+            res.set_status(Status::BadRequest);
+            res.set_header(ContentType::Plain);
+            res.set_sized_body(message.len(), Cursor::new(message));
+        }
+    }
+}
+
+/// Routes that answer POST, PUT, DELETE and PATCH on `paths` with 405 and `Allow`.
+pub fn method_not_allowed(paths: &[&str]) -> Vec<Route> {
+    let methods = [Method::Post, Method::Put, Method::Delete, Method::Patch];
+    let route = |(path, method)| Route::new(method, path, not_allowed);
+    paths.iter().flat_map(|path| methods.map(|method| (*path, method))).map(route).collect()
+}
+
+/// The handler of [`method_not_allowed`].
+fn not_allowed<'r>(req: &'r Request<'_>, _: Data<'r>) -> route::BoxFuture<'r> {
+    #[derive(rocket::Responder)]
+    #[response(status = 405)]
+    struct MethodNotAllowed {
+        message: String,
+        allow: Header<'static>,
+    }
+    let message = format!("method not allowed: {} answers GET and HEAD\n", req.uri().path());
+    let response = MethodNotAllowed { message, allow: Header::new("Allow", "GET, HEAD") };
+    route::Outcome::from(req, response).pin()
+}
+
+/// Logs to stderr (stdout's first line is the address), at `RUST_LOG` or else info.
+fn init_logging() {
+    tracing_subscriber::fmt()
+        .with_writer(io::stderr)
+        .with_ansi(io::stderr().is_terminal())
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+        )
+        .init();
+}
