@@ -2,14 +2,16 @@
 //! HTTP/1.0 plumbing, and a graceful shutdown bounded by `--grace-secs`. Nothing here is about
 //! streaming; a snippet reader can skip it. TLS and HTTP/2 over TLS will be served from here.
 
-use std::{convert::Infallible, fmt, io, io::IsTerminal, net::SocketAddr, time::Duration};
+use std::{
+    any::Any, convert::Infallible, fmt, io, io::IsTerminal, net::SocketAddr, time::Duration,
+};
 
 use actix_http::Request;
 use actix_service::{IntoServiceFactory, ServiceFactory};
 use actix_web::{
     Error, FromRequest, HttpRequest, HttpServer,
     body::{BodySize, BodyStream, EitherBody, MessageBody},
-    dev::{AppConfig, Payload, Response, Service, ServiceRequest, ServiceResponse},
+    dev::{AppConfig, Extensions, Payload, Response, Service, ServiceRequest, ServiceResponse},
     error::ErrorBadRequest,
     http::{ConnectionType, Method, Version},
     middleware::Next,
@@ -38,7 +40,6 @@ struct Args {
     grace_secs: u64,
 }
 
-// ANCHOR: serve
 /// Serves `app` until SIGTERM or Ctrl-C, then stops accepting, lets open streams run for
 /// `--grace-secs`, cancels the token `app` was given to end those still running, and returns.
 pub async fn run<F, I, S, B>(app: F) -> io::Result<()>
@@ -55,47 +56,37 @@ where
 {
     let args = Args::parse();
     init_logging();
-    let (mut term, mut int) = (signal(SignalKind::terminate())?, signal(SignalKind::interrupt())?);
-    // One token per open connection: actix itself looks for finished connections only once a
-    // second, and not at all after its own grace is over.
-    let connections = TaskTracker::new();
     let grace_over = CancellationToken::new();
-    let server = HttpServer::new({
-        let grace_over = grace_over.clone();
-        move || app(grace_over.clone())
-    })
-    .on_connect({
-        let connections = connections.clone();
-        move |_, data| drop(data.insert(connections.token()))
-    })
-    // Small writes go out at once instead of waiting for the previous segment's ACK (Nagle).
-    .tcp_nodelay(true)
-    // Stops a stream as soon as its client closes, not one or two writes later. As with
-    // hyper, a client that half-closes after its request loses the response.
-    .h1_allow_half_closed(false)
-    // actix stops gracefully on SIGTERM but forcibly on SIGINT; we want graceful for both.
-    .disable_signals()
-    // actix would cut connections 30 s after the stop, whatever our grace.
-    .shutdown_timeout(args.grace_secs + 2)
-    .bind(args.addr)?;
+    let (app, grace) = (with_token(app, grace_over.clone()), Duration::from_secs(args.grace_secs));
+    // ANCHOR: serve
+    // Every connection holds a token until it closes: actix itself looks for finished
+    // connections only once a second.
+    let connections = TaskTracker::new();
+    let server = HttpServer::new(app)
+        .on_connect(count(connections.clone()))
+        // Small writes go out at once instead of waiting for the previous segment's ACK (Nagle).
+        .tcp_nodelay(true)
+        // Stops a stream as soon as its client closes, not one or two writes later. As with
+        // hyper, a client that half-closes after its request loses the response.
+        .h1_allow_half_closed(false)
+        // actix stops gracefully on SIGTERM but forcibly on SIGINT; we want graceful for both.
+        .disable_signals()
+        // actix would cut connections 30 s after the stop, whatever our grace.
+        .shutdown_timeout(args.grace_secs + 2)
+        .bind(args.addr)?;
     println!("listening on http://{}", server.addrs()[0]);
-    let server = server.run();
+    let (server, signal) = (server.run(), shutdown_signal()?);
     let handle = server.handle();
     let shutdown = async {
-        tokio::select! {
-            _ = term.recv() => {}
-            _ = int.recv() => {}
-        }
+        signal.await;
         tracing::info!("shutting down: open streams get {}s to finish", args.grace_secs);
-        // Closes the listener now; each connection closes once its response is complete
-        // (actix-http >= 3.12 drains them). The command goes out at once; we wait on our own
-        // count of open connections rather than actix's once-a-second check.
+        // Closes the listener at once; each connection closes when its response is complete
+        // (actix-web 4.14.1). What it returns resolves at actix's next once-a-second check.
         drop(handle.stop(true));
         connections.close();
-        if timeout(Duration::from_secs(args.grace_secs), connections.wait()).await.is_err() {
+        if timeout(grace, connections.wait()).await.is_err() {
             grace_over.cancel();
-            // Streams end at once; a client that stopped reading, or never finished its
-            // request, gets 1 s.
+            // Streams end at once; a client that stopped reading or never sent its request gets 1 s.
             if timeout(Duration::from_secs(1), connections.wait()).await.is_err() {
                 tracing::warn!("closing connections that are still open");
             }
@@ -105,8 +96,32 @@ where
         result = server => result,
         () = shutdown => Ok(()),
     }
+    // ANCHOR_END: serve
 }
-// ANCHOR_END: serve
+
+/// `app` as the factory `HttpServer` calls once per worker.
+fn with_token<I>(
+    app: impl Fn(CancellationToken) -> I + Send + Clone + 'static, grace_over: CancellationToken,
+) -> impl Fn() -> I + Send + Clone + 'static {
+    move || app(grace_over.clone())
+}
+
+/// Gives each new connection a token of `connections`, dropped with the connection.
+fn count(connections: TaskTracker) -> impl Fn(&dyn Any, &mut Extensions) + Send + Sync + 'static {
+    move |_, data| drop(data.insert(connections.token()))
+}
+
+/// Resolves on SIGTERM or SIGINT (Ctrl-C).
+fn shutdown_signal() -> io::Result<impl Future<Output = ()>> {
+    let mut term = signal(SignalKind::terminate())?;
+    let mut int = signal(SignalKind::interrupt())?;
+    Ok(async move {
+        tokio::select! {
+            _ = term.recv() => {}
+            _ = int.recv() => {}
+        }
+    })
+}
 
 /// The endpoints' queries as extractors: a bad, repeated or unknown parameter gets a 400 with
 /// the contract's one-line message (see params.rs).

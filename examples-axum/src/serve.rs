@@ -20,7 +20,7 @@ use hyper_util::{
     service::TowerToHyperService,
 };
 use tokio::{
-    net::{TcpListener, TcpSocket},
+    net::TcpSocket,
     signal::unix::{SignalKind, signal},
     time::timeout,
 };
@@ -36,22 +36,16 @@ struct Args {
     grace_secs: u64,
 }
 
-// ANCHOR: serve
 /// Serves `app` until SIGTERM or Ctrl-C, then stops accepting, lets open streams run for
 /// `--grace-secs`, cancels the token `app` was given to end those still running, and returns.
 pub async fn run(app: fn(CancellationToken) -> Router) -> io::Result<()> {
     let args = Args::parse();
     init_logging();
     let grace_over = CancellationToken::new();
-    let app = app(grace_over.clone());
-    let listener = bind(args.addr)?;
+    let (app, grace) = (app(grace_over.clone()), Duration::from_secs(args.grace_secs));
+    // ANCHOR: serve
+    let mut listener = bind(args.addr)?;
     println!("listening on http://{}", listener.local_addr()?);
-    // Small writes go out at once instead of waiting for the previous segment's ACK (Nagle).
-    let mut listener = listener.tap_io(|tcp| {
-        if let Err(err) = tcp.set_nodelay(true) {
-            tracing::warn!("set_nodelay: {err}");
-        }
-    });
     // HTTP/1.1 and h2c, as `axum::serve` serves; unlike it, with a timer, without which hyper's
     // 30 s header_read_timeout is off and headers that never end hang (tokio-rs/axum#2741).
     let mut http = auto::Builder::new(TokioExecutor::new());
@@ -71,17 +65,16 @@ pub async fn run(app: fn(CancellationToken) -> Router) -> io::Result<()> {
     drop(listener); // New connections are refused from here on.
     tracing::info!("shutting down: open streams get {}s to finish", args.grace_secs);
     let mut drained = pin!(connections.shutdown());
-    if timeout(Duration::from_secs(args.grace_secs), &mut drained).await.is_err() {
+    if timeout(grace, &mut drained).await.is_err() {
         grace_over.cancel();
-        // Streams end at once; a client that stopped reading, or never finished its request,
-        // gets 1 s.
+        // Streams end at once; a client that stopped reading or never sent its request gets 1 s.
         if timeout(Duration::from_secs(1), drained).await.is_err() {
             tracing::warn!("closing connections that are still open");
         }
     }
     Ok(())
+    // ANCHOR_END: serve
 }
-// ANCHOR_END: serve
 
 /// The endpoints' queries as extractors: a bad, repeated or unknown parameter gets a 400 with
 /// the contract's one-line message (see params.rs).
@@ -121,14 +114,19 @@ fn shutdown_signal() -> io::Result<impl Future<Output = ()>> {
     })
 }
 
-/// Binds with a listen backlog of 1024. `TcpListener::bind` asks for 128 (as std does), and
-/// when more clients connect at once, say every EventSource after a restart, the rest wait
-/// for a SYN retry: 1 s, then 3 s (docs/bench).
-fn bind(addr: SocketAddr) -> io::Result<TcpListener> {
+/// Binds with a listen backlog of 1024, and TCP_NODELAY on every connection. `TcpListener::bind`
+/// asks for a backlog of 128 (as std does), and when more clients connect at once, say every
+/// EventSource after a restart, the rest wait for a SYN retry: 1 s, then 3 s (docs/bench).
+/// Without TCP_NODELAY, small writes wait for the previous segment's ACK (Nagle).
+fn bind(addr: SocketAddr) -> io::Result<impl Listener<Addr = SocketAddr>> {
     let socket = if addr.is_ipv4() { TcpSocket::new_v4()? } else { TcpSocket::new_v6()? };
     socket.set_reuseaddr(true)?;
     socket.bind(addr)?;
-    socket.listen(1024)
+    Ok(socket.listen(1024)?.tap_io(|tcp| {
+        if let Err(err) = tcp.set_nodelay(true) {
+            tracing::warn!("set_nodelay: {err}");
+        }
+    }))
 }
 
 /// Logs to stderr (stdout's first line is the address), at `RUST_LOG` or else info, with

@@ -38,36 +38,16 @@ pub async fn run(app: fn(CancellationToken) -> Rocket<Build>) -> ExitCode {
     let args = Args::parse();
     init_logging();
     let grace_over = CancellationToken::new();
+    let (app, grace) = (app(grace_over.clone()), Duration::from_secs(args.grace_secs));
+    // ANCHOR: serve
     let requests = TaskTracker::new();
-    let config = Config {
-        address: args.addr.ip(),
-        port: args.addr.port(),
-        // Rocket's own logger and launch banner write to stdout, whose first line must be the
-        // address; its records, requests included, still reach stderr through `tracing`.
-        log_level: LogLevel::Off,
-        // Rocket cuts the connections still open when its grace ends: ours must end first.
-        shutdown: rocket::config::Shutdown {
-            grace: u32::try_from(args.grace_secs).unwrap_or(u32::MAX).saturating_add(1),
-            ..Default::default()
-        },
-        ..Config::default()
-    };
-    let rocket = app(grace_over.clone())
-        .configure(config)
-        .attach(AdHoc::on_request("count requests in flight", {
-            let requests = requests.clone();
-            // Dropped with the request, once its body has been handed to hyper.
-            move |req, _| {
-                req.local_cache(|| requests.token());
-                Box::pin(async {})
-            }
-        }))
-        .attach(AdHoc::on_liftoff("announce the address", |rocket| {
+    let rocket = app.configure(config(&args)).attach(CountRequests(requests.clone())).attach(
+        AdHoc::on_liftoff("announce the address", |rocket| {
             let config = rocket.config();
             println!("listening on http://{}", SocketAddr::new(config.address, config.port));
             Box::pin(async {})
-        }));
-    let grace = Duration::from_secs(args.grace_secs);
+        }),
+    );
     let launched = async {
         let rocket = rocket.ignite().await?;
         let mut drained = pin!(drain(rocket.shutdown(), requests, grace_over, grace));
@@ -93,8 +73,39 @@ pub async fn run(app: fn(CancellationToken) -> Rocket<Build>) -> ExitCode {
             ExitCode::FAILURE
         }
     }
+    // ANCHOR_END: serve
 }
-// ANCHOR_END: serve
+
+fn config(args: &Args) -> Config {
+    Config {
+        address: args.addr.ip(),
+        port: args.addr.port(),
+        // Rocket's own logger and launch banner write to stdout, whose first line must be the
+        // address; its records, requests included, still reach stderr through `tracing`.
+        log_level: LogLevel::Off,
+        // Rocket cuts the connections still open when its grace ends: ours must end first.
+        shutdown: rocket::config::Shutdown {
+            grace: u32::try_from(args.grace_secs).unwrap_or(u32::MAX).saturating_add(1),
+            ..Default::default()
+        },
+        ..Config::default()
+    }
+}
+
+/// Counts the requests in flight, each until it is dropped: once Rocket has handed the last of
+/// its body to hyper.
+struct CountRequests(TaskTracker);
+
+#[rocket::async_trait]
+impl Fairing for CountRequests {
+    fn info(&self) -> Info {
+        Info { name: "count requests in flight", kind: Kind::Request }
+    }
+
+    async fn on_request(&self, req: &mut Request<'_>, _: &mut Data<'_>) {
+        req.local_cache(|| self.0.token());
+    }
+}
 
 /// After SIGTERM or SIGINT (Rocket has already stopped accepting): the requests in flight run
 /// on for `grace`, then the streams among them are ended.

@@ -13,7 +13,7 @@ use hyper_util::{
     service::TowerToHyperService,
 };
 use tokio::{
-    net::{TcpListener, TcpSocket},
+    net::{TcpListener, TcpSocket, TcpStream},
     signal::unix::{SignalKind, signal},
     time::{sleep, timeout},
 };
@@ -38,7 +38,6 @@ struct Args {
     grace_secs: u64,
 }
 
-// ANCHOR: serve
 /// Serves `app` until SIGTERM or Ctrl-C, then stops accepting, lets open streams run for
 /// `--grace-secs`, cancels the token `app` was given to end those still running, and returns.
 pub async fn run<F>(app: fn(CancellationToken) -> F) -> io::Result<()>
@@ -49,7 +48,8 @@ where
     let args = Args::parse();
     init_logging();
     let grace_over = CancellationToken::new();
-    let app = app(grace_over.clone());
+    let (app, grace) = (app(grace_over.clone()), Duration::from_secs(args.grace_secs));
+    // ANCHOR: serve
     let listener = bind(args.addr)?;
     println!("listening on http://{}", listener.local_addr()?);
     // warp 0.4's `serve` gives hyper no timer, so headers that never end hang, and sets no
@@ -60,21 +60,10 @@ where
     let connections = GracefulShutdown::new();
     let mut signal = pin!(shutdown_signal()?);
     loop {
-        let accepted = tokio::select! {
-            accepted = listener.accept() => accepted,
+        let tcp = tokio::select! {
+            tcp = accept(&listener) => tcp,
             () = &mut signal => break,
         };
-        let tcp = match accepted {
-            Ok((tcp, _)) => tcp,
-            Err(err) => {
-                accept_failed(err).await;
-                continue;
-            }
-        };
-        // Small writes go out at once instead of waiting for the previous segment's ACK (Nagle).
-        if let Err(err) = tcp.set_nodelay(true) {
-            tracing::warn!("set_nodelay: {err}");
-        }
         let service = TowerToHyperService::new(warp::service(app.clone()));
         let conn = http.serve_connection_with_upgrades(TokioIo::new(tcp), service);
         tokio::spawn(connections.watch(conn.into_owned()).map(drop));
@@ -82,25 +71,41 @@ where
     drop(listener); // New connections are refused from here on.
     tracing::info!("shutting down: open streams get {}s to finish", args.grace_secs);
     let mut drained = pin!(connections.shutdown());
-    if timeout(Duration::from_secs(args.grace_secs), &mut drained).await.is_err() {
+    if timeout(grace, &mut drained).await.is_err() {
         grace_over.cancel();
-        // Streams end at once; a client that stopped reading, or never finished its request,
-        // gets 1 s.
+        // Streams end at once; a client that stopped reading or never sent its request gets 1 s.
         if timeout(Duration::from_secs(1), drained).await.is_err() {
             tracing::warn!("closing connections that are still open");
         }
     }
     Ok(())
+    // ANCHOR_END: serve
 }
-// ANCHOR_END: serve
 
-/// A failed accept: the client's own trouble is skipped; anything else (out of file
-/// descriptors) is logged and waited out for a second, as warp::serve does.
-async fn accept_failed(err: io::Error) {
+/// The next connection, with TCP_NODELAY: small writes go out at once instead of waiting for the
+/// previous segment's ACK (Nagle). A failed accept that is the client's own trouble is skipped;
+/// anything else (out of file descriptors) is logged and waited out for a second, as
+/// warp::serve does.
+async fn accept(listener: &TcpListener) -> TcpStream {
     use io::ErrorKind::{ConnectionAborted, ConnectionRefused, ConnectionReset};
-    if !matches!(err.kind(), ConnectionAborted | ConnectionRefused | ConnectionReset) {
-        tracing::error!("accept error: {err}");
-        sleep(Duration::from_secs(1)).await;
+    loop {
+        match listener.accept().await {
+            Ok((tcp, _)) => {
+                if let Err(err) = tcp.set_nodelay(true) {
+                    tracing::warn!("set_nodelay: {err}");
+                }
+                return tcp;
+            }
+            Err(err)
+                if matches!(
+                    err.kind(),
+                    ConnectionAborted | ConnectionRefused | ConnectionReset
+                ) => {}
+            Err(err) => {
+                tracing::error!("accept error: {err}");
+                sleep(Duration::from_secs(1)).await;
+            }
+        }
     }
 }
 
