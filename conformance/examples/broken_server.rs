@@ -26,7 +26,7 @@ struct Args {
 #[tokio::main]
 async fn main() -> std::io::Result<()> {
     let args = Args::parse();
-    let listener = tokio::net::TcpListener::bind(args.addr).await?;
+    let listener = broken::bind(args.addr)?;
     println!("listening on http://{}", listener.local_addr()?);
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     let signal = async move {

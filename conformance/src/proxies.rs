@@ -1,8 +1,9 @@
 //! Real reverse proxies in front of a server: nginx and Apache httpd, each started on loopback
 //! with its own config, prefix, pid file and logs in a temporary directory.
 //!
-//! [`Proxy::start`] writes a stock reverse-proxy config with the proxy's compression on for
-//! `text/plain`, `text/html` and `text/event-stream`, starts the real program on an ephemeral
+//! [`Proxy::start`] writes a stock reverse-proxy config, `conformance/proxies/nginx.conf` or
+//! `apache.conf` filled in, with the proxy's compression on for `text/plain`, `text/html` and
+//! `text/event-stream`, starts the real program on an ephemeral
 //! port and waits until it accepts connections; dropping the [`Proxy`] stops it (SIGTERM to its
 //! pid) and removes the directory. [`run_behind_nginx`] and [`run_behind_apache`] run the
 //! timing and compression checks through it against a server binary.
@@ -126,88 +127,69 @@ const ACCESS_LOG: &str = "access.log";
 /// The proxy's own stdout and stderr (what it says before its error log is open).
 const OUTPUT: &str = "output.log";
 
+/// The configs the tests run, with `@DIR@`, `@PORT@`, `@UPSTREAM@` (and Apache's `@MODULES@`)
+/// to fill in. The book includes these same files.
+const NGINX_TEMPLATE: &str = include_str!("../proxies/nginx.conf");
+const APACHE_TEMPLATE: &str = include_str!("../proxies/apache.conf");
+
 /// A config for `kind` in `dir`, listening on 127.0.0.1:`port`, in front of `upstream`
 /// (`host:port`).
 pub fn config(kind: Kind, setup: Setup, dir: &Path, port: u16, upstream: &str) -> String {
-    match kind {
-        Kind::Nginx => nginx_config(setup, dir, port, upstream),
-        Kind::Apache => apache_config(setup, dir, port, upstream),
-    }
-}
-
-fn nginx_config(setup: Setup, dir: &Path, port: u16, upstream: &str) -> String {
-    let d = dir.display();
-    let mut location = String::new();
-    if setup != Setup::Http10Upstream {
-        location.push_str("            proxy_http_version 1.1;\n");
-    }
-    if setup == Setup::ProxyCompresses {
-        location.push_str("            proxy_set_header Accept-Encoding \"\";\n");
-    }
-    // `text/html` is always in gzip_types; naming it again is a warning.
-    format!(
-        r#"# {setup:?} reverse proxy, written by conformance::proxies.
-worker_processes 1;
-pid {d}/{PID_FILE};
-error_log {d}/{ERROR_LOG} info;
-
-events {{
-    worker_connections 256;
-}}
-
-http {{
-    log_format timed '$remote_addr "$request" $status $body_bytes_sent '
-                     'request_time=$request_time upstream_time=$upstream_response_time '
-                     'gzip_ratio=$gzip_ratio';
-    access_log {d}/{ACCESS_LOG} timed;
-    client_body_temp_path {d}/client_body;
-    proxy_temp_path {d}/proxy;
-    fastcgi_temp_path {d}/fastcgi;
-    uwsgi_temp_path {d}/uwsgi;
-    scgi_temp_path {d}/scgi;
-
-    gzip on;
-    gzip_types text/plain text/event-stream;
-
-    server {{
-        listen 127.0.0.1:{port};
-
-        location / {{
-            proxy_pass http://{upstream};
-{location}        }}
-    }}
-}}
-"#
-    )
-}
-
-fn apache_config(setup: Setup, dir: &Path, port: u16, upstream: &str) -> String {
-    let d = dir.display();
+    let template = match kind {
+        Kind::Nginx => nginx_template(setup),
+        Kind::Apache => apache_template(setup),
+    };
     let modules = apache_modules().unwrap_or_else(|| "/usr/lib/apache2/modules".into());
-    let load: String = [
-        "mpm_event",
-        "authz_core",
-        "filter",
-        "deflate",
-        "headers",
-        "setenvif",
-        "proxy",
-        "proxy_http",
-        "log_config",
-        "unixd",
-    ]
-    .iter()
-    .map(|m| {
-        // Some builds compile a module in (Debian: log_config, unixd); loading it again is an
-        // error.
-        format!(
-            "<IfModule !{m}_module>\n    LoadModule {m}_module {}/mod_{m}.so\n</IfModule>\n",
-            modules.display()
-        )
-    })
-    .collect();
+    let filled = template
+        .replace("@DIR@", &dir.display().to_string())
+        .replace("@PORT@", &port.to_string())
+        .replace("@UPSTREAM@", upstream)
+        .replace("@MODULES@", &modules.display().to_string());
+    format!("# {setup:?}, written by conformance::proxies.\n{filled}")
+}
+
+/// `template` with its one line `line` replaced by `with` (the setups are small edits of the
+/// stock config, so the file the book shows is the one the tests run).
+fn edit(template: &str, line: &str, with: &str) -> String {
+    assert_eq!(
+        template.matches(line).count(),
+        1,
+        "the proxy template has one {line:?}"
+    );
+    template.replacen(line, with, 1)
+}
+
+fn nginx_template(setup: Setup) -> String {
+    const HTTP11: &str = "            proxy_http_version 1.1;\n";
+    match setup {
+        Setup::Stock => NGINX_TEMPLATE.to_owned(),
+        Setup::Http10Upstream => edit(NGINX_TEMPLATE, HTTP11, ""),
+        Setup::ProxyCompresses => edit(
+            NGINX_TEMPLATE,
+            HTTP11,
+            &format!("{HTTP11}            proxy_set_header Accept-Encoding \"\";\n"),
+        ),
+    }
+}
+
+fn apache_template(setup: Setup) -> String {
+    const PROXY_PASS: &str = "ProxyPass / http://@UPSTREAM@/\n";
+    let mut template = match setup {
+        // `RequestHeader unset` also hides the client's Accept-Encoding from mod_deflate, which
+        // reads the same request headers: `force-gzip`, set from it first, tells mod_deflate to
+        // compress anyway.
+        Setup::ProxyCompresses => edit(
+            APACHE_TEMPLATE,
+            PROXY_PASS,
+            &format!(
+                "SetEnvIf Accept-Encoding \"\\bgzip\\b\" force-gzip\n\
+                 RequestHeader unset Accept-Encoding\n{PROXY_PASS}"
+            ),
+        ),
+        Setup::Stock | Setup::Http10Upstream => APACHE_TEMPLATE.to_owned(),
+    };
     // As root, the workers switch to `User`; its default (#-1) is no user at all.
-    let user = if running_as_root() {
+    if running_as_root() {
         let group = if fs::read_to_string("/etc/group")
             .is_ok_and(|groups| groups.lines().any(|l| l.starts_with("nogroup:")))
         {
@@ -215,39 +197,11 @@ fn apache_config(setup: Setup, dir: &Path, port: u16, upstream: &str) -> String 
         } else {
             "nobody"
         };
-        format!("User nobody\nGroup {group}\n")
-    } else {
-        String::new()
-    };
-    // `RequestHeader unset` also hides the client's Accept-Encoding from mod_deflate, which
-    // reads the same request headers: `force-gzip`, set from it first, tells mod_deflate to
-    // compress anyway.
-    let strip = if setup == Setup::ProxyCompresses {
-        "SetEnvIf Accept-Encoding \"\\bgzip\\b\" force-gzip\nRequestHeader unset Accept-Encoding\n"
-    } else {
-        ""
-    };
-    format!(
-        r#"# {setup:?} reverse proxy, written by conformance::proxies.
-ServerRoot "{d}"
-ServerName 127.0.0.1
-Listen 127.0.0.1:{port}
-PidFile "{d}/{PID_FILE}"
-DefaultRuntimeDir "{d}"
-Mutex file:{d} default
-ErrorLog "{d}/{ERROR_LOG}"
-LogLevel info
-{load}{user}
-LogFormat "%h \"%r\" %>s %b time_us=%D" timed
-CustomLog "{d}/{ACCESS_LOG}" timed
-
-StartServers 1
-
-{strip}ProxyPass / http://{upstream}/
-ProxyPassReverse / http://{upstream}/
-AddOutputFilterByType DEFLATE text/plain text/html text/event-stream
-"#
-    )
+        template.push_str(&format!(
+            "\n# Started as root: the workers run as\nUser nobody\nGroup {group}\n"
+        ));
+    }
+    template
 }
 
 fn running_as_root() -> bool {
@@ -594,10 +548,16 @@ fn run_behind(kind: Kind, binary: &str) {
 mod tests {
     use super::*;
 
+    /// The config without its comments, which name directives they explain.
+    fn directives(kind: Kind, setup: Setup, upstream: &str) -> String {
+        let conf = config(kind, setup, Path::new("/tmp/proxy-dir"), 8080, upstream);
+        let directives = conf.lines().filter(|l| !l.trim_start().starts_with('#'));
+        directives.map(|l| format!("{l}\n")).collect()
+    }
+
     #[test]
     fn nginx_config_is_stock_apart_from_the_setup() {
-        let dir = Path::new("/tmp/x");
-        let stock = config(Kind::Nginx, Setup::Stock, dir, 8080, "127.0.0.1:3000");
+        let stock = directives(Kind::Nginx, Setup::Stock, "127.0.0.1:3000");
         assert!(
             stock.contains("proxy_pass http://127.0.0.1:3000;"),
             "{stock}"
@@ -613,9 +573,9 @@ mod tests {
         ] {
             assert!(!stock.contains(off), "{off} in\n{stock}");
         }
-        let http10 = config(Kind::Nginx, Setup::Http10Upstream, dir, 8080, "u:1");
+        let http10 = directives(Kind::Nginx, Setup::Http10Upstream, "u:1");
         assert!(!http10.contains("proxy_http_version"), "{http10}");
-        let gzip = config(Kind::Nginx, Setup::ProxyCompresses, dir, 8080, "u:1");
+        let gzip = directives(Kind::Nginx, Setup::ProxyCompresses, "u:1");
         assert!(
             gzip.contains("proxy_set_header Accept-Encoding \"\";"),
             "{gzip}"
@@ -624,8 +584,7 @@ mod tests {
 
     #[test]
     fn apache_config_proxies_and_deflates() {
-        let dir = Path::new("/tmp/x");
-        let stock = config(Kind::Apache, Setup::Stock, dir, 8080, "127.0.0.1:3000");
+        let stock = directives(Kind::Apache, Setup::Stock, "127.0.0.1:3000");
         assert!(
             stock.contains("ProxyPass / http://127.0.0.1:3000/"),
             "{stock}"
@@ -636,11 +595,30 @@ mod tests {
         );
         assert!(stock.contains("Listen 127.0.0.1:8080"), "{stock}");
         assert!(!stock.contains("Accept-Encoding"), "{stock}");
-        let gzip = config(Kind::Apache, Setup::ProxyCompresses, dir, 8080, "u:1");
+        let gzip = directives(Kind::Apache, Setup::ProxyCompresses, "u:1");
         assert!(
             gzip.contains("RequestHeader unset Accept-Encoding"),
             "{gzip}"
         );
+    }
+
+    /// The files the book shows are the configs the tests run: every placeholder is filled.
+    #[test]
+    fn every_setup_fills_its_template() {
+        for (kind, setup) in [
+            (Kind::Nginx, Setup::Stock),
+            (Kind::Nginx, Setup::ProxyCompresses),
+            (Kind::Nginx, Setup::Http10Upstream),
+            (Kind::Apache, Setup::Stock),
+            (Kind::Apache, Setup::ProxyCompresses),
+        ] {
+            let conf = directives(kind, setup, "127.0.0.1:9");
+            assert!(
+                !conf.contains('@'),
+                "{kind:?} {setup:?} left a placeholder:\n{conf}"
+            );
+            assert!(conf.contains("/tmp/proxy-dir/proxy.pid"), "{conf}");
+        }
     }
 
     /// A port someone else took between our look and the proxy's bind is noticed (so

@@ -134,9 +134,23 @@ pub async fn start(fault: Fault) -> SocketAddr {
     start_logged(fault).await.0
 }
 
+/// Binds with a listen backlog of 1024, as the examples do: with `TcpListener::bind`'s 128, the
+/// load check's 200 connections at once overflowed the accept queue on a busy machine, and the
+/// rest waited a 1 s SYN retry.
+pub fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
+    let socket = if addr.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()?
+    } else {
+        tokio::net::TcpSocket::new_v6()?
+    };
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(1024)
+}
+
 /// Like [`start`], with the server's log.
 pub async fn start_logged(fault: Fault) -> (SocketAddr, ServerLog) {
-    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let listener = bind(SocketAddr::from(([127, 0, 0, 1], 0))).expect("bind");
     let addr = listener.local_addr().expect("local addr");
     let log = ServerLog::default();
     if fault != Fault::NotListening {
