@@ -36,13 +36,6 @@ async fn main() -> std::io::Result<()> {
         }
     };
     let grace = Duration::from_secs(args.grace_secs);
-    broken::serve(
-        listener,
-        args.fault,
-        broken::Logger::default(),
-        signal,
-        grace,
-    )
-    .await;
+    broken::serve(listener, args.fault, broken::Logger::default(), signal, grace).await;
     Ok(())
 }

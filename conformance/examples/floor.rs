@@ -39,9 +39,7 @@ async fn main() -> std::io::Result<()> {
         let _ = tcp.set_nodelay(true);
         tokio::spawn(async move {
             let io = TokioIo::new(tcp);
-            let _ = http1::Builder::new()
-                .serve_connection(io, service_fn(handle))
-                .await;
+            let _ = http1::Builder::new().serve_connection(io, service_fn(handle)).await;
         });
     }
 }
@@ -103,14 +101,9 @@ fn params(query: &str) -> Result<(u32, Duration), String> {
         match value.parse::<u32>() {
             Ok(n) if (min..=max).contains(&n) && slot.is_none() => *slot = Some(n),
             _ => {
-                return Err(format!(
-                    "invalid {name}: expected {min}..={max}, got {value:?}\n"
-                ));
+                return Err(format!("invalid {name}: expected {min}..={max}, got {value:?}\n"));
             }
         }
     }
-    Ok((
-        count.unwrap_or(10),
-        Duration::from_millis(interval_ms.unwrap_or(1000).into()),
-    ))
+    Ok((count.unwrap_or(10), Duration::from_millis(interval_ms.unwrap_or(1000).into())))
 }

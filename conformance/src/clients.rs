@@ -134,6 +134,174 @@ pub async fn curl_streams(url: &str, compressed: bool, count: u32, interval: Dur
     Outcome { reason, ..timing }.with(evidence)
 }
 
+/// The reqwest client of `conformance/examples/read_stream.rs`, as a program: `cargo test`
+/// builds it beside the test binaries. Runs it on `url` and stamps each line it prints as the
+/// line arrives; `on_line` sees each one first (the resume test cuts the connection there).
+/// Returns the printed lines without the program's own `… ms` prefix, and whether it exited
+/// cleanly by `deadline` (if not, why).
+pub async fn read_stream_lines(
+    program: &std::path::Path,
+    url: &str,
+    deadline: Duration,
+    mut on_line: impl FnMut(&str),
+) -> (Vec<LineArrival>, Result<(), String>) {
+    let sent = Instant::now();
+    let spawned = Command::new(program)
+        .arg(url)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn();
+    let mut child = match spawned {
+        Ok(child) => child,
+        Err(e) => {
+            return (
+                Vec::new(),
+                Err(format!("cannot run {}: {e}", program.display())),
+            );
+        }
+    };
+    let mut stdout = BufReader::new(child.stdout.take().expect("piped")).lines();
+    let mut lines = Vec::new();
+    let read = async {
+        while let Some(line) = stdout.next_line().await.map_err(|e| e.to_string())? {
+            let at_ms = ms(sent.elapsed());
+            let text = line
+                .split_once(" ms  ")
+                .map_or(line.as_str(), |(_, text)| text);
+            on_line(text);
+            lines.push(LineArrival {
+                text: text.to_owned(),
+                at_ms,
+            });
+        }
+        Ok::<_, String>(())
+    };
+    let read = match tokio::time::timeout(deadline, read).await {
+        Ok(read) => read,
+        Err(_) => Err(format!("read_stream was still running after {deadline:?}")),
+    };
+    if let Err(error) = read {
+        return (lines, Err(error));
+    }
+    let mut errors = String::new();
+    let _ = child
+        .stderr
+        .take()
+        .expect("piped")
+        .read_to_string(&mut errors)
+        .await;
+    let exited = match child.wait().await {
+        Ok(status) if status.success() => Ok(()),
+        Ok(status) => Err(format!(
+            "read_stream exited with {status}: {}",
+            errors.trim()
+        )),
+        Err(e) => Err(e.to_string()),
+    };
+    (lines, exited)
+}
+
+/// `read_stream` on `/stream`: it prints 1..=count, one line per interval.
+pub async fn read_stream_prints_lines(
+    program: &std::path::Path,
+    base: &str,
+    count: u32,
+    interval: Duration,
+) -> Outcome {
+    let url = format!(
+        "{base}/stream?count={count}&interval_ms={}",
+        interval.as_millis()
+    );
+    let deadline = crate::deadline_for(count, interval, interval / 2);
+    let (lines, exited) = read_stream_lines(program, &url, deadline, |_| {}).await;
+    let evidence = crate::Evidence {
+        request: format!("read_stream {url}"),
+        lines: lines.clone(),
+        ..Default::default()
+    };
+    let texts: Vec<&str> = lines.iter().map(|l| l.text.as_str()).collect();
+    let want: Vec<String> = (1..=count).map(|k| k.to_string()).collect();
+    if let Err(error) = exited {
+        return Outcome::fail(error).with(evidence);
+    }
+    if texts != want {
+        return Outcome::fail(format!(
+            "read_stream printed {texts:?}, expected 1..={count}"
+        ))
+        .with(evidence);
+    }
+    // The program's own start-up is part of line 1's arrival: judge the spacing from line 1.
+    spacing_outcome(&lines, interval, interval / 2).with(evidence)
+}
+
+/// `read_stream` on `/events` through a [`Relay`] that cuts the connection after event 2: it
+/// prints the events 1..=count once each and in order, reconnects after the server's
+/// `retry: 1000` with `Last-Event-ID: 2`, and stops at the 204 that follows the last event.
+pub async fn read_stream_resumes_events(
+    program: &std::path::Path,
+    base: &str,
+    count: u32,
+    interval: Duration,
+) -> Outcome {
+    const RETRY_MS: f64 = 1000.0;
+    let relay = match Relay::start(base, "/events").await {
+        Ok(relay) => relay,
+        Err(e) => return Outcome::fail(format!("cannot start the relay: {e}")),
+    };
+    let url = format!(
+        "{}/events?count={count}&interval_ms={}",
+        relay.base,
+        interval.as_millis()
+    );
+    let deadline = crate::deadline_for(count, interval, interval / 2) + Duration::from_secs(5);
+    let cut_after_2 = |text: &str| {
+        if text.starts_with("id=2 ") {
+            relay.cut();
+        }
+    };
+    let (lines, exited) = read_stream_lines(program, &url, deadline, cut_after_2).await;
+    let evidence = crate::Evidence {
+        request: format!("read_stream {url}, the connection cut after id 2"),
+        lines: lines.clone(),
+        ..Default::default()
+    };
+    let events: Vec<&LineArrival> = lines.iter().filter(|l| l.text.starts_with("id=")).collect();
+    let got: Vec<&str> = events.iter().map(|l| l.text.as_str()).collect();
+    let want: Vec<String> = (1..=count).map(|k| format!("id={k} data={k}")).collect();
+    let repeated = (1..got.len()).any(|i| got[..i].contains(&got[i]));
+    let resumed = lines
+        .iter()
+        .any(|l| l.text.ends_with("Last-Event-ID: \"2\""));
+    let ended = lines
+        .last()
+        .is_some_and(|l| l.text.starts_with("204 No Content"));
+    let outcome = if repeated {
+        Outcome::fail(format!(
+            "read_stream printed {got:?}: ids repeat, so the server ignored Last-Event-ID"
+        ))
+    } else if got != want {
+        Outcome::fail(format!("read_stream printed {got:?}, expected {want:?}"))
+    } else if let Err(error) = exited {
+        Outcome::fail(error)
+    } else if !resumed || !ended {
+        Outcome::fail("read_stream did not reconnect with Last-Event-ID: 2, or did not stop at 204")
+    } else {
+        let wait = events[2].at_ms - events[1].at_ms;
+        if wait < RETRY_MS - interval.as_secs_f64() * 500.0 {
+            Outcome::fail(format!(
+                "event 3 came {wait:.0} ms after event 2: the client did not wait the retry: 1000"
+            ))
+        } else {
+            Outcome::pass(format!(
+                "events 1..={count} once each; event 3 {wait:.0} ms after the cut (retry: 1000), \
+                 then 204"
+            ))
+        }
+    };
+    outcome.with(evidence)
+}
+
 /// A TCP relay in front of a server that can cut the connections it carries, as a network
 /// failure would. Only connections whose request line contains `cut_marker` are cut.
 pub struct Relay {

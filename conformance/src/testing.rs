@@ -37,7 +37,7 @@ pub fn run_check_against_binary(binary: &str, check: &str, known: &[KnownLimit])
         assert!(
             outcome.level == Level::Fail && outcome.reason.contains(reason),
             "{check} is a known limit of {binary} (expected to fail with {reason:?}), but it \
-             says {} {}: update the suite and the README",
+             says {} {}: update the suite and the book (docs/src)",
             outcome.level,
             outcome.reason
         );
@@ -94,6 +94,48 @@ pub fn run_curl(binary: &str, endpoint: &str, compressed: bool) {
     );
     let outcome = runtime().block_on(clients::curl_streams(&url, compressed, count, interval));
     expect_pass(&format!("curl {endpoint}"), &outcome, &server);
+}
+
+/// The reqwest client example (`conformance/examples/read_stream.rs`) against the binary: lines
+/// of `/stream` on schedule, and `/events` resumed with `Last-Event-ID` after a cut connection.
+/// `cargo test --workspace` builds the example; `cargo test -p examples-…` alone does not, and
+/// then this is skipped loudly (or fails with `STREAMING_REQUIRE_EXTERNAL=1`).
+pub fn run_read_stream(binary: &str) {
+    let Some(program) = read_stream_program() else {
+        return;
+    };
+    let server = Spawned::start(Path::new(binary), Duration::from_secs(60))
+        .unwrap_or_else(|e| panic!("{binary}: {e}"));
+    let (count, interval) = (5, Duration::from_millis(200));
+    runtime().block_on(async {
+        let lines = clients::read_stream_prints_lines(&program, &server.base, count, interval);
+        expect_pass("read_stream /stream", &lines.await, &server);
+        let events = clients::read_stream_resumes_events(&program, &server.base, 4, interval);
+        expect_pass("read_stream /events", &events.await, &server);
+    });
+}
+
+/// `target/<profile>/examples/read_stream`, beside this test's own directory.
+fn read_stream_program() -> Option<std::path::PathBuf> {
+    let exe = std::env::current_exe().expect("the test's path");
+    let profile_dir = exe
+        .parent()
+        .and_then(Path::parent)
+        .expect("target/<profile>/deps");
+    let program = profile_dir.join("examples/read_stream");
+    if program.is_file() {
+        return Some(program);
+    }
+    let message = format!(
+        "{} is not built: `cargo test --workspace` builds it, as does \
+         `cargo build -p conformance --example read_stream`",
+        program.display()
+    );
+    if std::env::var(clients::REQUIRE_EXTERNAL).as_deref() == Ok("1") {
+        panic!("{message}, and {}=1 requires it", clients::REQUIRE_EXTERNAL);
+    }
+    eprintln!("\n!!! SKIPPED: {message}.\n");
+    None
 }
 
 /// Headless Chromium against the binary: `/stream` shows its first line early, `/stream.html`
@@ -153,6 +195,10 @@ macro_rules! suite {
             #[test]
             fn curl_events_compressed() {
                 $crate::testing::run_curl($binary, "/events", true);
+            }
+            #[test]
+            fn read_stream() {
+                $crate::testing::run_read_stream($binary);
             }
             #[test]
             fn nginx() {

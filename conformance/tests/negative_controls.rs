@@ -326,6 +326,49 @@ fn chromium_page_needs_last_event_id() {
     });
 }
 
+/// The reqwest client example (`examples/read_stream.rs`) sees what curl and the browser see:
+/// a collected body arrives at once, and a server that ignores Last-Event-ID repeats events.
+#[test]
+fn read_stream_sees_buffering_and_ignored_last_event_id() {
+    use conformance::clients;
+    let program = broken_program(Fault::None)
+        .program
+        .with_file_name("read_stream");
+    let interval = std::time::Duration::from_millis(200);
+    runtime().block_on(async {
+        for fault in [Fault::None, Fault::Buffered, Fault::EventsIgnoreLastEventId] {
+            let base = format!("http://{}", broken::start(fault).await);
+            let lines = clients::read_stream_prints_lines(&program, &base, 5, interval).await;
+            let events = clients::read_stream_resumes_events(&program, &base, 4, interval).await;
+            println!("{fault:?}: {} / {}", lines.reason, events.reason);
+            let (lines_fail, events_fail) = match fault {
+                Fault::None => (None, None),
+                Fault::Buffered => (Some("batched"), None),
+                _ => (None, Some("ignored Last-Event-ID")),
+            };
+            for (what, outcome, fails) in [
+                ("lines", lines, lines_fail),
+                ("events", events, events_fail),
+            ] {
+                match fails {
+                    None => assert_eq!(
+                        outcome.level,
+                        Level::Pass,
+                        "{fault:?} {what}: {}",
+                        outcome.reason
+                    ),
+                    Some(reason) => assert!(
+                        outcome.level == Level::Fail && outcome.reason.contains(reason),
+                        "{fault:?} {what}: expected a failure mentioning {reason:?}, got {} {}",
+                        outcome.level,
+                        outcome.reason
+                    ),
+                }
+            }
+        }
+    });
+}
+
 /// The benchmark's floor (`examples/floor.rs`, hyper alone) serves `/stream` as the contract
 /// says: the stream checks pass against it, so its figures are a fair floor.
 #[test]

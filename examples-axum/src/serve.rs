@@ -116,7 +116,7 @@ fn shutdown_signal() -> io::Result<impl Future<Output = ()>> {
 
 /// Binds with a listen backlog of 1024, and TCP_NODELAY on every connection. `TcpListener::bind`
 /// asks for a backlog of 128 (as std does), and when more clients connect at once, say every
-/// EventSource after a restart, the rest wait for a SYN retry: 1 s, then 3 s (docs/bench).
+/// EventSource after a restart, the rest wait for a SYN retry: 1 s, then 3 s (docs/src/bench).
 /// Without TCP_NODELAY, small writes wait for the previous segment's ACK (Nagle).
 fn bind(addr: SocketAddr) -> io::Result<impl Listener<Addr = SocketAddr>> {
     let socket = if addr.is_ipv4() { TcpSocket::new_v4()? } else { TcpSocket::new_v6()? };

@@ -31,7 +31,6 @@ struct Args {
     grace_secs: u64,
 }
 
-// ANCHOR: serve
 /// Serves `app` until SIGTERM or Ctrl-C, then stops accepting, lets open streams run for
 /// `--grace-secs`, cancels the token `app` was given to end those still running, and returns.
 pub async fn run(app: fn(CancellationToken) -> Rocket<Build>) -> ExitCode {

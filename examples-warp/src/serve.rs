@@ -236,7 +236,7 @@ fn shutdown_signal() -> io::Result<impl Future<Output = ()>> {
 
 /// Binds with a listen backlog of 1024. `TcpListener::bind` asks for 128 (as std does), and
 /// when more clients connect at once, say every EventSource after a restart, the rest wait
-/// for a SYN retry: 1 s, then 3 s (docs/bench).
+/// for a SYN retry: 1 s, then 3 s (docs/src/bench).
 fn bind(addr: SocketAddr) -> io::Result<TcpListener> {
     let socket = if addr.is_ipv4() { TcpSocket::new_v4()? } else { TcpSocket::new_v6()? };
     socket.set_reuseaddr(true)?;
