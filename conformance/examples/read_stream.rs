@@ -30,7 +30,11 @@ async fn main() -> ExitCode {
     let sent = Instant::now();
     let response = match client.get(args.url.clone()).send().await {
         Ok(response) if response.status().is_success() => response,
-        Ok(response) => return fail(format!("{} answered {}", args.url, response.status())),
+        Ok(response) => {
+            let status = response.status();
+            let body = response.text().await.unwrap_or_default();
+            return fail(format!("{} answered {status}: {}", args.url, body.trim()));
+        }
         Err(err) => return fail(err),
     };
     let content_type = response.headers().get(header::CONTENT_TYPE);
@@ -126,7 +130,15 @@ fn ms(since: Instant) -> f64 {
     since.elapsed().as_secs_f64() * 1000.0
 }
 
-fn fail(error: impl std::fmt::Display) -> ExitCode {
-    eprintln!("error: {error}");
+/// Says what went wrong, with its causes (reqwest's own message names only the URL).
+fn fail(error: impl Into<Box<dyn std::error::Error>>) -> ExitCode {
+    let error = error.into();
+    let mut message = format!("error: {error}");
+    let mut source = error.source();
+    while let Some(cause) = source {
+        message.push_str(&format!(": {cause}"));
+        source = cause.source();
+    }
+    eprintln!("{message}");
     ExitCode::FAILURE
 }
