@@ -21,13 +21,7 @@ struct Case {
 
 /// A value out of `count`'s range 1..=1000000.
 const fn count(query: &'static str, received: Option<&'static str>) -> Case {
-    Case {
-        path: "/stream",
-        query,
-        parameter: "count",
-        received,
-        bound: Some("1000000"),
-    }
+    Case { path: "/stream", query, parameter: "count", received, bound: Some("1000000") }
 }
 
 /// A value out of `interval_ms`'s range 0..=60000.
@@ -43,13 +37,7 @@ const fn interval(query: &'static str, received: &'static str) -> Case {
 
 /// A value out of `/stream.html`'s `pad` range 0..=65536.
 const fn pad(query: &'static str, received: Option<&'static str>) -> Case {
-    Case {
-        path: "/stream.html",
-        query,
-        parameter: "pad",
-        received,
-        bound: Some("65536"),
-    }
+    Case { path: "/stream.html", query, parameter: "pad", received, bound: Some("65536") }
 }
 
 /// A value out of `/events`' `keepalive_ms` range 100..=600000.
@@ -65,24 +53,12 @@ const fn keepalive(query: &'static str, received: &'static str) -> Case {
 
 /// A parameter the endpoint at `path` does not have.
 const fn unknown_on(path: &'static str, query: &'static str, parameter: &'static str) -> Case {
-    Case {
-        path,
-        query,
-        parameter,
-        received: None,
-        bound: None,
-    }
+    Case { path, query, parameter, received: None, bound: None }
 }
 
 /// A parameter `/stream` does not have.
 const fn unknown(query: &'static str, parameter: &'static str) -> Case {
-    Case {
-        path: "/stream",
-        query,
-        parameter,
-        received: None,
-        bound: None,
-    }
+    Case { path: "/stream", query, parameter, received: None, bound: None }
 }
 
 const CASES: &[Case] = &[
@@ -125,10 +101,7 @@ const CASES: &[Case] = &[
 async fn answers(cfg: &Config) -> Vec<(&'static Case, probe::Fetched)> {
     let fetches = CASES.iter().map(|case| async move {
         let path = format!("{}?{}", case.path, case.query);
-        (
-            case,
-            probe::fetch(cfg, Method::GET, &path, Duration::from_secs(5), false).await,
-        )
+        (case, probe::fetch(cfg, Method::GET, &path, Duration::from_secs(5), false).await)
     });
     futures_util::future::join_all(fetches).await
 }
@@ -150,10 +123,7 @@ fn summary(answers: &[(&'static Case, probe::Fetched)]) -> Evidence {
         })
         .collect();
     Evidence {
-        request: format!(
-            "GET /stream?…, /stream.html?…, /events?… ({} bad queries)",
-            CASES.len()
-        ),
+        request: format!("GET /stream?…, /stream.html?…, /events?… ({} bad queries)", CASES.len()),
         notes,
         ..Evidence::default()
     }
@@ -179,14 +149,9 @@ pub async fn bad_input_rejected(cfg: &Config) -> Outcome {
 
 /// What is wrong with a 400's message for `case`, if anything.
 fn message_problem(case: &Case, got: &probe::Fetched) -> Option<String> {
-    let content_type = got
-        .header("content-type")
-        .unwrap_or("")
-        .to_ascii_lowercase();
+    let content_type = got.header("content-type").unwrap_or("").to_ascii_lowercase();
     if !content_type.starts_with("text/plain") {
-        return Some(format!(
-            "content-type {content_type:?}, expected text/plain"
-        ));
+        return Some(format!("content-type {content_type:?}, expected text/plain"));
     }
     let body = String::from_utf8_lossy(&got.body);
     let message = body.trim_end();
@@ -197,15 +162,10 @@ fn message_problem(case: &Case, got: &probe::Fetched) -> Option<String> {
         return Some("message is more than one line".into());
     }
     if !message.contains(case.parameter) {
-        return Some(format!(
-            "message {message:?} does not name {:?}",
-            case.parameter
-        ));
+        return Some(format!("message {message:?} does not name {:?}", case.parameter));
     }
     if let Some(value) = case.received.filter(|v| !message.contains(v)) {
-        return Some(format!(
-            "message {message:?} does not quote the received {value:?}"
-        ));
+        return Some(format!("message {message:?} does not quote the received {value:?}"));
     }
     case.bound
         .filter(|b| !message.contains(b))
@@ -221,10 +181,7 @@ pub async fn bad_input_explained(cfg: &Config) -> Outcome {
             message_problem(case, got).map(|p| format!("{}?{}: {p}", case.path, case.query))
         })
         .collect();
-    let rejected = answers
-        .iter()
-        .filter(|(_, got)| got.status() == Some(400))
-        .count();
+    let rejected = answers.iter().filter(|(_, got)| got.status() == Some(400)).count();
     let outcome = if rejected == 0 {
         Outcome::fail("no bad query got a 400, so there is no message to judge")
     } else {
@@ -250,11 +207,7 @@ pub async fn streams_after_bad_input(cfg: &Config) -> Outcome {
     let gaps = timing::gaps_outcome(got.lines(), cfg.interval, cfg.tolerance);
     let outcome = Outcome::judge(
         gaps.level != crate::Level::Fail,
-        format!(
-            "still streams after {} bad queries ({})",
-            CASES.len(),
-            gaps.reason
-        ),
+        format!("still streams after {} bad queries ({})", CASES.len(), gaps.reason),
         format!("after the bad queries: {}", gaps.reason),
     );
     outcome.with(got.evidence).with(summary(&answers))
@@ -273,11 +226,8 @@ fn raw_cases(cfg: &Config) -> Vec<RawCase> {
     let host = cfg.host_port();
     let target = |path: &str| cfg.target(path);
     let get = |path: &str, extra: &str| {
-        format!(
-            "GET {} HTTP/1.1\r\nHost: {host}\r\n{extra}Connection: close\r\n\r\n",
-            target(path)
-        )
-        .into_bytes()
+        format!("GET {} HTTP/1.1\r\nHost: {host}\r\n{extra}Connection: close\r\n\r\n", target(path))
+            .into_bytes()
     };
     let mut invalid_utf8 = format!("GET {}?count=", target("/stream")).into_bytes();
     invalid_utf8.extend_from_slice(b"\xff\xfe HTTP/1.1\r\nHost: ");
@@ -342,11 +292,7 @@ fn raw_cases(cfg: &Config) -> Vec<RawCase> {
 pub async fn malformed_requests_refused(cfg: &Config) -> Outcome {
     let cases = raw_cases(cfg);
     let deadline = HEADER_BOUND + Duration::from_secs(5);
-    let probes = join_all(
-        cases
-            .iter()
-            .map(|case| probe::raw(cfg, &case.request, deadline)),
-    );
+    let probes = join_all(cases.iter().map(|case| probe::raw(cfg, &case.request, deadline)));
     let (answers, stream) = tokio::join!(probes, timing::fetch_stream(cfg));
     let mut problems = Vec::new();
     let mut notes = Vec::new();
@@ -354,10 +300,7 @@ pub async fn malformed_requests_refused(cfg: &Config) -> Outcome {
         let verdict = match (got.status(), &got.error) {
             (Some(status), _) if (400..500).contains(&status) => {
                 let body = String::from_utf8_lossy(&got.body);
-                Ok(format!(
-                    "{status} {:?}",
-                    body.lines().next().unwrap_or_default()
-                ))
+                Ok(format!("{status} {:?}", body.lines().next().unwrap_or_default()))
             }
             (Some(status), _) => Err(format!("{status}, expected a 4xx or a closed connection")),
             (None, Some(error)) if error.starts_with("connection still open") => Err(format!(

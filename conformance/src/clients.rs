@@ -42,9 +42,7 @@ pub fn require(program: &str, package: &str) -> bool {
 /// Runs `curl -sS -N [--compressed] url` and stamps each line of curl's own output as it
 /// arrives; returns the lines and the response headers curl saw.
 pub async fn curl_lines(
-    url: &str,
-    compressed: bool,
-    deadline: Duration,
+    url: &str, compressed: bool, deadline: Duration,
 ) -> Result<(Vec<LineArrival>, String), String> {
     let mut command = Command::new("curl");
     command.args(["-sS", "-N", "--dump-header", "/dev/stderr"]);
@@ -64,10 +62,7 @@ pub async fn curl_lines(
     let mut lines = Vec::new();
     let read = async {
         while let Some(text) = stdout.next_line().await.map_err(|e| e.to_string())? {
-            lines.push(LineArrival {
-                text,
-                at_ms: ms(sent.elapsed()),
-            });
+            lines.push(LineArrival { text, at_ms: ms(sent.elapsed()) });
         }
         Ok::<_, String>(())
     };
@@ -99,10 +94,7 @@ pub async fn curl_streams(url: &str, compressed: bool, count: u32, interval: Dur
                 Some(data) => data.strip_prefix(' ').unwrap_or(data),
                 None => &l.text,
             };
-            text.parse::<u32>().ok().map(|_| LineArrival {
-                text: text.to_owned(),
-                at_ms: l.at_ms,
-            })
+            text.parse::<u32>().ok().map(|_| LineArrival { text: text.to_owned(), at_ms: l.at_ms })
         })
         .collect();
     let texts: Vec<&str> = items.iter().map(|l| l.text.as_str()).collect();
@@ -111,15 +103,11 @@ pub async fn curl_streams(url: &str, compressed: bool, count: u32, interval: Dur
         .lines()
         .find_map(|h| {
             let (name, value) = h.split_once(':')?;
-            name.eq_ignore_ascii_case("content-encoding")
-                .then(|| value.trim().to_owned())
+            name.eq_ignore_ascii_case("content-encoding").then(|| value.trim().to_owned())
         })
         .unwrap_or_else(|| "uncompressed".into());
     let evidence = crate::Evidence {
-        request: format!(
-            "curl -N{} {url}",
-            if compressed { " --compressed" } else { "" }
-        ),
+        request: format!("curl -N{} {url}", if compressed { " --compressed" } else { "" }),
         lines: lines.clone(),
         notes: vec![headers.trim().replace("\r\n", " | ")],
         ..Default::default()
@@ -140,10 +128,7 @@ pub async fn curl_streams(url: &str, compressed: bool, count: u32, interval: Dur
 /// Returns the printed lines without the program's own `… ms` prefix, and whether it exited
 /// cleanly by `deadline` (if not, why).
 pub async fn read_stream_lines(
-    program: &std::path::Path,
-    url: &str,
-    deadline: Duration,
-    mut on_line: impl FnMut(&str),
+    program: &std::path::Path, url: &str, deadline: Duration, mut on_line: impl FnMut(&str),
 ) -> (Vec<LineArrival>, Result<(), String>) {
     let sent = Instant::now();
     let spawned = Command::new(program)
@@ -155,10 +140,7 @@ pub async fn read_stream_lines(
     let mut child = match spawned {
         Ok(child) => child,
         Err(e) => {
-            return (
-                Vec::new(),
-                Err(format!("cannot run {}: {e}", program.display())),
-            );
+            return (Vec::new(), Err(format!("cannot run {}: {e}", program.display())));
         }
     };
     let mut stdout = BufReader::new(child.stdout.take().expect("piped")).lines();
@@ -166,14 +148,9 @@ pub async fn read_stream_lines(
     let read = async {
         while let Some(line) = stdout.next_line().await.map_err(|e| e.to_string())? {
             let at_ms = ms(sent.elapsed());
-            let text = line
-                .split_once(" ms  ")
-                .map_or(line.as_str(), |(_, text)| text);
+            let text = line.split_once(" ms  ").map_or(line.as_str(), |(_, text)| text);
             on_line(text);
-            lines.push(LineArrival {
-                text: text.to_owned(),
-                at_ms,
-            });
+            lines.push(LineArrival { text: text.to_owned(), at_ms });
         }
         Ok::<_, String>(())
     };
@@ -185,18 +162,10 @@ pub async fn read_stream_lines(
         return (lines, Err(error));
     }
     let mut errors = String::new();
-    let _ = child
-        .stderr
-        .take()
-        .expect("piped")
-        .read_to_string(&mut errors)
-        .await;
+    let _ = child.stderr.take().expect("piped").read_to_string(&mut errors).await;
     let exited = match child.wait().await {
         Ok(status) if status.success() => Ok(()),
-        Ok(status) => Err(format!(
-            "read_stream exited with {status}: {}",
-            errors.trim()
-        )),
+        Ok(status) => Err(format!("read_stream exited with {status}: {}", errors.trim())),
         Err(e) => Err(e.to_string()),
     };
     (lines, exited)
@@ -204,15 +173,9 @@ pub async fn read_stream_lines(
 
 /// `read_stream` on `/stream`: it prints 1..=count, one line per interval.
 pub async fn read_stream_prints_lines(
-    program: &std::path::Path,
-    base: &str,
-    count: u32,
-    interval: Duration,
+    program: &std::path::Path, base: &str, count: u32, interval: Duration,
 ) -> Outcome {
-    let url = format!(
-        "{base}/stream?count={count}&interval_ms={}",
-        interval.as_millis()
-    );
+    let url = format!("{base}/stream?count={count}&interval_ms={}", interval.as_millis());
     let deadline = crate::deadline_for(count, interval, interval / 2);
     let (lines, exited) = read_stream_lines(program, &url, deadline, |_| {}).await;
     let evidence = crate::Evidence {
@@ -226,10 +189,8 @@ pub async fn read_stream_prints_lines(
         return Outcome::fail(error).with(evidence);
     }
     if texts != want {
-        return Outcome::fail(format!(
-            "read_stream printed {texts:?}, expected 1..={count}"
-        ))
-        .with(evidence);
+        return Outcome::fail(format!("read_stream printed {texts:?}, expected 1..={count}"))
+            .with(evidence);
     }
     // The program's own start-up is part of line 1's arrival: judge the spacing from line 1.
     spacing_outcome(&lines, interval, interval / 2).with(evidence)
@@ -239,21 +200,14 @@ pub async fn read_stream_prints_lines(
 /// prints the events 1..=count once each and in order, reconnects after the server's
 /// `retry: 1000` with `Last-Event-ID: 2`, and stops at the 204 that follows the last event.
 pub async fn read_stream_resumes_events(
-    program: &std::path::Path,
-    base: &str,
-    count: u32,
-    interval: Duration,
+    program: &std::path::Path, base: &str, count: u32, interval: Duration,
 ) -> Outcome {
     const RETRY_MS: f64 = 1000.0;
     let relay = match Relay::start(base, "/events").await {
         Ok(relay) => relay,
         Err(e) => return Outcome::fail(format!("cannot start the relay: {e}")),
     };
-    let url = format!(
-        "{}/events?count={count}&interval_ms={}",
-        relay.base,
-        interval.as_millis()
-    );
+    let url = format!("{}/events?count={count}&interval_ms={}", relay.base, interval.as_millis());
     let deadline = crate::deadline_for(count, interval, interval / 2) + Duration::from_secs(5);
     let cut_after_2 = |text: &str| {
         if text.starts_with("id=2 ") {
@@ -270,12 +224,8 @@ pub async fn read_stream_resumes_events(
     let got: Vec<&str> = events.iter().map(|l| l.text.as_str()).collect();
     let want: Vec<String> = (1..=count).map(|k| format!("id={k} data={k}")).collect();
     let repeated = (1..got.len()).any(|i| got[..i].contains(&got[i]));
-    let resumed = lines
-        .iter()
-        .any(|l| l.text.ends_with("Last-Event-ID: \"2\""));
-    let ended = lines
-        .last()
-        .is_some_and(|l| l.text.starts_with("204 No Content"));
+    let resumed = lines.iter().any(|l| l.text.ends_with("Last-Event-ID: \"2\""));
+    let ended = lines.last().is_some_and(|l| l.text.starts_with("204 No Content"));
     let outcome = if repeated {
         Outcome::fail(format!(
             "read_stream printed {got:?}: ids repeat, so the server ignored Last-Event-ID"
@@ -313,10 +263,7 @@ impl Relay {
     pub async fn start(upstream: &str, cut_marker: &'static str) -> std::io::Result<Self> {
         let listener = TcpListener::bind("127.0.0.1:0").await?;
         let base = format!("http://{}", listener.local_addr()?);
-        let upstream = upstream
-            .trim_start_matches("http://")
-            .trim_end_matches('/')
-            .to_owned();
+        let upstream = upstream.trim_start_matches("http://").trim_end_matches('/').to_owned();
         let (cut, _) = watch::channel(0u64);
         let cuts = cut.clone();
         tokio::spawn(async move {
@@ -336,18 +283,12 @@ impl Relay {
 }
 
 async fn relay(
-    mut client: TcpStream,
-    upstream: String,
-    mut cuts: watch::Receiver<u64>,
-    marker: &str,
+    mut client: TcpStream, upstream: String, mut cuts: watch::Receiver<u64>, marker: &str,
 ) -> std::io::Result<()> {
     let mut first = vec![0u8; 8192];
     let n = client.read(&mut first).await?;
-    let request_line = String::from_utf8_lossy(&first[..n])
-        .lines()
-        .next()
-        .unwrap_or_default()
-        .to_owned();
+    let request_line =
+        String::from_utf8_lossy(&first[..n]).lines().next().unwrap_or_default().to_owned();
     let mut server = TcpStream::connect(&upstream).await?;
     server.write_all(&first[..n]).await?;
     cuts.borrow_and_update();
@@ -425,42 +366,27 @@ impl Browser {
             .await
             .map_err(|e| format!("cannot start a Chromium session: {e}"))?;
         // The first navigation of a fresh browser is slow; keep that out of the measurements.
-        client
-            .goto("about:blank")
-            .await
-            .map_err(|e| format!("cannot open about:blank: {e}"))?;
-        Ok(Self {
-            client,
-            _driver: driver,
-            _profile: TempDir(profile),
-        })
+        client.goto("about:blank").await.map_err(|e| format!("cannot open about:blank: {e}"))?;
+        Ok(Self { client, _driver: driver, _profile: TempDir(profile) })
     }
 
     /// Runs `script` (which returns a value) in the page.
     pub async fn eval(&self, script: &str) -> Result<Value, String> {
-        self.client
-            .execute(script, Vec::new())
-            .await
-            .map_err(|e| format!("script failed: {e}"))
+        self.client.execute(script, Vec::new()).await.map_err(|e| format!("script failed: {e}"))
     }
 
     /// Navigates to `url` and polls `probe` (a script returning true or false) until it is
     /// true; returns when that was, in ms after navigation started.
     pub async fn time_until(&self, url: &str, probe: &str, limit: Duration) -> Result<f64, String> {
         let start = Instant::now();
-        self.client
-            .goto(url)
-            .await
-            .map_err(|e| format!("cannot open {url}: {e}"))?;
+        self.client.goto(url).await.map_err(|e| format!("cannot open {url}: {e}"))?;
         while start.elapsed() < limit {
             if self.eval(probe).await.ok() == Some(Value::Bool(true)) {
                 return Ok(ms(start.elapsed()));
             }
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
-        Err(format!(
-            "`{probe}` never became true within {limit:?} at {url}"
-        ))
+        Err(format!("`{probe}` never became true within {limit:?} at {url}"))
     }
 
     pub async fn close(self) {
@@ -472,10 +398,7 @@ impl Browser {
 /// `X-Content-Type-Options: nosniff`, Chromium holds back text/plain to sniff it.
 pub async fn browser_shows_first_line_early(browser: &Browser, base: &str) -> Outcome {
     let (count, interval) = (8, Duration::from_millis(400));
-    let url = format!(
-        "{base}/stream?count={count}&interval_ms={}",
-        interval.as_millis()
-    );
+    let url = format!("{base}/stream?count={count}&interval_ms={}", interval.as_millis());
     let stream_ms = ms(interval * (count - 1));
     let probe = "return !!document.body && document.body.innerText.trim().split('\\n')[0] === '1';";
     match browser.time_until(&url, probe, interval * count * 3).await {
@@ -495,10 +418,8 @@ pub async fn browser_shows_first_line_early(browser: &Browser, base: &str) -> Ou
 /// stream ends.
 pub async fn browser_renders_html_early(browser: &Browser, base: &str, pad: usize) -> Outcome {
     let (count, interval) = (8, Duration::from_millis(400));
-    let url = format!(
-        "{base}/stream.html?count={count}&interval_ms={}&pad={pad}",
-        interval.as_millis()
-    );
+    let url =
+        format!("{base}/stream.html?count={count}&interval_ms={}&pad={pad}", interval.as_millis());
     let stream_ms = ms(interval * (count - 1));
     let probe = "const d = document.querySelector('div'); \
                  return !!d && d.textContent === '1' && d.getBoundingClientRect().height > 0;";
@@ -517,20 +438,14 @@ pub async fn browser_renders_html_early(browser: &Browser, base: &str, pad: usiz
 /// Also checks the page's `fetch()` panel got `/stream` line by line. Saves a screenshot to
 /// `screenshot` when given.
 pub async fn browser_page_resumes_events(
-    browser: &Browser,
-    base: &str,
-    screenshot: Option<&std::path::Path>,
+    browser: &Browser, base: &str, screenshot: Option<&std::path::Path>,
 ) -> Outcome {
     let (count, interval) = (8u32, Duration::from_millis(400));
     let relay = match Relay::start(base, "/events").await {
         Ok(relay) => relay,
         Err(e) => return Outcome::fail(format!("cannot start the relay: {e}")),
     };
-    let url = format!(
-        "{}/?count={count}&interval_ms={}",
-        relay.base,
-        interval.as_millis()
-    );
+    let url = format!("{}/?count={count}&interval_ms={}", relay.base, interval.as_millis());
     let read = |list: &str| {
         format!(
             "return Array.from(document.querySelectorAll('#{list} li'))\
@@ -576,10 +491,7 @@ pub async fn browser_page_resumes_events(
     let arrivals = |items: &[(String, f64)]| -> Vec<LineArrival> {
         items
             .iter()
-            .map(|(text, at_ms)| LineArrival {
-                text: text.clone(),
-                at_ms: *at_ms,
-            })
+            .map(|(text, at_ms)| LineArrival { text: text.clone(), at_ms: *at_ms })
             .collect()
     };
     // Before the cut, events come at the interval; the reconnect itself waits `retry`.

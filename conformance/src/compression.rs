@@ -21,9 +21,7 @@ pub(crate) fn offered(accept: Option<&str>, encoding: &str) -> bool {
             let mut parts = item.split(';').map(str::trim);
             let name = parts.next().unwrap_or_default();
             let refused = parts.any(|p| {
-                p.strip_prefix("q=")
-                    .and_then(|q| q.trim().parse::<f32>().ok())
-                    == Some(0.0)
+                p.strip_prefix("q=").and_then(|q| q.trim().parse::<f32>().ok()) == Some(0.0)
             });
             (name.eq_ignore_ascii_case(encoding) || name == "*") && !refused
         })
@@ -47,19 +45,13 @@ async fn streams_with(cfg: &Config, accept: Option<&str>) -> Outcome {
         judge(cfg, endpoint, ask, accept).await
     }))
     .await;
-    let asked = accept.map_or("no Accept-Encoding".into(), |a| {
-        format!("Accept-Encoding: {a}")
-    });
+    let asked = accept.map_or("no Accept-Encoding".into(), |a| format!("Accept-Encoding: {a}"));
     let failed = outcomes.iter().find(|o| o.level == Level::Fail);
     let mut outcome = match failed {
         Some(failed) => Outcome::fail(format!("{asked}: {}", failed.reason)),
-        None => Outcome::pass(
-            outcomes
-                .iter()
-                .map(|o| o.reason.as_str())
-                .collect::<Vec<_>>()
-                .join("; "),
-        ),
+        None => {
+            Outcome::pass(outcomes.iter().map(|o| o.reason.as_str()).collect::<Vec<_>>().join("; "))
+        }
     };
     outcome.evidence = outcomes.into_iter().flat_map(|o| o.evidence).collect();
     outcome
@@ -85,9 +77,9 @@ async fn judge(cfg: &Config, endpoint: Endpoint, ask: Ask, accept: Option<&str>)
     let reason = format!("{path} {label}: {}", timing.reason);
     let outcome = match timing.level {
         Level::Pass => Outcome::pass(reason),
-        _ if used.is_some() => Outcome::fail(format!(
-            "{reason} (the compressor does not flush each item)"
-        )),
+        _ if used.is_some() => {
+            Outcome::fail(format!("{reason} (the compressor does not flush each item)"))
+        }
         _ => Outcome::fail(reason),
     };
     outcome.with(got.evidence)
@@ -138,16 +130,14 @@ pub async fn ordinary_responses_negotiated(cfg: &Config) -> Outcome {
             .await
             .try_into()
             .expect("three answers");
-        for (got, asked) in [
-            (&plain, "without Accept-Encoding"),
-            (&identity, "with Accept-Encoding: identity"),
-        ] {
+        for (got, asked) in
+            [(&plain, "without Accept-Encoding"), (&identity, "with Accept-Encoding: identity")]
+        {
             if let Some(error) = got.unanswered().or(got.error.clone()) {
                 problems.push(format!("GET {path} {asked}: {error}"));
             } else if let Some(used) = encoding(got) {
-                problems.push(format!(
-                    "GET {path} {asked} came back with Content-Encoding: {used}"
-                ));
+                problems
+                    .push(format!("GET {path} {asked} came back with Content-Encoding: {used}"));
             }
         }
         match (encoding(&compressed), compressed.error.clone()) {

@@ -75,9 +75,7 @@ impl Decoder {
 }
 
 fn write_and_take<W: Write>(
-    decoder: &mut W,
-    bytes: &[u8],
-    sink: impl Fn(&mut W) -> &mut Vec<u8>,
+    decoder: &mut W, bytes: &[u8], sink: impl Fn(&mut W) -> &mut Vec<u8>,
 ) -> std::io::Result<Vec<u8>> {
     decoder.write_all(bytes)?;
     decoder.flush()?;

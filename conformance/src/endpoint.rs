@@ -44,11 +44,7 @@ impl Endpoint {
     /// The path for `count` items `interval` apart, with the endpoint's other parameters at
     /// their defaults.
     pub(crate) fn path(self, count: u32, interval: Duration) -> String {
-        format!(
-            "{}?count={count}&interval_ms={}",
-            self.base(),
-            interval.as_millis()
-        )
+        format!("{}?count={count}&interval_ms={}", self.base(), interval.as_millis())
     }
 
     /// A GET of the configured stream, read with this endpoint's framing.
@@ -69,10 +65,7 @@ impl Endpoint {
 /// Sends `ask` for `endpoint` and makes sure the answer is a 200 with the right items (ids
 /// `1..=count`) before its timing is judged.
 pub(crate) async fn fetch_items(
-    cfg: &Config,
-    endpoint: Endpoint,
-    ask: Ask,
-    count: u32,
+    cfg: &Config, endpoint: Endpoint, ask: Ask, count: u32,
 ) -> Result<Fetched, Outcome> {
     let got = probe::send(cfg, ask).await;
     if let Some(error) = got.unanswered() {
@@ -80,11 +73,8 @@ pub(crate) async fn fetch_items(
     }
     let status = got.status().unwrap_or_default();
     if status != 200 {
-        return Err(Outcome::fail(format!(
-            "{}: status {status}, expected 200",
-            endpoint.base()
-        ))
-        .with(got.evidence));
+        return Err(Outcome::fail(format!("{}: status {status}, expected 200", endpoint.base()))
+            .with(got.evidence));
     }
     if let Some(problem) = endpoint.content_problem(&got, count) {
         let problem = match &got.error {
@@ -118,9 +108,7 @@ pub(crate) fn html_problem(body: &[u8], count: u32, pad: usize) -> Option<String
         };
         let spaces = after.len() - after.trim_start_matches(' ').len();
         if spaces != pad {
-            return Some(format!(
-                "{div} is followed by {spaces} spaces, expected pad = {pad}"
-            ));
+            return Some(format!("{div} is followed by {spaces} spaces, expected pad = {pad}"));
         }
         rest = &after[spaces..];
     }
@@ -138,10 +126,7 @@ pub(crate) fn events_problem(got: &Fetched, first: u32, last: u32) -> Option<Str
     for (i, k) in (first..=last).enumerate() {
         let want = k.to_string();
         let Some(event) = events.get(i) else {
-            return Some(format!(
-                "{} events, expected ids {first}..={last}",
-                events.len()
-            ));
+            return Some(format!("{} events, expected ids {first}..={last}", events.len()));
         };
         if event.id.as_deref() != Some(&want) || event.data.as_deref() != Some(&want) {
             return Some(format!(
@@ -152,12 +137,8 @@ pub(crate) fn events_problem(got: &Fetched, first: u32, last: u32) -> Option<Str
             ));
         }
     }
-    (events.len() > (last + 1 - first) as usize).then(|| {
-        format!(
-            "{} events, expected ids {first}..={last} and nothing more",
-            events.len()
-        )
-    })
+    (events.len() > (last + 1 - first) as usize)
+        .then(|| format!("{} events, expected ids {first}..={last} and nothing more", events.len()))
 }
 
 #[cfg(test)]
@@ -173,10 +154,6 @@ mod tests {
                 .unwrap()
                 .contains("followed by 2 spaces, expected pad = 1024")
         );
-        assert!(
-            html_problem(good.as_bytes(), 3, 2)
-                .unwrap()
-                .contains("<div>3</div>")
-        );
+        assert!(html_problem(good.as_bytes(), 3, 2).unwrap().contains("<div>3</div>"));
     }
 }

@@ -60,9 +60,7 @@ pub async fn disconnect_stops_generator(cfg: &Config) -> Outcome {
         )),
         Some((at, line)) => {
             let after = ms(at - gone);
-            let produced = ["2", "3"]
-                .iter()
-                .any(|k| line.contains(&format!("after {k} of")));
+            let produced = ["2", "3"].iter().any(|k| line.contains(&format!("after {k} of")));
             if after > ms(bound) {
                 Outcome::fail(format!(
                     "the stream was cancelled {after:.0} ms after the client hung up, expected \
@@ -74,9 +72,7 @@ pub async fn disconnect_stops_generator(cfg: &Config) -> Outcome {
                     "logged {line:?} after the client read 2 lines: expected 2 to 4 items produced"
                 ))
             } else {
-                Outcome::pass(format!(
-                    "cancelled {after:.0} ms after the hang-up: {line:?}"
-                ))
+                Outcome::pass(format!("cancelled {after:.0} ms after the hang-up: {line:?}"))
             }
         }
     };
@@ -88,15 +84,10 @@ pub async fn disconnect_stops_generator(cfg: &Config) -> Outcome {
     let got = probe::fetch(cfg, reqwest::Method::GET, &done, cfg.deadline(), false).await;
     let wanted = format!("stream completed: {COMPLETED_OF} of {COMPLETED_OF} items");
     let completed = log
-        .wait_for(start, Instant::now() + Duration::from_secs(5), |line| {
-            line.contains(&wanted)
-        })
+        .wait_for(start, Instant::now() + Duration::from_secs(5), |line| line.contains(&wanted))
         .await;
     match completed {
-        Some(_) => Outcome::pass(format!(
-            "{}; a finished stream logs {wanted:?}",
-            outcome.reason
-        )),
+        Some(_) => Outcome::pass(format!("{}; a finished stream logs {wanted:?}", outcome.reason)),
         None => {
             Outcome::fail(format!("no {wanted:?} in the log after GET {done}")).with(got.evidence)
         }

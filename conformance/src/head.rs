@@ -52,12 +52,8 @@ where
 }
 
 /// The headers a stream's GET carries that HEAD must carry too.
-const SAME_AS_GET: [&str; 4] = [
-    "content-type",
-    "cache-control",
-    "x-accel-buffering",
-    "x-content-type-options",
-];
+const SAME_AS_GET: [&str; 4] =
+    ["content-type", "cache-control", "x-accel-buffering", "x-content-type-options"];
 
 pub async fn head_matches_get_headers(cfg: &Config) -> Outcome {
     for_documents(cfg, head_matches_get).await
@@ -71,19 +67,11 @@ async fn head_matches_get(cfg: &Config, endpoint: Endpoint) -> Outcome {
     let get = probe::send(cfg, endpoint.ask(cfg).head_only()).await;
     let mut problems = Vec::new();
     if got.status() != get.status() {
-        problems.push(format!(
-            "status {:?} (GET: {:?})",
-            got.status(),
-            get.status()
-        ));
+        problems.push(format!("status {:?} (GET: {:?})", got.status(), get.status()));
     }
     for name in SAME_AS_GET {
         if got.header(name) != get.header(name) {
-            problems.push(format!(
-                "{name} {:?} (GET: {:?})",
-                got.header(name),
-                get.header(name)
-            ));
+            problems.push(format!("{name} {:?} (GET: {:?})", got.header(name), get.header(name)));
         }
     }
     for name in ["content-length", "etag", "last-modified"] {
@@ -92,10 +80,7 @@ async fn head_matches_get(cfg: &Config, endpoint: Endpoint) -> Outcome {
         }
     }
     let outcome = if problems.is_empty() {
-        Outcome::pass(format!(
-            "status and {} headers as for GET",
-            SAME_AS_GET.len()
-        ))
+        Outcome::pass(format!("status and {} headers as for GET", SAME_AS_GET.len()))
     } else {
         Outcome::fail(format!("HEAD differs from GET: {}", problems.join("; ")))
     };

@@ -11,19 +11,14 @@ use crate::{
 /// so each connection hangs up as soon as it arrives.
 async fn heads(cfg: &Config, endpoints: &[Endpoint]) -> Vec<(Endpoint, Fetched)> {
     let fetches = endpoints.iter().map(|&endpoint| async move {
-        (
-            endpoint,
-            probe::send(cfg, endpoint.ask(cfg).head_only()).await,
-        )
+        (endpoint, probe::send(cfg, endpoint.ask(cfg).head_only()).await)
     });
     futures_util::future::join_all(fetches).await
 }
 
 /// Judges each endpoint's head with `judge` (which returns a problem, if any).
 async fn expect(
-    cfg: &Config,
-    endpoints: &[Endpoint],
-    judge: impl Fn(&Fetched) -> Result<String, String>,
+    cfg: &Config, endpoints: &[Endpoint], judge: impl Fn(&Fetched) -> Result<String, String>,
 ) -> Outcome {
     let mut passes = Vec::new();
     let mut problems = Vec::new();
@@ -52,11 +47,7 @@ async fn expect(
 
 /// `name` must be present and satisfy `ok`; `want` describes the expected value.
 async fn expect_header(
-    cfg: &Config,
-    endpoints: &[Endpoint],
-    name: &str,
-    want: &str,
-    ok: fn(&str) -> bool,
+    cfg: &Config, endpoints: &[Endpoint], name: &str, want: &str, ok: fn(&str) -> bool,
 ) -> Outcome {
     expect(cfg, endpoints, |got| match got.header(name) {
         Some(value) if ok(value) => Ok(format!("{name}: {value}")),
@@ -76,30 +67,17 @@ async fn expect_absent(cfg: &Config, name: &str, why: &str) -> Outcome {
 }
 
 pub async fn content_type_is_text_plain_utf8(cfg: &Config) -> Outcome {
-    expect_header(
-        cfg,
-        &[Endpoint::Stream],
-        "content-type",
-        "text/plain; charset=utf-8",
-        |v| {
-            let v = v.to_ascii_lowercase().replace(' ', "");
-            v == "text/plain;charset=utf-8" || v == "text/plain;charset=\"utf-8\""
-        },
-    )
+    expect_header(cfg, &[Endpoint::Stream], "content-type", "text/plain; charset=utf-8", |v| {
+        let v = v.to_ascii_lowercase().replace(' ', "");
+        v == "text/plain;charset=utf-8" || v == "text/plain;charset=\"utf-8\""
+    })
     .await
 }
 
 pub async fn cache_control_no_cache(cfg: &Config) -> Outcome {
-    expect_header(
-        cfg,
-        &endpoint::ALL,
-        "cache-control",
-        "a value with no-cache",
-        |v| {
-            v.split(',')
-                .any(|d| d.trim().eq_ignore_ascii_case("no-cache"))
-        },
-    )
+    expect_header(cfg, &endpoint::ALL, "cache-control", "a value with no-cache", |v| {
+        v.split(',').any(|d| d.trim().eq_ignore_ascii_case("no-cache"))
+    })
     .await
 }
 
@@ -135,12 +113,7 @@ pub async fn no_content_length(cfg: &Config) -> Outcome {
 }
 
 pub async fn no_etag(cfg: &Config) -> Outcome {
-    expect_absent(
-        cfg,
-        "etag",
-        "an ETag is computed over the whole body, which buffers it",
-    )
-    .await
+    expect_absent(cfg, "etag", "an ETag is computed over the whole body, which buffers it").await
 }
 
 pub async fn no_last_modified(cfg: &Config) -> Outcome {
@@ -153,15 +126,8 @@ pub async fn no_last_modified(cfg: &Config) -> Outcome {
 }
 
 pub async fn chunked_on_http11(cfg: &Config) -> Outcome {
-    expect_header(
-        cfg,
-        &endpoint::ALL,
-        "transfer-encoding",
-        "chunked on HTTP/1.1",
-        |v| {
-            v.split(',')
-                .any(|c| c.trim().eq_ignore_ascii_case("chunked"))
-        },
-    )
+    expect_header(cfg, &endpoint::ALL, "transfer-encoding", "chunked on HTTP/1.1", |v| {
+        v.split(',').any(|c| c.trim().eq_ignore_ascii_case("chunked"))
+    })
     .await
 }

@@ -20,10 +20,7 @@ pub async fn html_content_type(cfg: &Config) -> Outcome {
     let content_type = got.header("content-type").unwrap_or_default().to_owned();
     let normalized = content_type.to_ascii_lowercase().replace([' ', '"'], "");
     let outcome = match got.status() {
-        None => Outcome::fail(format!(
-            "no response: {}",
-            got.unanswered().unwrap_or_default()
-        )),
+        None => Outcome::fail(format!("no response: {}", got.unanswered().unwrap_or_default())),
         Some(200) => Outcome::judge(
             normalized == "text/html;charset=utf-8",
             format!("content-type: {content_type}"),

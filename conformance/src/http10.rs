@@ -28,10 +28,7 @@ pub async fn http10_compressed_close_delimited(cfg: &Config) -> Outcome {
     if let Some(error) = got.unanswered() {
         return Outcome::fail(format!("no response: {error}")).with(got.evidence);
     }
-    let encoding = got
-        .header("content-encoding")
-        .unwrap_or("identity")
-        .to_owned();
+    let encoding = got.header("content-encoding").unwrap_or("identity").to_owned();
     if let Some(te) = got.header("transfer-encoding") {
         return Outcome::fail(format!(
             "answered HTTP/1.0 with Content-Encoding {encoding} and Transfer-Encoding: {te}, \

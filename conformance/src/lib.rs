@@ -74,11 +74,7 @@ pub struct Local {
 impl Config {
     /// Defaults for a server you are looking at: 5 lines, 300 ms apart, ±150 ms.
     pub fn new(base: &str) -> Self {
-        Self::with_timing(
-            base,
-            DEFAULT_COUNT,
-            Duration::from_millis(DEFAULT_INTERVAL_MS),
-        )
+        Self::with_timing(base, DEFAULT_COUNT, Duration::from_millis(DEFAULT_INTERVAL_MS))
     }
 
     /// `count` lines `interval` apart, with a tolerance of half an interval.
@@ -259,20 +255,12 @@ pub async fn run(cfg: &Config, only: &[String]) -> Report {
         return Report::new(&cfg.base, results);
     }
     let outcomes: Vec<Outcome> = futures_util::stream::iter(selected.iter().map(|c| async {
-        if c.name == "reachable" {
-            reachable.clone()
-        } else {
-            c.run(cfg).await
-        }
+        if c.name == "reachable" { reachable.clone() } else { c.run(cfg).await }
     }))
     .buffered(CONCURRENT_CHECKS)
     .collect()
     .await;
-    let results = selected
-        .iter()
-        .zip(outcomes)
-        .map(|(c, o)| CheckResult::new(c, o))
-        .collect();
+    let results = selected.iter().zip(outcomes).map(|(c, o)| CheckResult::new(c, o)).collect();
     Report::new(&cfg.base, results)
 }
 
@@ -285,9 +273,6 @@ mod tests {
         let cfg = Config::new("http://127.0.0.1:8080/behind/proxy/");
         assert_eq!(cfg.host_port(), "127.0.0.1:8080");
         assert_eq!(cfg.target("/stream"), "/behind/proxy/stream");
-        assert_eq!(
-            Config::new("http://[::1]:3000").target("/stream"),
-            "/stream"
-        );
+        assert_eq!(Config::new("http://[::1]:3000").target("/stream"), "/stream");
     }
 }

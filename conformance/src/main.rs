@@ -70,11 +70,7 @@ async fn main() -> ExitCode {
     let matches = Cli::command().get_matches();
     let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
     let options = &cli.options;
-    if let Some(unknown) = options
-        .checks
-        .iter()
-        .find(|c| conformance::check(c).is_none())
-    {
+    if let Some(unknown) = options.checks.iter().find(|c| conformance::check(c).is_none()) {
         eprintln!("error: no check named {unknown:?} (see `conformance list`)");
         return ExitCode::from(2);
     }
@@ -94,11 +90,7 @@ async fn main() -> ExitCode {
             if let Some(id) = given {
                 eprintln!(
                     "error: --{} is for the checks, not bench (see `conformance bench --help`)",
-                    if id == "checks" {
-                        "check".into()
-                    } else {
-                        id.replace('_', "-")
-                    }
+                    if id == "checks" { "check".into() } else { id.replace('_', "-") }
                 );
                 return ExitCode::from(2);
             }
@@ -138,12 +130,7 @@ async fn main() -> ExitCode {
     if options.json {
         let json: serde_json::Map<String, serde_json::Value> = reports
             .iter()
-            .map(|(name, r)| {
-                (
-                    name.clone(),
-                    serde_json::to_value(r).expect("reports serialize"),
-                )
-            })
+            .map(|(name, r)| (name.clone(), serde_json::to_value(r).expect("reports serialize")))
             .collect();
         println!("{}", serde_json::to_string_pretty(&json).expect("json"));
     } else if reports.len() == 1 {
@@ -151,19 +138,12 @@ async fn main() -> ExitCode {
     } else {
         print!("{}", conformance::matrix(&reports));
     }
-    if reports.iter().any(|(_, r)| r.failed()) {
-        ExitCode::FAILURE
-    } else {
-        ExitCode::SUCCESS
-    }
+    if reports.iter().any(|(_, r)| r.failed()) { ExitCode::FAILURE } else { ExitCode::SUCCESS }
 }
 
 fn config(url: &str, options: &Options) -> Config {
-    let mut cfg = Config::with_timing(
-        url,
-        options.count,
-        Duration::from_millis(options.interval_ms),
-    );
+    let mut cfg =
+        Config::with_timing(url, options.count, Duration::from_millis(options.interval_ms));
     if let Some(ms) = options.tolerance_ms {
         cfg.tolerance = Duration::from_millis(ms);
     }

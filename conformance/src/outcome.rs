@@ -48,10 +48,7 @@ pub struct Evidence {
 
 impl Evidence {
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
+        self.headers.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
     }
 }
 
@@ -74,11 +71,7 @@ impl Outcome {
         Self::new(Level::Fail, reason)
     }
     fn new(level: Level, reason: impl Into<String>) -> Self {
-        Self {
-            level,
-            reason: reason.into(),
-            evidence: Vec::new(),
-        }
+        Self { level, reason: reason.into(), evidence: Vec::new() }
     }
     pub fn with(mut self, evidence: Evidence) -> Self {
         self.evidence.push(evidence);
@@ -86,11 +79,7 @@ impl Outcome {
     }
     /// Pass with the `pass` reason if `ok`, else fail with the `fail` reason.
     pub fn judge(ok: bool, pass: impl Into<String>, fail: impl Into<String>) -> Self {
-        if ok {
-            Self::pass(pass)
-        } else {
-            Self::fail(fail)
-        }
+        if ok { Self::pass(pass) } else { Self::fail(fail) }
     }
 }
 

@@ -117,12 +117,7 @@ struct Splitter {
 
 impl Splitter {
     fn new(sent: Instant, framing: Framing) -> Self {
-        Self {
-            sent,
-            framing,
-            pending: Vec::new(),
-            message: SseMessage::default(),
-        }
+        Self { sent, framing, pending: Vec::new(), message: SseMessage::default() }
     }
 
     fn push(&mut self, bytes: &[u8], out: &mut Fetched) {
@@ -171,10 +166,7 @@ impl Splitter {
             let message = std::mem::take(&mut self.message);
             if message != SseMessage::default() {
                 if let Some(data) = &message.data {
-                    out.evidence.lines.push(LineArrival {
-                        text: data.clone(),
-                        at_ms,
-                    });
+                    out.evidence.lines.push(LineArrival { text: data.clone(), at_ms });
                 }
                 out.events.push(SseMessage { at_ms, ..message });
             }
@@ -198,10 +190,7 @@ impl Splitter {
             },
             "retry" => message.retry = Some(value),
             "event" => message.event = Some(value),
-            _ => out
-                .evidence
-                .notes
-                .push(format!("unknown SSE field {field:?}")),
+            _ => out.evidence.notes.push(format!("unknown SSE field {field:?}")),
         }
     }
 
@@ -212,13 +201,8 @@ impl Splitter {
             return;
         }
         let text = String::from_utf8_lossy(&self.pending).into_owned();
-        out.evidence
-            .notes
-            .push(format!("body ends without a newline after {text:?}"));
-        out.evidence.lines.push(LineArrival {
-            text,
-            at_ms: ms(self.sent.elapsed()),
-        });
+        out.evidence.notes.push(format!("body ends without a newline after {text:?}"));
+        out.evidence.lines.push(LineArrival { text, at_ms: ms(self.sent.elapsed()) });
         self.pending.clear();
     }
 }
@@ -246,11 +230,7 @@ pub(crate) fn client(timeout: Duration) -> reqwest::Client {
 /// `method path` over HTTP/1.1, reading the body until it ends or `deadline` passes.
 /// With `head_only`, stops (and hangs up) as soon as the response head is in.
 pub async fn fetch(
-    cfg: &Config,
-    method: Method,
-    path: &str,
-    deadline: Duration,
-    head_only: bool,
+    cfg: &Config, method: Method, path: &str, deadline: Duration, head_only: bool,
 ) -> Fetched {
     let mut ask = Ask::get(path, deadline);
     ask.method = method;
@@ -264,9 +244,7 @@ pub async fn send(cfg: &Config, ask: Ask) -> Fetched {
     let mut out = Fetched::default();
     out.evidence.request = format!("{} {} HTTP/1.1", ask.method, ask.path);
     for (name, value) in &ask.headers {
-        out.evidence
-            .request
-            .push_str(&format!(" [{name}: {value}]"));
+        out.evidence.request.push_str(&format!(" [{name}: {value}]"));
     }
     let url = format!("{}{}", cfg.base, ask.path);
     let mut request = client(ask.deadline).request(ask.method, &url);
@@ -281,10 +259,7 @@ pub async fn send(cfg: &Config, ask: Ask) -> Fetched {
             return out;
         }
         Err(_) => {
-            out.error = Some(format!(
-                "no response head within {} ms",
-                ask.deadline.as_millis()
-            ));
+            out.error = Some(format!("no response head within {} ms", ask.deadline.as_millis()));
             return out;
         }
     };
@@ -294,12 +269,7 @@ pub async fn send(cfg: &Config, ask: Ask) -> Fetched {
     evidence.headers = response
         .headers()
         .iter()
-        .map(|(n, v)| {
-            (
-                n.as_str().to_owned(),
-                String::from_utf8_lossy(v.as_bytes()).into(),
-            )
-        })
+        .map(|(n, v)| (n.as_str().to_owned(), String::from_utf8_lossy(v.as_bytes()).into()))
         .collect();
     if ask.head_only {
         return out;
@@ -332,10 +302,8 @@ pub async fn send(cfg: &Config, ask: Ask) -> Fetched {
                 break;
             }
             Err(_) => {
-                out.error = Some(format!(
-                    "body did not end within {} ms",
-                    ask.deadline.as_millis()
-                ));
+                out.error =
+                    Some(format!("body did not end within {} ms", ask.deadline.as_millis()));
                 break;
             }
         };
@@ -437,12 +405,7 @@ pub async fn raw(cfg: &Config, request: impl AsRef<[u8]>, deadline: Duration) ->
                 out.evidence.headers = response
                     .headers
                     .iter()
-                    .map(|h| {
-                        (
-                            h.name.to_ascii_lowercase(),
-                            String::from_utf8_lossy(h.value).into(),
-                        )
-                    })
+                    .map(|h| (h.name.to_ascii_lowercase(), String::from_utf8_lossy(h.value).into()))
                     .collect();
                 let rest = head[len..].to_vec();
                 out.body.extend_from_slice(&rest);
@@ -481,22 +444,14 @@ mod tests {
     fn lines_are_stamped_when_their_newline_arrives() {
         let out = split(Framing::Lines, &[b"1\n2", b"\n3\n4"]);
         assert_eq!(texts(&out), ["1", "2", "3", "4"]);
-        assert_eq!(
-            out.evidence.notes.len(),
-            1,
-            "a last line without newline is noted"
-        );
+        assert_eq!(out.evidence.notes.len(), 1, "a last line without newline is noted");
     }
 
     #[test]
     fn divs_arrive_with_their_closing_tag() {
         let out = split(
             Framing::Divs,
-            &[
-                b"<!doctype html><html><body><div>1</d",
-                b"iv>  <div>2</div>",
-                b"</body>",
-            ],
+            &[b"<!doctype html><html><body><div>1</d", b"iv>  <div>2</div>", b"</body>"],
         );
         assert_eq!(texts(&out), ["1", "2"]);
     }
@@ -505,10 +460,7 @@ mod tests {
     fn events_are_parsed_as_eventsource_does() {
         let out = split(
             Framing::Events,
-            &[
-                b"retry: 1000\nid: 1\ndata: 1\n\n:\n\nid:2\r\ndata: 2\r\n",
-                b"\r\n",
-            ],
+            &[b"retry: 1000\nid: 1\ndata: 1\n\n:\n\nid:2\r\ndata: 2\r\n", b"\r\n"],
         );
         assert_eq!(texts(&out), ["1", "2"]);
         assert_eq!(out.events[0].retry.as_deref(), Some("1000"));

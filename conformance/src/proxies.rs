@@ -151,11 +151,7 @@ pub fn config(kind: Kind, setup: Setup, dir: &Path, port: u16, upstream: &str) -
 /// `template` with its one line `line` replaced by `with` (the setups are small edits of the
 /// stock config, so the file the book shows is the one the tests run).
 fn edit(template: &str, line: &str, with: &str) -> String {
-    assert_eq!(
-        template.matches(line).count(),
-        1,
-        "the proxy template has one {line:?}"
-    );
+    assert_eq!(template.matches(line).count(), 1, "the proxy template has one {line:?}");
     template.replacen(line, with, 1)
 }
 
@@ -218,10 +214,7 @@ fn running_as_root() -> bool {
 fn free_port() -> Result<u16, String> {
     let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
         .map_err(|e| format!("cannot bind 127.0.0.1:0: {e}"))?;
-    listener
-        .local_addr()
-        .map(|addr| addr.port())
-        .map_err(|e| format!("no local address: {e}"))
+    listener.local_addr().map(|addr| addr.port()).map_err(|e| format!("no local address: {e}"))
 }
 
 fn fresh_dir(kind: Kind) -> Result<PathBuf, String> {
@@ -268,9 +261,7 @@ impl Proxy {
         }
         let program = locate(kind.program())
             .ok_or_else(|| format!("`{}` is not installed", kind.program()))?;
-        let upstream = upstream_base
-            .trim_start_matches("http://")
-            .trim_end_matches('/');
+        let upstream = upstream_base.trim_start_matches("http://").trim_end_matches('/');
         let mut last_error = String::new();
         for _ in 0..PORT_ATTEMPTS {
             let dir = fresh_dir(kind)?;
@@ -294,12 +285,7 @@ impl Proxy {
 
     /// One attempt on `port`. `Err((message, port_taken))`.
     fn launch(
-        kind: Kind,
-        setup: Setup,
-        program: &Path,
-        dir: &Path,
-        upstream: &str,
-        port: u16,
+        kind: Kind, setup: Setup, program: &Path, dir: &Path, upstream: &str, port: u16,
     ) -> Result<Self, (String, bool)> {
         let conf_name = match kind {
             Kind::Nginx => NGINX_CONF,
@@ -383,11 +369,9 @@ impl Proxy {
     /// Its error log, access log and output so far.
     pub fn logs(&self) -> String {
         let mut logs = String::new();
-        for (what, file) in [
-            ("error log", ERROR_LOG),
-            ("access log", ACCESS_LOG),
-            ("output", OUTPUT),
-        ] {
+        for (what, file) in
+            [("error log", ERROR_LOG), ("access log", ACCESS_LOG), ("output", OUTPUT)]
+        {
             let text = fs::read_to_string(self.dir.join(file)).unwrap_or_default();
             if !text.trim().is_empty() {
                 logs.push_str(&format!(
@@ -451,10 +435,7 @@ pub const CHECKS: &[&str] = &[
 fn plan(kind: Kind) -> Vec<(Setup, &'static [&'static str])> {
     let mut plan = vec![
         (Setup::Stock, CHECKS),
-        (
-            Setup::ProxyCompresses,
-            &["streams_with_gzip", "streams_without_accept_encoding"][..],
-        ),
+        (Setup::ProxyCompresses, &["streams_with_gzip", "streams_without_accept_encoding"][..]),
     ];
     if kind == Kind::Nginx {
         plan.push((
@@ -508,10 +489,7 @@ fn run_behind(kind: Kind, binary: &str) {
     let mut failures = String::new();
     for (setup, checks) in plan(kind) {
         let proxy = Proxy::start_with(kind, setup, &server.base).unwrap_or_else(|e| {
-            panic!(
-                "{binary} behind {e}\n--- server log ---\n{}",
-                server.stderr()
-            )
+            panic!("{binary} behind {e}\n--- server log ---\n{}", server.stderr())
         });
         let mut failed = false;
         for name in checks {
@@ -523,10 +501,8 @@ fn run_behind(kind: Kind, binary: &str) {
             }
             failed = true;
             let evidence: String = outcome.evidence.iter().map(|e| e.to_string()).collect();
-            failures.push_str(&format!(
-                "{what}: {} {}\n{evidence}\n",
-                outcome.level, outcome.reason
-            ));
+            failures
+                .push_str(&format!("{what}: {} {}\n{evidence}\n", outcome.level, outcome.reason));
         }
         if failed {
             failures.push_str(&format!(
@@ -537,10 +513,7 @@ fn run_behind(kind: Kind, binary: &str) {
         }
     }
     if !failures.is_empty() {
-        panic!(
-            "{binary} behind {program}:\n{failures}--- server log ---\n{}",
-            server.stderr()
-        );
+        panic!("{binary} behind {program}:\n{failures}--- server log ---\n{}", server.stderr());
     }
 }
 
@@ -558,37 +531,23 @@ mod tests {
     #[test]
     fn nginx_config_is_stock_apart_from_the_setup() {
         let stock = directives(Kind::Nginx, Setup::Stock, "127.0.0.1:3000");
-        assert!(
-            stock.contains("proxy_pass http://127.0.0.1:3000;"),
-            "{stock}"
-        );
+        assert!(stock.contains("proxy_pass http://127.0.0.1:3000;"), "{stock}");
         assert!(stock.contains("proxy_http_version 1.1;"), "{stock}");
         assert!(stock.contains("gzip on;"), "{stock}");
         assert!(stock.contains("listen 127.0.0.1:8080;"), "{stock}");
-        for off in [
-            "proxy_buffering",
-            "X-Accel",
-            "gzip_proxied",
-            "Accept-Encoding",
-        ] {
+        for off in ["proxy_buffering", "X-Accel", "gzip_proxied", "Accept-Encoding"] {
             assert!(!stock.contains(off), "{off} in\n{stock}");
         }
         let http10 = directives(Kind::Nginx, Setup::Http10Upstream, "u:1");
         assert!(!http10.contains("proxy_http_version"), "{http10}");
         let gzip = directives(Kind::Nginx, Setup::ProxyCompresses, "u:1");
-        assert!(
-            gzip.contains("proxy_set_header Accept-Encoding \"\";"),
-            "{gzip}"
-        );
+        assert!(gzip.contains("proxy_set_header Accept-Encoding \"\";"), "{gzip}");
     }
 
     #[test]
     fn apache_config_proxies_and_deflates() {
         let stock = directives(Kind::Apache, Setup::Stock, "127.0.0.1:3000");
-        assert!(
-            stock.contains("ProxyPass / http://127.0.0.1:3000/"),
-            "{stock}"
-        );
+        assert!(stock.contains("ProxyPass / http://127.0.0.1:3000/"), "{stock}");
         assert!(
             stock.contains("AddOutputFilterByType DEFLATE text/plain text/html text/event-stream"),
             "{stock}"
@@ -596,10 +555,7 @@ mod tests {
         assert!(stock.contains("Listen 127.0.0.1:8080"), "{stock}");
         assert!(!stock.contains("Accept-Encoding"), "{stock}");
         let gzip = directives(Kind::Apache, Setup::ProxyCompresses, "u:1");
-        assert!(
-            gzip.contains("RequestHeader unset Accept-Encoding"),
-            "{gzip}"
-        );
+        assert!(gzip.contains("RequestHeader unset Accept-Encoding"), "{gzip}");
     }
 
     /// The files the book shows are the configs the tests run: every placeholder is filled.
@@ -613,10 +569,7 @@ mod tests {
             (Kind::Apache, Setup::ProxyCompresses),
         ] {
             let conf = directives(kind, setup, "127.0.0.1:9");
-            assert!(
-                !conf.contains('@'),
-                "{kind:?} {setup:?} left a placeholder:\n{conf}"
-            );
+            assert!(!conf.contains('@'), "{kind:?} {setup:?} left a placeholder:\n{conf}");
             assert!(conf.contains("/tmp/proxy-dir/proxy.pid"), "{conf}");
         }
     }

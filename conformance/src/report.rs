@@ -16,11 +16,7 @@ pub struct CheckResult {
 
 impl CheckResult {
     pub fn new(check: &Check, outcome: Outcome) -> Self {
-        Self {
-            check: check.name,
-            concern: check.concern,
-            outcome,
-        }
+        Self { check: check.name, concern: check.concern, outcome }
     }
 }
 
@@ -32,10 +28,7 @@ pub struct Report {
 
 impl Report {
     pub fn new(target: &str, results: Vec<CheckResult>) -> Self {
-        Self {
-            target: target.to_owned(),
-            results,
-        }
+        Self { target: target.to_owned(), results }
     }
 
     pub fn failed(&self) -> bool {
@@ -43,19 +36,12 @@ impl Report {
     }
 
     pub fn count(&self, level: Level) -> usize {
-        self.results
-            .iter()
-            .filter(|r| r.outcome.level == level)
-            .count()
+        self.results.iter().filter(|r| r.outcome.level == level).count()
     }
 
     /// The width of the longest check name, to align columns.
     fn name_width(&self) -> usize {
-        self.results
-            .iter()
-            .map(|r| r.check.len())
-            .max()
-            .unwrap_or(0)
+        self.results.iter().map(|r| r.check.len()).max().unwrap_or(0)
     }
 
     /// One row per check, then the evidence of every check that did not pass.
@@ -63,11 +49,7 @@ impl Report {
         let width = self.name_width();
         let mut out = format!("conformance of {}\n\n", self.target);
         for r in &self.results {
-            let _ = writeln!(
-                out,
-                "{}  {:<width$}  {}",
-                r.outcome.level, r.check, r.outcome.reason
-            );
+            let _ = writeln!(out, "{}  {:<width$}  {}", r.outcome.level, r.check, r.outcome.reason);
         }
         out.push_str(&self.details());
         let _ = writeln!(
@@ -83,16 +65,8 @@ impl Report {
     /// The evidence behind every warning and failure.
     pub fn details(&self) -> String {
         let mut out = String::new();
-        for r in self
-            .results
-            .iter()
-            .filter(|r| r.outcome.level != Level::Pass)
-        {
-            let _ = writeln!(
-                out,
-                "\n{} {}: {}",
-                r.outcome.level, r.check, r.outcome.reason
-            );
+        for r in self.results.iter().filter(|r| r.outcome.level != Level::Pass) {
+            let _ = writeln!(out, "\n{} {}: {}", r.outcome.level, r.check, r.outcome.reason);
             for evidence in &r.outcome.evidence {
                 let _ = write!(out, "{evidence}");
             }

@@ -11,14 +11,8 @@ const QUICK: Duration = Duration::from_secs(5);
 
 /// What the `/` page must contain: the three endpoints, the two browser APIs that read them,
 /// and a line to try in a terminal.
-const INDEX_MENTIONS: [&str; 6] = [
-    "/stream",
-    "/stream.html",
-    "/events",
-    "fetch(",
-    "EventSource",
-    "curl -N",
-];
+const INDEX_MENTIONS: [&str; 6] =
+    ["/stream", "/stream.html", "/events", "fetch(", "EventSource", "curl -N"];
 
 pub async fn index_names_endpoints(cfg: &Config) -> Outcome {
     let got = probe::fetch(cfg, Method::GET, "/", QUICK, false).await;
@@ -26,10 +20,8 @@ pub async fn index_names_endpoints(cfg: &Config) -> Outcome {
     let outcome = match got.status() {
         Some(200) => {
             let content_type = got.header("content-type").unwrap_or_default();
-            let missing: Vec<&str> = INDEX_MENTIONS
-                .into_iter()
-                .filter(|needle| !body.contains(needle))
-                .collect();
+            let missing: Vec<&str> =
+                INDEX_MENTIONS.into_iter().filter(|needle| !body.contains(needle)).collect();
             if !content_type.to_ascii_lowercase().starts_with("text/html") {
                 Outcome::fail(format!(
                     "GET / is {content_type:?}, expected an HTML page (text/html)"
@@ -44,10 +36,7 @@ pub async fn index_names_endpoints(cfg: &Config) -> Outcome {
             }
         }
         Some(status) => Outcome::fail(format!("GET / answered {status}, expected 200")),
-        None => Outcome::fail(format!(
-            "no response: {}",
-            got.error.clone().unwrap_or_default()
-        )),
+        None => Outcome::fail(format!("no response: {}", got.error.clone().unwrap_or_default())),
     };
     outcome.with(got.evidence)
 }
@@ -74,17 +63,15 @@ pub async fn other_methods_405_with_allow(cfg: &Config) -> Outcome {
         })
         .collect();
     let answers = futures_util::future::join_all(
-        asks.iter()
-            .map(|(method, path)| probe::fetch(cfg, method.clone(), path, QUICK, true)),
+        asks.iter().map(|(method, path)| probe::fetch(cfg, method.clone(), path, QUICK, true)),
     )
     .await;
     let mut problems = Vec::new();
     for ((method, path), got) in asks.iter().zip(&answers) {
         match (got.status(), got.header("allow")) {
             (Some(405), Some(allow)) if allow.to_ascii_uppercase().contains("GET") => {}
-            (Some(405), allow) => problems.push(format!(
-                "{method} {path}: 405 with Allow {allow:?}, expected GET listed"
-            )),
+            (Some(405), allow) => problems
+                .push(format!("{method} {path}: 405 with Allow {allow:?}, expected GET listed")),
             (status, _) => problems.push(format!("{method} {path}: {status:?}, expected 405")),
         }
     }

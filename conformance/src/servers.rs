@@ -40,10 +40,7 @@ impl ServerLog {
     /// The first line logged at or after `since` that satisfies `matches`, waiting until
     /// `deadline` for it.
     pub async fn wait_for(
-        &self,
-        since: Instant,
-        deadline: Instant,
-        matches: impl Fn(&str) -> bool,
+        &self, since: Instant, deadline: Instant, matches: impl Fn(&str) -> bool,
     ) -> Option<(Instant, String)> {
         loop {
             let found = self
@@ -71,10 +68,7 @@ pub struct Launch {
 
 impl Launch {
     pub fn new(program: impl Into<PathBuf>) -> Self {
-        Self {
-            program: program.into(),
-            args: Vec::new(),
-        }
+        Self { program: program.into(), args: Vec::new() }
     }
 
     /// Starts an instance with `extra` arguments.
@@ -110,10 +104,7 @@ impl Spawned {
 
     /// Like [`Spawned::with_args`], with `RUST_LOG` set to `log_level`.
     pub fn with_log_level(
-        program: &Path,
-        args: &[&str],
-        log_level: &str,
-        wait: Duration,
+        program: &Path, args: &[&str], log_level: &str, wait: Duration,
     ) -> Result<Self, String> {
         let mut child = Command::new(program)
             .args(["--addr", "127.0.0.1:0"])
@@ -144,12 +135,8 @@ impl Spawned {
         });
 
         let first = rx.recv_timeout(wait);
-        let mut server = Self {
-            child,
-            base: String::new(),
-            log,
-            stderr_reader: Some(stderr_reader),
-        };
+        let mut server =
+            Self { child, base: String::new(), log, stderr_reader: Some(stderr_reader) };
         let line = match first {
             Ok(Some(Ok(line))) => line,
             Ok(_) => return Err(server.died("exited before printing its address")),
@@ -199,11 +186,7 @@ impl Spawned {
 
     /// What the checker knows about this server beyond its URL.
     pub fn local(&self, launch: Option<Launch>) -> crate::Local {
-        crate::Local {
-            pid: Some(self.pid()),
-            log: Some(self.log.clone()),
-            launch,
-        }
+        crate::Local { pid: Some(self.pid()), log: Some(self.log.clone()), launch }
     }
 }
 
@@ -223,10 +206,7 @@ mod tests {
         // `sh --addr …` rejects the option on stderr and exits.
         let err = Spawned::start(Path::new("sh"), Duration::from_secs(10)).unwrap_err();
         assert!(err.contains("exited before printing its address"), "{err}");
-        assert!(
-            err.contains("--addr") || err.contains("option"),
-            "stderr missing: {err}"
-        );
+        assert!(err.contains("--addr") || err.contains("option"), "stderr missing: {err}");
     }
 
     #[test]
@@ -240,9 +220,6 @@ mod tests {
     fn a_wrong_first_line_is_named() {
         // `echo --addr 127.0.0.1:0` prints its arguments instead of an address.
         let err = Spawned::start(Path::new("echo"), Duration::from_secs(10)).unwrap_err();
-        assert!(
-            err.contains("first stdout line is \"--addr 127.0.0.1:0\""),
-            "{err}"
-        );
+        assert!(err.contains("first stdout line is \"--addr 127.0.0.1:0\""), "{err}");
     }
 }

@@ -25,11 +25,8 @@ struct Seen {
 
 /// Reads `path` to its end; says on `first` when line 1 is in.
 async fn read_across(
-    base: String,
-    path: String,
-    first: mpsc::Sender<()>,
-    signalled: tokio::sync::watch::Receiver<Option<Instant>>,
-    deadline: Duration,
+    base: String, path: String, first: mpsc::Sender<()>,
+    signalled: tokio::sync::watch::Receiver<Option<Instant>>, deadline: Duration,
 ) -> Seen {
     let mut seen = Seen::default();
     let client = probe::client(deadline);
@@ -48,8 +45,7 @@ async fn read_across(
             Ok(Ok(Some(chunk))) => {
                 for &b in chunk.iter() {
                     if b == b'\n' {
-                        seen.lines
-                            .push(String::from_utf8_lossy(&pending).into_owned());
+                        seen.lines.push(String::from_utf8_lossy(&pending).into_owned());
                         pending.clear();
                     } else {
                         pending.push(b);
@@ -114,11 +110,7 @@ async fn refused_within(base: &str, limit: Duration) -> Option<f64> {
 /// Starts an instance with `args`, opens `streams` copies of `path`, and sends SIGTERM as soon
 /// as every one has its first line.
 async fn signal_during(
-    cfg: &Config,
-    args: &[&str],
-    streams: usize,
-    path: &str,
-    deadline: Duration,
+    cfg: &Config, args: &[&str], streams: usize, path: &str, deadline: Duration,
 ) -> Result<(Spawned, Instant, Vec<Seen>, Option<f64>), Outcome> {
     let Some(launch) = &cfg.local.launch else {
         return Err(Outcome::warn(
@@ -150,11 +142,7 @@ async fn signal_during(
         return Err(Outcome::fail(e));
     }
     let refused = refused_within(&server.base, Duration::from_secs(1)).await;
-    let seen = join_all(readers)
-        .await
-        .into_iter()
-        .map(|r| r.unwrap_or_default())
-        .collect();
+    let seen = join_all(readers).await.into_iter().map(|r| r.unwrap_or_default()).collect();
     Ok((server, signalled, seen, refused))
 }
 
@@ -179,10 +167,7 @@ pub async fn shutdown_drains_streams(cfg: &Config) -> Outcome {
                 "stream {} got {} of {count} lines{}",
                 i + 1,
                 s.lines.len(),
-                s.error
-                    .as_ref()
-                    .map(|e| format!(" ({e})"))
-                    .unwrap_or_default()
+                s.error.as_ref().map(|e| format!(" ({e})")).unwrap_or_default()
             )
         })
         .collect();
@@ -226,27 +211,17 @@ pub async fn shutdown_bounded_by_grace(cfg: &Config) -> Outcome {
     let (count, interval) = (100u32, Duration::from_millis(100));
     let path = format!("/stream?count={count}&interval_ms={}", interval.as_millis());
     let secs = grace.as_secs().to_string();
-    let (mut server, signalled, seen, _) = match signal_during(
-        cfg,
-        &["--grace-secs", &secs],
-        1,
-        &path,
-        Duration::from_secs(15),
-    )
-    .await
-    {
-        Ok(run) => run,
-        Err(outcome) => return outcome,
-    };
+    let (mut server, signalled, seen, _) =
+        match signal_during(cfg, &["--grace-secs", &secs], 1, &path, Duration::from_secs(15)).await
+        {
+            Ok(run) => run,
+            Err(outcome) => return outcome,
+        };
     let exit = exit_after(&mut server, signalled, grace + Duration::from_secs(3)).await;
     let log = server.stderr();
     let seen = &seen[0];
     let slack = 500.0;
-    let in_order = seen
-        .lines
-        .iter()
-        .enumerate()
-        .all(|(i, l)| *l == (i + 1).to_string());
+    let in_order = seen.lines.iter().enumerate().all(|(i, l)| *l == (i + 1).to_string());
     let outcome = match (seen.ended_ms, &seen.error) {
         (_, Some(error)) => Outcome::fail(format!(
             "the stream did not end cleanly after the grace period: {error} ({} lines)",
@@ -261,18 +236,18 @@ pub async fn shutdown_bounded_by_grace(cfg: &Config) -> Outcome {
             "the stream ended {end:.0} ms after SIGTERM, before the {} s grace ran out",
             grace.as_secs()
         )),
-        (Some(_), None) if !in_order || seen.lines.len() >= count as usize => Outcome::fail(
-            format!("the stream's lines are wrong: {} lines", seen.lines.len()),
-        ),
+        (Some(_), None) if !in_order || seen.lines.len() >= count as usize => {
+            Outcome::fail(format!("the stream's lines are wrong: {} lines", seen.lines.len()))
+        }
         (Some(end), None) => match exit {
             None => Outcome::fail(format!(
                 "still running {} s after SIGTERM",
                 (grace + Duration::from_secs(3)).as_secs()
             )),
             Some((_, code)) if code != 0 => Outcome::fail(format!("exited with status {code}")),
-            Some((at, _)) if at > ms(grace) + 1000.0 => Outcome::fail(format!(
-                "exited {at:.0} ms after SIGTERM, more than the grace + 1 s"
-            )),
+            Some((at, _)) if at > ms(grace) + 1000.0 => {
+                Outcome::fail(format!("exited {at:.0} ms after SIGTERM, more than the grace + 1 s"))
+            }
             Some((at, _)) => Outcome::pass(format!(
                 "the stream ended cleanly after {} lines, {end:.0} ms after SIGTERM; exit 0 \
                  after {at:.0} ms",

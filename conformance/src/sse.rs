@@ -21,10 +21,7 @@ pub async fn events_content_type(cfg: &Config) -> Outcome {
     let content_type = got.header("content-type").unwrap_or_default().to_owned();
     let essence = content_type.split(';').next().unwrap_or_default().trim();
     let outcome = match got.status() {
-        None => Outcome::fail(format!(
-            "no response: {}",
-            got.unanswered().unwrap_or_default()
-        )),
+        None => Outcome::fail(format!("no response: {}", got.unanswered().unwrap_or_default())),
         Some(200) => Outcome::judge(
             essence.eq_ignore_ascii_case("text/event-stream"),
             format!("content-type: {content_type}"),
@@ -38,11 +35,8 @@ pub async fn events_content_type(cfg: &Config) -> Outcome {
 pub async fn events_ids_and_data(cfg: &Config) -> Outcome {
     let ask = Endpoint::Events.ask(cfg);
     match fetch_items(cfg, Endpoint::Events, ask, cfg.count).await {
-        Ok(got) => Outcome::pass(format!(
-            "{} events, id: k and data: k each",
-            got.lines().len()
-        ))
-        .with(got.evidence),
+        Ok(got) => Outcome::pass(format!("{} events, id: k and data: k each", got.lines().len()))
+            .with(got.evidence),
         Err(outcome) => outcome,
     }
 }
@@ -85,17 +79,12 @@ pub async fn events_stream_event_by_event(cfg: &Config) -> Outcome {
 /// reconnecting).
 pub async fn events_resume_after_last_event_id(cfg: &Config) -> Outcome {
     let resume_after = cfg.count.saturating_sub(2).max(1);
-    let ask = Endpoint::Events
-        .ask(cfg)
-        .header("last-event-id", resume_after.to_string());
+    let ask = Endpoint::Events.ask(cfg).header("last-event-id", resume_after.to_string());
     let path = ask.path.clone();
     let done = Ask::get(&path, QUICK).header("last-event-id", cfg.count.to_string());
     let (resumed, done) = tokio::join!(probe::send(cfg, ask), probe::send(cfg, done));
     let mut outcome = match resumed.status() {
-        None => Outcome::fail(format!(
-            "no response: {}",
-            resumed.unanswered().unwrap_or_default()
-        )),
+        None => Outcome::fail(format!("no response: {}", resumed.unanswered().unwrap_or_default())),
         Some(200) => match events_problem(&resumed, resume_after + 1, cfg.count) {
             Some(problem) => Outcome::fail(format!(
                 "after Last-Event-ID: {resume_after}, {problem}: the stream does not resume"
@@ -117,9 +106,9 @@ pub async fn events_resume_after_last_event_id(cfg: &Config) -> Outcome {
                 timing => Outcome::fail(format!("resumed stream: {}", timing.reason)),
             },
         },
-        Some(status) => Outcome::fail(format!(
-            "Last-Event-ID: {resume_after} answered {status}, expected 200"
-        )),
+        Some(status) => {
+            Outcome::fail(format!("Last-Event-ID: {resume_after} answered {status}, expected 200"))
+        }
     };
     outcome.evidence = vec![resumed.evidence, done.evidence];
     outcome
@@ -130,8 +119,7 @@ pub async fn events_bad_last_event_id(cfg: &Config) -> Outcome {
     let path = Endpoint::Events.path(3, Duration::ZERO);
     let bad = ["abc", "-1", "4", "1.5", "99999999999999999999"];
     let answers = join_all(
-        bad.iter()
-            .map(|id| probe::send(cfg, Ask::get(&path, QUICK).header("last-event-id", *id))),
+        bad.iter().map(|id| probe::send(cfg, Ask::get(&path, QUICK).header("last-event-id", *id))),
     )
     .await;
     let mut problems = Vec::new();
@@ -159,11 +147,8 @@ pub async fn events_bad_last_event_id(cfg: &Config) -> Outcome {
 pub async fn events_keepalive(cfg: &Config) -> Outcome {
     let keepalive = Duration::from_millis(200);
     let quiet = Duration::from_millis(1200);
-    let path = format!(
-        "{}&keepalive_ms={}",
-        Endpoint::Events.path(2, quiet),
-        keepalive.as_millis()
-    );
+    let path =
+        format!("{}&keepalive_ms={}", Endpoint::Events.path(2, quiet), keepalive.as_millis());
     let deadline = quiet + QUICK;
     let got = probe::send(cfg, Ask::get(path, deadline).framing(Framing::Events)).await;
     if let Some(error) = got.unanswered() {

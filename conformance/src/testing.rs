@@ -87,11 +87,8 @@ pub fn run_curl(binary: &str, endpoint: &str, compressed: bool) {
     let server = Spawned::start(Path::new(binary), Duration::from_secs(60))
         .unwrap_or_else(|e| panic!("{binary}: {e}"));
     let (count, interval) = (5, Duration::from_millis(200));
-    let url = format!(
-        "{}{endpoint}?count={count}&interval_ms={}",
-        server.base,
-        interval.as_millis()
-    );
+    let url =
+        format!("{}{endpoint}?count={count}&interval_ms={}", server.base, interval.as_millis());
     let outcome = runtime().block_on(clients::curl_streams(&url, compressed, count, interval));
     expect_pass(&format!("curl {endpoint}"), &outcome, &server);
 }
@@ -118,10 +115,7 @@ pub fn run_read_stream(binary: &str) {
 /// `target/<profile>/examples/read_stream`, beside this test's own directory.
 fn read_stream_program() -> Option<std::path::PathBuf> {
     let exe = std::env::current_exe().expect("the test's path");
-    let profile_dir = exe
-        .parent()
-        .and_then(Path::parent)
-        .expect("target/<profile>/deps");
+    let profile_dir = exe.parent().and_then(Path::parent).expect("target/<profile>/deps");
     let program = profile_dir.join("examples/read_stream");
     if program.is_file() {
         return Some(program);
@@ -152,9 +146,7 @@ pub fn run_chromium(binary: &str, screenshot: &Path) {
         .unwrap_or_else(|e| panic!("{binary}: {e}"));
     let base = server.base.clone();
     runtime().block_on(async {
-        let browser = clients::Browser::start()
-            .await
-            .unwrap_or_else(|e| panic!("{e}"));
+        let browser = clients::Browser::start().await.unwrap_or_else(|e| panic!("{e}"));
         let first = clients::browser_shows_first_line_early(&browser, &base).await;
         let pad0 = clients::browser_renders_html_early(&browser, &base, 0).await;
         let pad1024 = clients::browser_renders_html_early(&browser, &base, 1024).await;

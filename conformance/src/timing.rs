@@ -53,10 +53,7 @@ pub(crate) fn content_problem(body: &[u8], count: u32) -> Option<String> {
         None if got.len() < want.len() => {
             format!("body ends after {} of {count} lines", got.len())
         }
-        None => format!(
-            "body continues after line {count}: {:?}",
-            got[want.len()..].concat()
-        ),
+        None => format!("body continues after line {count}: {:?}", got[want.len()..].concat()),
     })
 }
 
@@ -64,10 +61,7 @@ pub(crate) fn content_problem(body: &[u8], count: u32) -> Option<String> {
 fn offsets(lines: &[LineArrival], interval: Duration) -> impl Iterator<Item = (usize, f64, f64)> {
     let t1 = lines.first().map_or(0.0, |l| l.at_ms);
     let step = ms(interval);
-    lines
-        .iter()
-        .enumerate()
-        .map(move |(i, l)| (i + 1, l.at_ms - t1, step * i as f64))
+    lines.iter().enumerate().map(move |(i, l)| (i + 1, l.at_ms - t1, step * i as f64))
 }
 
 pub(crate) fn first_line_outcome(lines: &[LineArrival], tolerance: Duration) -> Outcome {
@@ -81,15 +75,10 @@ pub(crate) fn first_line_outcome(lines: &[LineArrival], tolerance: Duration) -> 
 }
 
 pub(crate) fn gaps_outcome(
-    lines: &[LineArrival],
-    interval: Duration,
-    tolerance: Duration,
+    lines: &[LineArrival], interval: Duration, tolerance: Duration,
 ) -> Outcome {
     let min = ms(interval.saturating_sub(tolerance));
-    let gaps = lines
-        .windows(2)
-        .enumerate()
-        .map(|(i, w)| (i + 2, w[1].at_ms - w[0].at_ms));
+    let gaps = lines.windows(2).enumerate().map(|(i, w)| (i + 2, w[1].at_ms - w[0].at_ms));
     let smallest = gaps.min_by(|a, b| a.1.total_cmp(&b.1));
     match smallest {
         Some((k, gap)) if gap < min => Outcome::fail(format!(
@@ -105,9 +94,7 @@ pub(crate) fn gaps_outcome(
 }
 
 pub(crate) fn lateness_outcome(
-    lines: &[LineArrival],
-    interval: Duration,
-    tolerance: Duration,
+    lines: &[LineArrival], interval: Duration, tolerance: Duration,
 ) -> Outcome {
     let tol = ms(tolerance);
     let worst = offsets(lines, interval)
@@ -125,9 +112,7 @@ pub(crate) fn lateness_outcome(
 
 /// First line, gaps and lateness together: the first failure, or all three pass reasons.
 pub(crate) fn schedule_outcome(
-    lines: &[LineArrival],
-    interval: Duration,
-    tolerance: Duration,
+    lines: &[LineArrival], interval: Duration, tolerance: Duration,
 ) -> Outcome {
     combined([
         first_line_outcome(lines, tolerance),
@@ -139,31 +124,22 @@ pub(crate) fn schedule_outcome(
 /// Gaps and lateness, judged from line 1's arrival on: for clients whose own start-up time
 /// (a process, a browser) is part of when line 1 arrives.
 pub(crate) fn spacing_outcome(
-    lines: &[LineArrival],
-    interval: Duration,
-    tolerance: Duration,
+    lines: &[LineArrival], interval: Duration, tolerance: Duration,
 ) -> Outcome {
     let first = lines.first().map_or(f64::NAN, |l| l.at_ms);
     let outcome = combined([
         gaps_outcome(lines, interval, tolerance),
         lateness_outcome(lines, interval, tolerance),
     ]);
-    Outcome {
-        reason: format!("first line after {first:.1} ms, {}", outcome.reason),
-        ..outcome
-    }
+    Outcome { reason: format!("first line after {first:.1} ms, {}", outcome.reason), ..outcome }
 }
 
 fn combined<const N: usize>(verdicts: [Outcome; N]) -> Outcome {
     match verdicts.iter().find(|o| o.level != Level::Pass) {
         Some(worst) => worst.clone(),
-        None => Outcome::pass(
-            verdicts
-                .iter()
-                .map(|o| o.reason.as_str())
-                .collect::<Vec<_>>()
-                .join(", "),
-        ),
+        None => {
+            Outcome::pass(verdicts.iter().map(|o| o.reason.as_str()).collect::<Vec<_>>().join(", "))
+        }
     }
 }
 
@@ -238,29 +214,16 @@ mod tests {
     fn lines(at: &[f64]) -> Vec<LineArrival> {
         at.iter()
             .enumerate()
-            .map(|(i, &at_ms)| LineArrival {
-                text: (i + 1).to_string(),
-                at_ms,
-            })
+            .map(|(i, &at_ms)| LineArrival { text: (i + 1).to_string(), at_ms })
             .collect()
     }
 
     #[test]
     fn content_problems_are_named() {
         assert_eq!(content_problem(b"1\n2\n3\n", 3), None);
-        assert_eq!(
-            content_problem(b"1\n3\n", 3).unwrap(),
-            r#"line 2 is "3\n", expected "2\n""#
-        );
-        assert_eq!(
-            content_problem(b"1\n2\n", 3).unwrap(),
-            "body ends after 2 of 3 lines"
-        );
-        assert!(
-            content_problem(b"1\n2\n3\n4\n", 3)
-                .unwrap()
-                .contains("continues")
-        );
+        assert_eq!(content_problem(b"1\n3\n", 3).unwrap(), r#"line 2 is "3\n", expected "2\n""#);
+        assert_eq!(content_problem(b"1\n2\n", 3).unwrap(), "body ends after 2 of 3 lines");
+        assert!(content_problem(b"1\n2\n3\n4\n", 3).unwrap().contains("continues"));
     }
 
     #[test]
@@ -269,17 +232,11 @@ mod tests {
         let tol = Duration::from_millis(50);
         let on_time = lines(&[5.0, 106.0, 204.0, 307.0]);
         assert_eq!(gaps_outcome(&on_time, ms100, tol).level, crate::Level::Pass);
-        assert_eq!(
-            lateness_outcome(&on_time, ms100, tol).level,
-            crate::Level::Pass
-        );
+        assert_eq!(lateness_outcome(&on_time, ms100, tol).level, crate::Level::Pass);
         let pairs = lines(&[5.0, 205.0, 205.5, 405.0]);
         assert_eq!(gaps_outcome(&pairs, ms100, tol).level, crate::Level::Fail);
         let drift = lines(&[5.0, 135.0, 265.0, 395.0]);
         assert_eq!(gaps_outcome(&drift, ms100, tol).level, crate::Level::Pass);
-        assert_eq!(
-            lateness_outcome(&drift, ms100, tol).level,
-            crate::Level::Fail
-        );
+        assert_eq!(lateness_outcome(&drift, ms100, tol).level, crate::Level::Fail);
     }
 }

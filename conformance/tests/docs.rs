@@ -18,12 +18,7 @@ use std::{
 };
 
 /// The example crates, whose shape is the same.
-const EXAMPLES: [&str; 4] = [
-    "examples-axum",
-    "examples-actix",
-    "examples-rocket",
-    "examples-warp",
-];
+const EXAMPLES: [&str; 4] = ["examples-axum", "examples-actix", "examples-rocket", "examples-warp"];
 /// The anchors every example has, and the file each is in.
 const ANCHORS: [(&str, &str); 6] = [
     ("src/main.rs", "app"),
@@ -39,25 +34,13 @@ const MAX_REGION_LINES: usize = 40;
 const MAX_MAIN_LINES: usize = 150;
 /// Fenced blocks in these languages show project code or config: in the book they must be an
 /// include, in the README a marked copy.
-const CODE_LANGUAGES: [&str; 9] = [
-    "rust",
-    "toml",
-    "nginx",
-    "apache",
-    "apacheconf",
-    "html",
-    "js",
-    "javascript",
-    "conf",
-];
+const CODE_LANGUAGES: [&str; 9] =
+    ["rust", "toml", "nginx", "apache", "apacheconf", "html", "js", "javascript", "conf"];
 /// The README marker that names the region a copy is of: `<!-- copy of FILE:ANCHOR -->`.
 const COPY_MARKER: &str = "<!-- copy of ";
 
 fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("the workspace")
-        .to_owned()
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("the workspace").to_owned()
 }
 
 /// The anchored regions of `text`, as mdBook cuts them: the lines between `ANCHOR: name` and
@@ -68,10 +51,7 @@ fn regions(text: &str) -> Result<BTreeMap<String, String>, String> {
     for (number, line) in text.lines().enumerate() {
         if let Some(name) = marker(line, "ANCHOR_END:") {
             let Some(at) = open.iter().position(|(open, _)| *open == name) else {
-                return Err(format!(
-                    "line {}: ANCHOR_END: {name} without its ANCHOR",
-                    number + 1
-                ));
+                return Err(format!("line {}: ANCHOR_END: {name} without its ANCHOR", number + 1));
             };
             let (name, lines) = open.remove(at);
             if done.insert(name.clone(), lines.join("\n")).is_some() {
@@ -92,10 +72,8 @@ fn regions(text: &str) -> Result<BTreeMap<String, String>, String> {
 /// The anchor name after `keyword` on `line`, as mdBook's `[\w_-]+`.
 fn marker(line: &str, keyword: &str) -> Option<String> {
     let rest = line[line.find(keyword)? + keyword.len()..].trim_start();
-    let name: String = rest
-        .chars()
-        .take_while(|c| c.is_alphanumeric() || *c == '_' || *c == '-')
-        .collect();
+    let name: String =
+        rest.chars().take_while(|c| c.is_alphanumeric() || *c == '_' || *c == '-').collect();
     (!name.is_empty()).then_some(name)
 }
 
@@ -103,9 +81,7 @@ fn marker(line: &str, keyword: &str) -> Option<String> {
 fn region(base: &Path, spec: &str) -> Result<String, String> {
     let (file, anchor) = match spec.split_once(':') {
         Some((_, anchor)) if anchor.parse::<usize>().is_ok() || anchor.contains(':') => {
-            return Err(format!(
-                "{spec}: name an anchor, not line numbers, which drift"
-            ));
+            return Err(format!("{spec}: name an anchor, not line numbers, which drift"));
         }
         Some((file, anchor)) => (file, Some(anchor)),
         None => (spec, None),
@@ -195,10 +171,7 @@ fn markdown_files(root: &Path) -> Vec<PathBuf> {
 }
 
 fn shown(root: &Path, path: &Path) -> String {
-    path.strip_prefix(root)
-        .unwrap_or(path)
-        .display()
-        .to_string()
+    path.strip_prefix(root).unwrap_or(path).display().to_string()
 }
 
 /// Every problem with the listings of README.md and the book under `root`. With `sync`, the
@@ -215,9 +188,8 @@ fn listing_problems(root: &Path, sync: bool) -> Vec<String> {
         let readme = path == root.join("README.md");
         for spec in includes(&text) {
             // The README may name a directive in prose; used as content, it would show raw.
-            let as_content = text
-                .lines()
-                .any(|l| l.trim().starts_with(&format!("{{{{#include {spec}")));
+            let as_content =
+                text.lines().any(|l| l.trim().starts_with(&format!("{{{{#include {spec}")));
             if readme && as_content {
                 problems.push(format!(
                     "{name}: {{{{#include {spec}}}}}: GitHub shows the README as it is; copy the \
@@ -231,10 +203,7 @@ fn listing_problems(root: &Path, sync: bool) -> Vec<String> {
         for block in blocks(&text) {
             let code = CODE_LANGUAGES.contains(&block.language.as_str());
             let included = block.body.trim().starts_with("{{#");
-            let copy_of = block
-                .above
-                .strip_prefix(COPY_MARKER)
-                .and_then(|m| m.strip_suffix("-->"));
+            let copy_of = block.above.strip_prefix(COPY_MARKER).and_then(|m| m.strip_suffix("-->"));
             let at = format!("{name}:{} ({} block)", block.line, block.language);
             match (readme, copy_of.map(str::trim)) {
                 (true, Some(spec)) => match region(base, spec) {
@@ -269,11 +238,7 @@ fn listing_problems(root: &Path, sync: bool) -> Vec<String> {
 fn first_difference(want: &str, got: &str) -> String {
     let line = want.lines().zip(got.lines()).position(|(a, b)| a != b);
     match line {
-        Some(i) => format!(
-            "line {} of the region: {:?}",
-            i + 1,
-            want.lines().nth(i).unwrap_or("")
-        ),
+        Some(i) => format!("line {} of the region: {:?}", i + 1, want.lines().nth(i).unwrap_or("")),
         None => format!(
             "{} lines in the region, {} in the copy",
             want.lines().count(),
@@ -299,9 +264,7 @@ fn example_problems(root: &Path) -> Vec<String> {
             }
         }
         let main = root.join(example).join("src/main.rs");
-        let lines = fs::read_to_string(&main)
-            .map(|t| t.lines().count())
-            .unwrap_or(0);
+        let lines = fs::read_to_string(&main).map(|t| t.lines().count()).unwrap_or(0);
         if lines > MAX_MAIN_LINES {
             problems.push(format!(
                 "{example}/src/main.rs is {lines} lines; the snippet is at most {MAX_MAIN_LINES}"
@@ -341,16 +304,8 @@ fn regions_are_cut_as_mdbook_cuts_them() {
     let regions = regions(text).unwrap();
     assert_eq!(regions["outer"], "b\nc\nd");
     assert_eq!(regions["inner"], "c");
-    assert!(
-        self::regions("// ANCHOR: open\nx\n")
-            .unwrap_err()
-            .contains("open has no ANCHOR_END")
-    );
-    assert!(
-        self::regions("x\n// ANCHOR_END: stray\n")
-            .unwrap_err()
-            .contains("stray")
-    );
+    assert!(self::regions("// ANCHOR: open\nx\n").unwrap_err().contains("open has no ANCHOR_END"));
+    assert!(self::regions("x\n// ANCHOR_END: stray\n").unwrap_err().contains("stray"));
 }
 
 /// A temporary copy of the files the checks read, removed when dropped.
@@ -372,11 +327,7 @@ impl Scratch {
         ]
         .iter()
         .map(PathBuf::from)
-        .chain(
-            EXAMPLES
-                .iter()
-                .flat_map(|e| [Path::new(e).join("src"), Path::new(e).join("tests")]),
-        )
+        .chain(EXAMPLES.iter().flat_map(|e| [Path::new(e).join("src"), Path::new(e).join("tests")]))
         .collect();
         while let Some(relative) = pending.pop() {
             let from = root.join(&relative);
@@ -411,11 +362,7 @@ impl Drop for Scratch {
 fn one_problem(problems: Vec<String>, mentions: &[&str]) {
     assert_eq!(problems.len(), 1, "expected one problem, got {problems:#?}");
     for needle in mentions {
-        assert!(
-            problems[0].contains(needle),
-            "{:?} does not mention {needle:?}",
-            problems[0]
-        );
+        assert!(problems[0].contains(needle), "{:?} does not mention {needle:?}", problems[0]);
     }
 }
 
@@ -426,43 +373,27 @@ fn a_changed_copy_fails_naming_the_file_and_region() {
     assert!(listing_problems(&tree.0, false).is_empty());
     tree.edit("examples-axum/src/main.rs", "\"no-cache\"", "\"no-cachE\"");
     let problems = listing_problems(&tree.0, false);
-    one_problem(
-        problems,
-        &["README.md", "examples-axum/src/main.rs:stream", "no-cachE"],
-    );
+    one_problem(problems, &["README.md", "examples-axum/src/main.rs:stream", "no-cachE"]);
     // The documented command puts it right.
     listing_problems(&tree.0, true);
-    assert!(
-        listing_problems(&tree.0, false).is_empty(),
-        "SYNC_DOCS did not rewrite the copy"
-    );
+    assert!(listing_problems(&tree.0, false).is_empty(), "SYNC_DOCS did not rewrite the copy");
 }
 
 /// An anchor the book includes but the crate lacks is caught, and named.
 #[test]
 fn a_missing_anchor_fails_naming_the_file_and_region() {
     let tree = Scratch::new();
-    tree.edit(
-        "examples-warp/src/main.rs",
-        "// ANCHOR: events",
-        "// events",
-    );
+    tree.edit("examples-warp/src/main.rs", "// ANCHOR: events", "// events");
     tree.edit("examples-warp/src/main.rs", "// ANCHOR_END: events", "//");
     let listings = listing_problems(&tree.0, false);
-    assert!(
-        !listings.is_empty(),
-        "the book includes examples-warp/src/main.rs:events"
-    );
+    assert!(!listings.is_empty(), "the book includes examples-warp/src/main.rs:events");
     for problem in &listings {
         assert!(
             problem.contains("examples-warp/src/main.rs has no anchor \"events\""),
             "{problem}"
         );
     }
-    one_problem(
-        example_problems(&tree.0),
-        &["examples-warp", "no anchor \"events\""],
-    );
+    one_problem(example_problems(&tree.0), &["examples-warp", "no anchor \"events\""]);
 }
 
 /// A `params.rs` that drifted in one crate is caught, and named.
@@ -470,10 +401,7 @@ fn a_missing_anchor_fails_naming_the_file_and_region() {
 fn a_diverged_shared_file_fails_naming_it() {
     let tree = Scratch::new();
     tree.edit("examples-rocket/src/params.rs", "1_000_000", "1_000_001");
-    one_problem(
-        example_problems(&tree.0),
-        &["examples-rocket/src/params.rs", "examples-axum"],
-    );
+    one_problem(example_problems(&tree.0), &["examples-rocket/src/params.rs", "examples-axum"]);
 }
 
 /// A region grown past 40 lines, a listing pasted into the book, and code in the README with
@@ -483,25 +411,16 @@ fn oversized_regions_and_unmarked_listings_fail() {
     let tree = Scratch::new();
     let long = format!("// ANCHOR: serve\n{}", "    //\n".repeat(MAX_REGION_LINES));
     tree.edit("examples-actix/src/serve.rs", "// ANCHOR: serve\n", &long);
-    one_problem(
-        example_problems(&tree.0),
-        &["examples-actix/src/serve.rs:serve", "at most 40"],
-    );
+    one_problem(example_problems(&tree.0), &["examples-actix/src/serve.rs:serve", "at most 40"]);
 
     let tree = Scratch::new();
     tree.edit("examples-actix/src/main.rs", "\n\n", &"\n".repeat(30));
-    one_problem(
-        example_problems(&tree.0),
-        &["examples-actix/src/main.rs", "at most 150"],
-    );
+    one_problem(example_problems(&tree.0), &["examples-actix/src/main.rs", "at most 150"]);
 
     let tree = Scratch::new();
     let chapter = tree.0.join("docs/src/pasted.md");
     fs::write(&chapter, "# Pasted\n\n```rust\nfn main() {}\n```\n").unwrap();
-    one_problem(
-        listing_problems(&tree.0, false),
-        &["docs/src/pasted.md:3", "#include"],
-    );
+    one_problem(listing_problems(&tree.0, false), &["docs/src/pasted.md:3", "#include"]);
 
     let tree = Scratch::new();
     let readme = tree.0.join("README.md");

@@ -23,15 +23,8 @@ fn broken_program(fault: Fault) -> Launch {
         .and_then(|deps| deps.parent())
         .expect("target/debug")
         .join("examples/broken_server");
-    let name = fault
-        .to_possible_value()
-        .expect("a fault name")
-        .get_name()
-        .to_owned();
-    Launch {
-        program,
-        args: vec!["--fault".into(), name],
-    }
+    let name = fault.to_possible_value().expect("a fault name").get_name().to_owned();
+    Launch { program, args: vec!["--fault".into(), name] }
 }
 
 /// The broken server with `fault`, in this process, with what the checker may know about it.
@@ -151,9 +144,7 @@ fn unflushed_compression_fails_on_timing_not_content() {
     let outcome = run_check(Fault::NeverFlushes, "streams_with_gzip");
     assert_eq!(outcome.level, Level::Fail, "{}", outcome.reason);
     assert!(
-        outcome
-            .reason
-            .contains("the compressor does not flush each item"),
+        outcome.reason.contains("the compressor does not flush each item"),
         "{}",
         outcome.reason
     );
@@ -166,11 +157,7 @@ fn unflushed_compression_fails_on_timing_not_content() {
 fn no_compression_is_a_warning() {
     let outcome = run_check(Fault::NoCompression, "ordinary_responses_negotiated");
     assert_eq!(outcome.level, Level::Warn, "{}", outcome.reason);
-    assert!(
-        outcome.reason.contains("not compressed"),
-        "{}",
-        outcome.reason
-    );
+    assert!(outcome.reason.contains("not compressed"), "{}", outcome.reason);
 }
 
 #[test]
@@ -195,11 +182,7 @@ fn message_without_the_range_fails() {
 /// The classic failure: the whole body collected, then sent at the end.
 #[test]
 fn collected_body_fails_the_timing_checks() {
-    expect_fail(
-        "first_line_is_prompt",
-        Fault::Buffered,
-        "first line arrived",
-    );
+    expect_fail("first_line_is_prompt", Fault::Buffered, "first line arrived");
     expect_fail("gaps_hold_interval", Fault::Buffered, "batched");
 }
 
@@ -208,39 +191,24 @@ fn fault_free_server_passes_everything() {
     let report = runtime()
         .block_on(async { conformance::run(&broken_config(Fault::None).await, &[]).await });
     assert!(!report.failed(), "{}", report.table());
-    assert_eq!(
-        report.count(Level::Pass),
-        conformance::catalogue().len(),
-        "{}",
-        report.table()
-    );
+    assert_eq!(report.count(Level::Pass), conformance::catalogue().len(), "{}", report.table());
 }
 
 /// The CLI pointed at a buffering server exits non-zero and says why; at a good one, zero.
 #[test]
 fn cli_exit_code_follows_the_verdict() {
     let rt = runtime();
-    for (fault, success, says) in [
-        (Fault::Buffered, false, "batched"),
-        (Fault::None, true, "PASS"),
-    ] {
+    for (fault, success, says) in [(Fault::Buffered, false, "batched"), (Fault::None, true, "PASS")]
+    {
         let addr = rt.block_on(broken::start(fault));
         let output = Command::new(env!("CARGO_BIN_EXE_conformance"))
             .args(["--url", &format!("http://{addr}"), "--interval-ms", "200"])
-            .args([
-                "--check",
-                "first_line_is_prompt",
-                "--check",
-                "gaps_hold_interval",
-            ])
+            .args(["--check", "first_line_is_prompt", "--check", "gaps_hold_interval"])
             .output()
             .expect("run the CLI");
         let stdout = String::from_utf8_lossy(&output.stdout);
         assert_eq!(output.status.success(), success, "{fault:?}:\n{stdout}");
-        assert!(
-            stdout.contains(says),
-            "{fault:?}: expected {says:?} in\n{stdout}"
-        );
+        assert!(stdout.contains(says), "{fault:?}: expected {says:?} in\n{stdout}");
     }
 }
 
@@ -255,9 +223,7 @@ fn chromium_holds_back_text_without_nosniff() {
         return;
     }
     runtime().block_on(async {
-        let browser = clients::Browser::start()
-            .await
-            .unwrap_or_else(|e| panic!("{e}"));
+        let browser = clients::Browser::start().await.unwrap_or_else(|e| panic!("{e}"));
         let good = broken::start(Fault::None).await;
         let sniffed = broken::start(Fault::NoNosniff).await;
         let with =
@@ -304,9 +270,7 @@ fn chromium_page_needs_last_event_id() {
         return;
     }
     runtime().block_on(async {
-        let browser = clients::Browser::start()
-            .await
-            .unwrap_or_else(|e| panic!("{e}"));
+        let browser = clients::Browser::start().await.unwrap_or_else(|e| panic!("{e}"));
         let good = broken::start(Fault::None).await;
         let restarts = broken::start(Fault::EventsIgnoreLastEventId).await;
         let with =
@@ -318,11 +282,7 @@ fn chromium_page_needs_last_event_id() {
         println!("resumes: {}\nrestarts: {}", with.reason, without.reason);
         assert_eq!(with.level, Level::Pass, "{}", with.reason);
         assert_eq!(without.level, Level::Fail, "{}", without.reason);
-        assert!(
-            without.reason.contains("not restarting"),
-            "{}",
-            without.reason
-        );
+        assert!(without.reason.contains("not restarting"), "{}", without.reason);
     });
 }
 
@@ -331,9 +291,7 @@ fn chromium_page_needs_last_event_id() {
 #[test]
 fn read_stream_sees_buffering_and_ignored_last_event_id() {
     use conformance::clients;
-    let program = broken_program(Fault::None)
-        .program
-        .with_file_name("read_stream");
+    let program = broken_program(Fault::None).program.with_file_name("read_stream");
     let interval = std::time::Duration::from_millis(200);
     runtime().block_on(async {
         for fault in [Fault::None, Fault::Buffered, Fault::EventsIgnoreLastEventId] {
@@ -346,10 +304,9 @@ fn read_stream_sees_buffering_and_ignored_last_event_id() {
                 Fault::Buffered => (Some("batched"), None),
                 _ => (None, Some("ignored Last-Event-ID")),
             };
-            for (what, outcome, fails) in [
-                ("lines", lines, lines_fail),
-                ("events", events, events_fail),
-            ] {
+            for (what, outcome, fails) in
+                [("lines", lines, lines_fail), ("events", events, events_fail)]
+            {
                 match fails {
                     None => assert_eq!(
                         outcome.level,
@@ -390,12 +347,7 @@ fn floor_streams_as_the_contract_says() {
     runtime().block_on(async {
         for name in checks {
             let outcome = conformance::check(name).expect("a check").run(&cfg).await;
-            assert_eq!(
-                outcome.level,
-                Level::Pass,
-                "floor: {name}: {}",
-                outcome.reason
-            );
+            assert_eq!(outcome.level, Level::Pass, "floor: {name}: {}", outcome.reason);
             println!("floor {name}: {}", outcome.reason);
         }
     });
@@ -405,14 +357,8 @@ fn floor_streams_as_the_contract_says() {
 #[test]
 fn bench_refuses_options_it_cannot_use() {
     for (args, says) in [
-        (
-            &["bench", "--check", "gaps_hold_interval"][..],
-            "--check is for the checks, not bench",
-        ),
-        (
-            &["bench", "--tolerance-ms", "50"],
-            "--tolerance-ms is for the checks",
-        ),
+        (&["bench", "--check", "gaps_hold_interval"][..], "--check is for the checks, not bench"),
+        (&["bench", "--tolerance-ms", "50"], "--tolerance-ms is for the checks"),
         (&["bench", "--concurrency", "0"], "--concurrency"),
         (&["bench", "--fast-streams", "1,x"], "--fast-streams"),
         (&["bench", "--server", "floor=/bin/true"], "NAME=PROGRAM"),
@@ -424,21 +370,12 @@ fn bench_refuses_options_it_cannot_use() {
             .expect("run the CLI");
         let stderr = String::from_utf8_lossy(&output.stderr);
         assert_eq!(output.status.code(), Some(2), "{args:?}:\n{stderr}");
-        assert!(
-            stderr.contains(says),
-            "{args:?}: expected {says:?} in\n{stderr}"
-        );
+        assert!(stderr.contains(says), "{args:?}: expected {says:?} in\n{stderr}");
     }
     // Caught by the bench itself, still before it builds anything.
     for (args, says) in [
-        (
-            &["bench", "--concurrency", "10,20,10"][..],
-            "--concurrency lists 10 twice",
-        ),
-        (
-            &["bench", "--server", "axum=/bin/true"],
-            "two servers are named \"axum\"",
-        ),
+        (&["bench", "--concurrency", "10,20,10"][..], "--concurrency lists 10 twice"),
+        (&["bench", "--server", "axum=/bin/true"], "two servers are named \"axum\""),
     ] {
         let output = Command::new(env!("CARGO_BIN_EXE_conformance"))
             .args(args)
@@ -446,9 +383,6 @@ fn bench_refuses_options_it_cannot_use() {
             .expect("run the CLI");
         let stderr = String::from_utf8_lossy(&output.stderr);
         assert_eq!(output.status.code(), Some(1), "{args:?}:\n{stderr}");
-        assert!(
-            stderr.contains(says),
-            "{args:?}: expected {says:?} in\n{stderr}"
-        );
+        assert!(stderr.contains(says), "{args:?}: expected {says:?} in\n{stderr}");
     }
 }

@@ -69,10 +69,7 @@ fn nginx_buffers_a_stream_without_x_accel_buffering() {
         &[
             ("first_line_is_prompt", Expect::Fail("first line arrived")),
             ("gaps_hold_interval", Expect::Fail("the stream is batched")),
-            (
-                "events_stream_event_by_event",
-                Expect::Fail("first line arrived"),
-            ),
+            ("events_stream_event_by_event", Expect::Fail("first line arrived")),
         ],
     );
     behind(
@@ -100,17 +97,9 @@ fn nginx_gzip_buffers_a_stream_without_x_accel_buffering() {
         Kind::Nginx,
         setup,
         Fault::NoAccelBuffering,
-        &[(
-            "streams_with_gzip",
-            Expect::Fail("/stream gzip: first line arrived"),
-        )],
+        &[("streams_with_gzip", Expect::Fail("/stream gzip: first line arrived"))],
     );
-    behind(
-        Kind::Nginx,
-        setup,
-        Fault::None,
-        &[("streams_with_gzip", Expect::Pass)],
-    );
+    behind(Kind::Nginx, setup, Fault::None, &[("streams_with_gzip", Expect::Pass)]);
 }
 
 /// Apache ignores `X-Accel-Buffering`, and needs it not: `mod_proxy_http` flushes whenever the
@@ -125,10 +114,7 @@ fn apache_streams_without_x_accel_buffering() {
         Kind::Apache,
         Setup::ProxyCompresses,
         Fault::NoAccelBuffering,
-        &[
-            ("gaps_hold_interval", Expect::Pass),
-            ("streams_with_gzip", Expect::Pass),
-        ],
+        &[("gaps_hold_interval", Expect::Pass), ("streams_with_gzip", Expect::Pass)],
     );
 }
 

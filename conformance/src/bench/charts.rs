@@ -53,19 +53,11 @@ pub fn lateness_chart(path: &Path, title: &str, series: &[(&str, &[f64])]) -> Re
             let mut sorted: Vec<f64> = samples.iter().copied().filter(|v| v.is_finite()).collect();
             sorted.sort_by(f64::total_cmp);
             let points = percentile_points(&sorted);
-            (!points.is_empty()).then_some(Curve {
-                index,
-                name,
-                points,
-            })
+            (!points.is_empty()).then_some(Curve { index, name, points })
         })
         .collect();
 
-    let x_last = curves
-        .iter()
-        .filter_map(|c| c.points.last())
-        .map(|&(x, _)| x)
-        .fold(0.0, f64::max);
+    let x_last = curves.iter().filter_map(|c| c.points.last()).map(|&(x, _)| x).fold(0.0, f64::max);
     // Always show up to 99%, and leave room right of the max marker.
     let x_hi = (x_last + 0.15).max(2.0);
     let (y_lo, y_hi) = value_range(curves.iter().flat_map(|c| c.points.iter().map(|&(_, y)| y)));
@@ -104,16 +96,11 @@ pub fn lateness_chart(path: &Path, title: &str, series: &[(&str, &[f64])]) -> Re
         };
         let name = curve.name;
         chart
-            .draw_series(LineSeries::new(
-                curve.points.iter().copied(),
-                c.stroke_width(2),
-            ))
+            .draw_series(LineSeries::new(curve.points.iter().copied(), c.stroke_width(2)))
             .map_err(&err)?
             .label(format!("{name} (max {max_y:.1} ms)"))
             .legend(move |(x, y)| PathElement::new([(x, y), (x + 20, y)], c.stroke_width(2)));
-        chart
-            .draw_series([Circle::new((max_x, max_y), 4, c.filled())])
-            .map_err(&err)?;
+        chart.draw_series([Circle::new((max_x, max_y), 4, c.filled())]).map_err(&err)?;
     }
     if !curves.is_empty() {
         chart
@@ -134,17 +121,10 @@ pub fn lateness_chart(path: &Path, title: &str, series: &[(&str, &[f64])]) -> Re
 /// A line whose arrival is not finite is left out. Line k is due (k−1)·interval after the
 /// stream's schedule began, as its most punctual line shows it.
 pub fn timeline_chart(
-    path: &Path,
-    title: &str,
-    interval_ms: f64,
-    series: &[(&str, &[f64])],
+    path: &Path, title: &str, interval_ms: f64, series: &[(&str, &[f64])],
 ) -> Result<(), String> {
     let err = draw_error(path);
-    let interval_ms = if interval_ms.is_finite() {
-        interval_ms
-    } else {
-        0.0
-    };
+    let interval_ms = if interval_ms.is_finite() { interval_ms } else { 0.0 };
     let streams: Vec<Stream> = series
         .iter()
         .enumerate()
@@ -157,10 +137,7 @@ pub fn timeline_chart(
     let due = streams.first().map(|s| {
         let (first_line, first_ms) = s.first;
         let due_s = |line: i64| (first_ms + (line - first_line) as f64 * interval_ms) / 1000.0;
-        [
-            (first_line, due_s(first_line)),
-            (last_line, due_s(last_line)),
-        ]
+        [(first_line, due_s(first_line)), (last_line, due_s(last_line))]
     });
 
     let (top_lo, top_hi) = value_range(
@@ -169,19 +146,13 @@ pub fn timeline_chart(
             .flat_map(|s| s.arrivals.iter().map(|&(_, y)| y))
             .chain(due.iter().flatten().map(|&(_, y)| y)),
     );
-    let (bottom_lo, bottom_hi) = value_range(
-        streams
-            .iter()
-            .flat_map(|s| s.lateness.iter().map(|&(_, y)| y)),
-    );
+    let (bottom_lo, bottom_hi) =
+        value_range(streams.iter().flat_map(|s| s.lateness.iter().map(|&(_, y)| y)));
     let marker = if last_line <= MAX_MARKED_LINES { 2 } else { 0 };
 
     let root = SVGBackend::new(path, (900, 700)).into_drawing_area();
     root.fill(&WHITE).map_err(&err)?;
-    let root = root
-        .margin(8, 0, 0, 0)
-        .titled(title, (FONT, 22))
-        .map_err(&err)?;
+    let root = root.margin(8, 0, 0, 0).titled(title, (FONT, 22)).map_err(&err)?;
     let height = root.dim_in_pixel().1;
     let (top, bottom) = root.split_vertically(height / 2);
 
@@ -243,10 +214,7 @@ pub fn timeline_chart(
         .draw()
         .map_err(&err)?;
     chart
-        .draw_series(LineSeries::new(
-            [(1, 0.0), (last_line, 0.0)],
-            BLACK.mix(0.6),
-        ))
+        .draw_series(LineSeries::new([(1, 0.0), (last_line, 0.0)], BLACK.mix(0.6)))
         .map_err(&err)?;
     for s in &streams {
         chart
@@ -282,11 +250,8 @@ struct Stream<'a> {
 
 impl<'a> Stream<'a> {
     fn new(index: usize, name: &'a str, arrivals_ms: &[f64], interval_ms: f64) -> Option<Self> {
-        let numbered = || {
-            (1i64..)
-                .zip(arrivals_ms.iter().copied())
-                .filter(|(_, ms)| ms.is_finite())
-        };
+        let numbered =
+            || (1i64..).zip(arrivals_ms.iter().copied()).filter(|(_, ms)| ms.is_finite());
         numbered().next()?;
         // The schedule as the most punctual line shows it (see `Concurrency::lateness_ms`):
         // line k is due (k−1)·interval after this.
@@ -341,16 +306,9 @@ fn value_range(values: impl Iterator<Item = f64>) -> (f64, f64) {
         return (0.0, 1.0);
     }
     let span = hi - lo;
-    let range = (
-        if lo < 0.0 { lo - 0.05 * span } else { 0.0 },
-        hi + 0.05 * span,
-    );
+    let range = (if lo < 0.0 { lo - 0.05 * span } else { 0.0 }, hi + 0.05 * span);
     // Only absurd values (near f64::MAX) overflow; plotters cannot lay out an infinite axis.
-    if range.0.is_finite() && range.1.is_finite() {
-        range
-    } else {
-        (0.0, 1.0)
-    }
+    if range.0.is_finite() && range.1.is_finite() { range } else { (0.0, 1.0) }
 }
 
 /// Tick label of a point on the nines scale: 0 → "0%", 1 → "90%", 2 → "99%", 3 → "99.9%"…
@@ -373,13 +331,9 @@ mod tests {
     use std::time::{SystemTime, UNIX_EPOCH};
 
     fn scratch_dir(name: &str) -> PathBuf {
-        let nanos = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.as_nanos());
-        let dir = std::env::temp_dir().join(format!(
-            "conformance-charts-{name}-{}-{nanos}",
-            std::process::id()
-        ));
+        let nanos = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_nanos());
+        let dir = std::env::temp_dir()
+            .join(format!("conformance-charts-{name}-{}-{nanos}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         dir
     }
@@ -387,11 +341,7 @@ mod tests {
     fn read_svg(path: &Path) -> String {
         let svg = std::fs::read_to_string(path).unwrap();
         assert!(svg.contains("<svg"), "{} is not an SVG", path.display());
-        assert!(
-            svg.trim_end().ends_with("</svg>"),
-            "{} is cut short",
-            path.display()
-        );
+        assert!(svg.trim_end().ends_with("</svg>"), "{} is cut short", path.display());
         svg
     }
 
@@ -421,19 +371,10 @@ mod tests {
         )
         .unwrap();
         let svg = read_svg(&path);
-        for text in [
-            "axum",
-            "actix",
-            "percentile of lines",
-            LATENESS_DESC,
-            "99.9%",
-        ] {
+        for text in ["axum", "actix", "percentile of lines", LATENESS_DESC, "99.9%"] {
             assert!(svg.contains(text), "{text:?} missing from the chart");
         }
-        assert!(
-            !svg.contains("rocket"),
-            "an empty series got a legend entry"
-        );
+        assert!(!svg.contains("rocket"), "an empty series got a legend entry");
         std::fs::remove_dir_all(dir).unwrap();
     }
 
@@ -443,9 +384,8 @@ mod tests {
         let path = dir.join("timeline.svg");
         let interval = 100.0;
         let warp: Vec<f64> = (0..50).map(|k| 3.0 + k as f64 * interval + 0.3).collect();
-        let mut floor: Vec<f64> = (0..50)
-            .map(|k| 2.0 + k as f64 * interval + (k % 7) as f64)
-            .collect();
+        let mut floor: Vec<f64> =
+            (0..50).map(|k| 2.0 + k as f64 * interval + (k % 7) as f64).collect();
         floor[10] = f64::NAN;
         floor[20] -= 1.0; // earlier than due
         let empty: Vec<f64> = Vec::new();
@@ -457,14 +397,9 @@ mod tests {
         )
         .unwrap();
         let svg = read_svg(&path);
-        for text in [
-            "warp",
-            "floor",
-            "due",
-            "line number",
-            "seconds since the request",
-            LATENESS_DESC,
-        ] {
+        for text in
+            ["warp", "floor", "due", "line number", "seconds since the request", LATENESS_DESC]
+        {
             assert!(svg.contains(text), "{text:?} missing from the chart");
         }
         std::fs::remove_dir_all(dir).unwrap();
@@ -481,13 +416,7 @@ mod tests {
         lateness_chart(&lateness, "no series", &[]).unwrap();
         read_svg(&lateness);
         let timeline = dir.join("timeline.svg");
-        timeline_chart(
-            &timeline,
-            "nothing",
-            f64::NAN,
-            &[("axum", &empty), ("nan", &nan)],
-        )
-        .unwrap();
+        timeline_chart(&timeline, "nothing", f64::NAN, &[("axum", &empty), ("nan", &nan)]).unwrap();
         read_svg(&timeline);
         timeline_chart(&timeline, "one line", 100.0, &[("axum", &[5.0])]).unwrap();
         read_svg(&timeline);
@@ -533,10 +462,8 @@ mod tests {
 
     #[test]
     fn nines_labels() {
-        let labels: Vec<String> = [0.0, 1.0, 2.0, 3.0, 4.0, 2.5]
-            .into_iter()
-            .map(nines_label)
-            .collect();
+        let labels: Vec<String> =
+            [0.0, 1.0, 2.0, 3.0, 4.0, 2.5].into_iter().map(nines_label).collect();
         assert_eq!(labels, ["0%", "90%", "99%", "99.9%", "99.99%", ""]);
     }
 }

@@ -36,13 +36,9 @@ pub type Errors = BTreeMap<String, u32>;
 /// it arrives. The connection is driven in this task: one task per stream, no hand-over
 /// between tasks for each piece.
 async fn stream(
-    addr: SocketAddr,
-    path: &str,
-    mut on_data: impl FnMut(Bytes),
+    addr: SocketAddr, path: &str, mut on_data: impl FnMut(Bytes),
 ) -> Result<(), String> {
-    let tcp = TcpStream::connect(addr)
-        .await
-        .map_err(|e| format!("connect: {}", e.kind()))?;
+    let tcp = TcpStream::connect(addr).await.map_err(|e| format!("connect: {}", e.kind()))?;
     let _ = tcp.set_nodelay(true);
     let (mut sender, connection) = http1::handshake::<_, Empty<Bytes>>(TokioIo::new(tcp))
         .await
@@ -52,10 +48,7 @@ async fn stream(
         .body(Empty::new())
         .map_err(|e| format!("request: {e}"))?;
     let reading = async move {
-        let response = sender
-            .send_request(request)
-            .await
-            .map_err(|e| format!("request: {e}"))?;
+        let response = sender.send_request(request).await.map_err(|e| format!("request: {e}"))?;
         if response.status() != 200 {
             return Err(format!("status {}", response.status().as_u16()));
         }
@@ -97,20 +90,13 @@ pub async fn fetch(addr: SocketAddr, path: &str) -> Result<Vec<u8>, String> {
 /// when its first line arrives). Per stream: the arrival of each line in ms since its connection
 /// was started, or what went wrong.
 pub async fn concurrent(
-    addr: SocketAddr,
-    streams: u32,
-    count: u32,
-    interval: Duration,
-    connecting: u32,
+    addr: SocketAddr, streams: u32, count: u32, interval: Duration, connecting: u32,
     gauge: Arc<Gauge>,
 ) -> Vec<Result<Vec<f64>, String>> {
     let path: Arc<str> =
         format!("/stream?count={count}&interval_ms={}", interval.as_millis()).into();
-    let expected: Arc<[u8]> = (1..=count)
-        .map(|k| format!("{k}\n"))
-        .collect::<String>()
-        .into_bytes()
-        .into();
+    let expected: Arc<[u8]> =
+        (1..=count).map(|k| format!("{k}\n")).collect::<String>().into_bytes().into();
     // Generous: a stream that is this late is reported, not waited for.
     let limit = interval * count + Duration::from_secs(60);
     let gate = Arc::new(Semaphore::new(connecting as usize));
@@ -119,10 +105,7 @@ pub async fn concurrent(
         let (path, expected, gate, gauge) =
             (path.clone(), expected.clone(), gate.clone(), gauge.clone());
         tasks.spawn(async move {
-            let permit = gate
-                .acquire_owned()
-                .await
-                .expect("the gate is never closed");
+            let permit = gate.acquire_owned().await.expect("the gate is never closed");
             let started = Instant::now();
             let mut opened = OpenGuard(&gauge, false);
             let outcome = tokio::time::timeout(limit, async {

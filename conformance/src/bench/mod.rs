@@ -97,9 +97,7 @@ fn parse_server(value: &str) -> Result<(String, PathBuf), String> {
         Some((name, program)) if !name.is_empty() && !program.is_empty() && name != FLOOR => {
             Ok((name.to_owned(), PathBuf::from(program)))
         }
-        _ => Err(format!(
-            "expected NAME=PROGRAM with a name other than {FLOOR:?}, got {value:?}"
-        )),
+        _ => Err(format!("expected NAME=PROGRAM with a name other than {FLOOR:?}, got {value:?}")),
     }
 }
 
@@ -199,27 +197,19 @@ pub struct Throughput {
 /// Runs every scenario against the floor and the chosen frameworks; writes bench.json,
 /// summary.md and the SVG charts to `options.out`.
 pub async fn run(options: &Options) -> Result<Results, String> {
-    for (flag, values) in [
-        ("--concurrency", &options.concurrency),
-        ("--fast-streams", &options.fast_streams),
-    ] {
-        if let Some(twice) = values
-            .iter()
-            .find(|v| values.iter().filter(|w| w == v).count() > 1)
-        {
+    for (flag, values) in
+        [("--concurrency", &options.concurrency), ("--fast-streams", &options.fast_streams)]
+    {
+        if let Some(twice) = values.iter().find(|v| values.iter().filter(|w| w == v).count() > 1) {
             return Err(format!("{flag} lists {twice} twice"));
         }
     }
     let names = options.frameworks.iter().map(|f| f.name());
-    let mut names: Vec<&str> = names
-        .chain(options.servers.iter().map(|(n, _)| n.as_str()))
-        .collect();
+    let mut names: Vec<&str> =
+        names.chain(options.servers.iter().map(|(n, _)| n.as_str())).collect();
     names.sort_unstable();
     if let Some(pair) = names.windows(2).find(|pair| pair[0] == pair[1]) {
-        return Err(format!(
-            "two servers are named {:?}; give --server another name",
-            pair[0]
-        ));
+        return Err(format!("two servers are named {:?}; give --server another name", pair[0]));
     }
     let fd_limit = system::raise_fd_limit()?;
     eprintln!(
@@ -312,11 +302,7 @@ pub async fn run(options: &Options) -> Result<Results, String> {
             .join(" "),
         machine: system::machine(),
         fd_limit,
-        client_build: if cfg!(debug_assertions) {
-            "debug"
-        } else {
-            "release"
-        },
+        client_build: if cfg!(debug_assertions) { "debug" } else { "release" },
         note: "client and servers share the machine; one server runs at a time",
         options: options.clone(),
         servers,
@@ -329,9 +315,8 @@ pub async fn run(options: &Options) -> Result<Results, String> {
 
 /// Builds the floor and the frameworks' servers in release mode; their executables, floor first.
 async fn build(frameworks: &[Framework]) -> Result<Vec<(String, PathBuf)>, String> {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("the crate sits in the workspace");
+    let root =
+        Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("the crate sits in the workspace");
     let mut programs = vec![(
         FLOOR.to_owned(),
         cargo_build(root, &["-p", "conformance", "--example", "floor"], "floor").await?,
@@ -349,21 +334,14 @@ async fn cargo_build(root: &Path, args: &[&str], target: &str) -> Result<PathBuf
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let output = tokio::process::Command::new(cargo)
         .current_dir(root)
-        .args([
-            "build",
-            "--release",
-            "--message-format=json-render-diagnostics",
-        ])
+        .args(["build", "--release", "--message-format=json-render-diagnostics"])
         .args(args)
         .stderr(std::process::Stdio::inherit())
         .output()
         .await
         .map_err(|e| format!("cannot run cargo: {e}"))?;
     if !output.status.success() {
-        return Err(format!(
-            "cargo build of {target} failed ({})",
-            output.status
-        ));
+        return Err(format!("cargo build of {target} failed ({})", output.status));
     }
     String::from_utf8_lossy(&output.stdout)
         .lines()
@@ -429,11 +407,7 @@ impl Cpu {
 }
 
 async fn concurrency(
-    spawned: &Spawned,
-    addr: SocketAddr,
-    streams: u32,
-    options: &Options,
-    bar: &ProgressBar,
+    spawned: &Spawned, addr: SocketAddr, streams: u32, options: &Options, bar: &ProgressBar,
     name: &str,
 ) -> Result<Concurrency, String> {
     let interval = Duration::from_millis(options.line_interval_ms);
@@ -518,11 +492,7 @@ async fn concurrency(
 }
 
 async fn throughput(
-    spawned: &Spawned,
-    addr: SocketAddr,
-    streams: u32,
-    options: &Options,
-    bar: &ProgressBar,
+    spawned: &Spawned, addr: SocketAddr, streams: u32, options: &Options, bar: &ProgressBar,
     name: &str,
 ) -> Result<Throughput, String> {
     load::fetch(addr, "/stream?count=2&interval_ms=0")
@@ -568,11 +538,7 @@ fn lateness_of(arrivals: &[f64], interval_ms: f64) -> impl Iterator<Item = f64> 
         .enumerate()
         .map(|(k, at)| at - k as f64 * interval_ms)
         .fold(f64::INFINITY, f64::min);
-    arrivals
-        .iter()
-        .enumerate()
-        .skip(1)
-        .map(move |(k, at)| at - (anchor + k as f64 * interval_ms))
+    arrivals.iter().enumerate().skip(1).map(move |(k, at)| at - (anchor + k as f64 * interval_ms))
 }
 
 fn latest(c: &Concurrency) -> f64 {
@@ -585,10 +551,7 @@ fn write(results: &Results, out: &Path) -> Result<(), String> {
         let path = out.join(name);
         std::fs::write(&path, text).map_err(|e| format!("cannot write {}: {e}", path.display()))
     };
-    put(
-        "bench.json",
-        serde_json::to_string_pretty(results).expect("results serialize") + "\n",
-    )?;
+    put("bench.json", serde_json::to_string_pretty(results).expect("results serialize") + "\n")?;
     put("summary.md", report::markdown(results))?;
     for &streams in &results.options.concurrency {
         let pooled: Vec<(&str, Vec<f64>)> = results

@@ -31,21 +31,13 @@ fn own_figures(server: &ServerResults) -> Vec<(String, &'static str, &'static st
     let mut sizes: Vec<u32> = server.concurrency.iter().map(|c| c.streams).collect();
     sizes.dedup();
     for streams in sizes {
-        let runs: Vec<&Concurrency> = server
-            .concurrency
-            .iter()
-            .filter(|c| c.streams == streams)
-            .collect();
+        let runs: Vec<&Concurrency> =
+            server.concurrency.iter().filter(|c| c.streams == streams).collect();
         let scenario = format!("{streams} slow streams");
         // Completion counts from the worst run, not the median.
         if let Some(worst) = runs.iter().map(|c| c.completed).min() {
             figures.push((scenario.clone(), "completed", "streams", worst.into()));
-            figures.push((
-                scenario.clone(),
-                "errors",
-                "streams",
-                (streams - worst).into(),
-            ));
+            figures.push((scenario.clone(), "errors", "streams", (streams - worst).into()));
         }
         let mut add = |metric, unit, value: &dyn Fn(&Concurrency) -> Option<f64>| {
             if let Some(m) = median(runs.iter().filter_map(|c| value(c)).collect()) {
@@ -63,11 +55,8 @@ fn own_figures(server: &ServerResults) -> Vec<(String, &'static str, &'static st
     let mut sizes: Vec<u32> = server.throughput.iter().map(|t| t.streams).collect();
     sizes.dedup();
     for streams in sizes {
-        let runs: Vec<&Throughput> = server
-            .throughput
-            .iter()
-            .filter(|t| t.streams == streams)
-            .collect();
+        let runs: Vec<&Throughput> =
+            server.throughput.iter().filter(|t| t.streams == streams).collect();
         let scenario = format!("{streams} fast streams");
         let mut add = |metric, unit, value: &dyn Fn(&Throughput) -> f64| {
             if let Some(m) = median(runs.iter().map(|t| value(t)).collect()) {
@@ -78,12 +67,7 @@ fn own_figures(server: &ServerResults) -> Vec<(String, &'static str, &'static st
         add("MB/s", "MB/s", &|t| t.mb_per_s);
         add("server CPU", "ms", &|t| t.server_cpu_ms);
         let worst = runs.iter().map(|t| t.completed).min().unwrap_or(0);
-        figures.push((
-            scenario.clone(),
-            "errors",
-            "streams",
-            (streams - worst).into(),
-        ));
+        figures.push((scenario.clone(), "errors", "streams", (streams - worst).into()));
     }
     if let Some(m) = median(server.startup_ms.clone()) {
         figures.push(("start-up".into(), "spawn to listening", "ms", m));
@@ -94,27 +78,21 @@ fn own_figures(server: &ServerResults) -> Vec<(String, &'static str, &'static st
 pub fn figures(servers: &[ServerResults]) -> Vec<Figure> {
     let floor = servers.iter().find(|s| s.name == FLOOR).map(own_figures);
     let floor_value = |scenario: &str, metric: &str| {
-        floor
-            .iter()
-            .flatten()
-            .find(|(s, m, ..)| s == scenario && *m == metric)
-            .map(|f| f.3)
+        floor.iter().flatten().find(|(s, m, ..)| s == scenario && *m == metric).map(|f| f.3)
     };
     servers
         .iter()
         .flat_map(|server| {
-            own_figures(server)
-                .into_iter()
-                .map(|(scenario, metric, unit, value)| Figure {
-                    ratio_to_floor: floor_value(&scenario, metric)
-                        .filter(|f| *f > 0.0 && value >= 0.0 && server.name != FLOOR)
-                        .map(|f| value / f),
-                    server: server.name.clone(),
-                    scenario,
-                    metric,
-                    unit,
-                    value,
-                })
+            own_figures(server).into_iter().map(|(scenario, metric, unit, value)| Figure {
+                ratio_to_floor: floor_value(&scenario, metric)
+                    .filter(|f| *f > 0.0 && value >= 0.0 && server.name != FLOOR)
+                    .map(|f| value / f),
+                server: server.name.clone(),
+                scenario,
+                metric,
+                unit,
+                value,
+            })
         })
         .collect()
 }
@@ -149,12 +127,7 @@ pub fn targets(figures: &[Figure]) -> Vec<Target> {
     let mut targets = Vec::new();
     for server in servers.into_iter().filter(|s| *s != FLOOR) {
         let mut judge = |target: String, measured: String, met: bool| {
-            targets.push(Target {
-                server: server.to_owned(),
-                target,
-                measured,
-                met,
-            });
+            targets.push(Target { server: server.to_owned(), target, measured, met });
         };
         if let (Some(done), Some(streams)) = (find(server, &slow, "completed"), most) {
             judge(
@@ -172,10 +145,8 @@ pub fn targets(figures: &[Figure]) -> Vec<Target> {
                 );
             }
         }
-        let relative = [
-            ("memory per stream", &slow, "≤ 1.5×", 1.5),
-            ("lines/s", &fast, "≥ 0.8×", 0.8),
-        ];
+        let relative =
+            [("memory per stream", &slow, "≤ 1.5×", 1.5), ("lines/s", &fast, "≥ 0.8×", 0.8)];
         for (metric, scenario, bound, limit) in relative {
             let Some(f) = find(server, scenario, metric) else {
                 continue;
@@ -184,16 +155,9 @@ pub fn targets(figures: &[Figure]) -> Vec<Target> {
                 continue;
             };
             judge(
-                format!(
-                    "{} {metric} {bound} floor",
-                    scenario.as_deref().unwrap_or_default()
-                ),
+                format!("{} {metric} {bound} floor", scenario.as_deref().unwrap_or_default()),
                 format!("{} {} = {ratio:.2}× floor", number(f.value, f.unit), f.unit),
-                if limit > 1.0 {
-                    ratio <= limit
-                } else {
-                    ratio >= limit
-                },
+                if limit > 1.0 { ratio <= limit } else { ratio >= limit },
             );
         }
     }
@@ -270,11 +234,7 @@ pub fn markdown(results: &Results) -> String {
         }
     }
     for scenario in scenarios {
-        let figures: Vec<_> = results
-            .figures
-            .iter()
-            .filter(|f| f.scenario == scenario)
-            .collect();
+        let figures: Vec<_> = results.figures.iter().filter(|f| f.scenario == scenario).collect();
         let mut metrics: Vec<(&str, &str)> = Vec::new();
         for f in &figures {
             if !metrics.contains(&(f.metric, f.unit)) {
@@ -310,11 +270,7 @@ pub fn markdown(results: &Results) -> String {
         table(&mut out, &header, &rows);
     }
     if !results.targets.is_empty() {
-        let _ = writeln!(
-            out,
-            "**Targets** (medians of {} runs)\n",
-            results.options.runs
-        );
+        let _ = writeln!(out, "**Targets** (medians of {} runs)\n", results.options.runs);
         let rows: Vec<Vec<String>> = results
             .targets
             .iter()
@@ -341,10 +297,7 @@ mod tests {
     fn nearest_rank_percentiles() {
         let samples: Vec<f64> = (1..=1000).map(f64::from).collect();
         let q = Quantiles::of(&samples).unwrap();
-        assert_eq!(
-            (q.min, q.p50, q.p99, q.p999, q.max),
-            (1.0, 500.0, 990.0, 999.0, 1000.0)
-        );
+        assert_eq!((q.min, q.p50, q.p99, q.p999, q.max), (1.0, 500.0, 990.0, 999.0, 1000.0));
         let one = Quantiles::of(&[f64::NAN, 7.0]).unwrap();
         assert_eq!((one.p50, one.p99, one.max), (7.0, 7.0, 7.0));
         assert!(Quantiles::of(&[]).is_none());
@@ -362,22 +315,15 @@ mod tests {
             ratio_to_floor: ratio,
         };
         let mut figures = Vec::new();
-        for (server, done, p99, max, memory, rate) in [
-            ("good", 100.0, 5.0, 50.0, 1.5, 0.8),
-            ("bad", 99.0, 5.1, 50.1, 1.6, 0.7),
-        ] {
+        for (server, done, p99, max, memory, rate) in
+            [("good", 100.0, 5.0, 50.0, 1.5, 0.8), ("bad", 99.0, 5.1, 50.1, 1.6, 0.7)]
+        {
             figures.extend([
                 figure(server, "10 slow streams", "completed", 10.0, None),
                 figure(server, "100 slow streams", "completed", done, None),
                 figure(server, "100 slow streams", "lateness p99", p99, None),
                 figure(server, "100 slow streams", "lateness max", max, None),
-                figure(
-                    server,
-                    "100 slow streams",
-                    "memory per stream",
-                    1.0,
-                    Some(memory),
-                ),
+                figure(server, "100 slow streams", "memory per stream", 1.0, Some(memory)),
                 figure(server, "1 fast streams", "lines/s", 1.0, Some(rate)),
                 figure(server, "16 fast streams", "lines/s", 1.0, Some(0.1)),
             ]);

@@ -10,9 +10,7 @@ pub fn cpu_ms(pid: &str) -> Option<f64> {
     // The command name, field 2, may hold spaces and parentheses: count from its end.
     let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
     let ticks: u64 = fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
-    let per_second = nix::unistd::sysconf(nix::unistd::SysconfVar::CLK_TCK)
-        .ok()
-        .flatten()?;
+    let per_second = nix::unistd::sysconf(nix::unistd::SysconfVar::CLK_TCK).ok().flatten()?;
     Some(ticks as f64 * 1000.0 / per_second as f64)
 }
 

@@ -157,13 +157,7 @@ pub async fn start_logged(fault: Fault) -> (SocketAddr, ServerLog) {
         // The listener is dropped otherwise: connections are refused.
         let logger = Logger(Some(log.clone()));
         let never = std::future::pending();
-        tokio::spawn(serve(
-            listener,
-            fault,
-            logger,
-            never,
-            Duration::from_secs(30),
-        ));
+        tokio::spawn(serve(listener, fault, logger, never, Duration::from_secs(30)));
     }
     (addr, log)
 }
@@ -171,10 +165,7 @@ pub async fn start_logged(fault: Fault) -> (SocketAddr, ServerLog) {
 /// Serves until `shutdown`; then stops accepting, lets the streams run for `grace`, ends the
 /// rest cleanly and returns once none is left.
 pub async fn serve(
-    listener: TcpListener,
-    fault: Fault,
-    logger: Logger,
-    shutdown: impl Future<Output = ()>,
+    listener: TcpListener, fault: Fault, logger: Logger, shutdown: impl Future<Output = ()>,
     grace: Duration,
 ) {
     if fault == Fault::NotListening {
@@ -297,10 +288,7 @@ fn parse(query: &str, endpoint: Endpoint, fault: Fault) -> Result<Params, String
             ("keepalive_ms", Endpoint::Events) => (&mut keepalive, 100, 600_000),
             _ => return Err(format!("unknown parameter {name:?}")),
         };
-        if slot
-            .replace(value.parse::<u32>().unwrap_or(u32::MAX))
-            .is_some()
-        {
+        if slot.replace(value.parse::<u32>().unwrap_or(u32::MAX)).is_some() {
             return Err(format!("{name} given twice: give it once, {min}..={max}"));
         }
         if !(min..=max).contains(&slot.unwrap_or_default()) {
@@ -332,9 +320,7 @@ fn resume_after(req: &Request, count: u32, fault: Fault) -> Result<u32, String> 
     match raw.parse::<u32>() {
         Ok(id) if id <= count => Ok(id),
         _ if fault == Fault::EventsAcceptBadLastEventId => Ok(0),
-        _ => Err(format!(
-            "invalid Last-Event-ID: expected 0..={count}, got {raw:?}"
-        )),
+        _ => Err(format!("invalid Last-Event-ID: expected 0..={count}, got {raw:?}")),
     }
 }
 
@@ -363,9 +349,7 @@ impl Encoder {
             if parts.any(|p| p == "q=0") {
                 continue;
             }
-            if let Some(known) = ["gzip", "br", "zstd", "deflate"]
-                .into_iter()
-                .find(|k| *k == name)
+            if let Some(known) = ["gzip", "br", "zstd", "deflate"].into_iter().find(|k| *k == name)
             {
                 return (Self::new(known), Some(known));
             }
@@ -378,12 +362,7 @@ impl Encoder {
         match encoding {
             "gzip" => Self::Gzip(flate2::write::GzEncoder::new(Vec::new(), level)),
             "deflate" => Self::Deflate(flate2::write::ZlibEncoder::new(Vec::new(), level)),
-            "br" => Self::Br(Box::new(brotli::CompressorWriter::new(
-                Vec::new(),
-                4096,
-                5,
-                22,
-            ))),
+            "br" => Self::Br(Box::new(brotli::CompressorWriter::new(Vec::new(), 4096, 5, 22))),
             "zstd" => Self::Zstd(zstd::stream::write::Encoder::new(Vec::new(), 3).expect("zstd")),
             _ => Self::Identity,
         }
@@ -392,10 +371,7 @@ impl Encoder {
     /// Compresses `bytes`; with `flush`, everything so far comes out now.
     fn encode(&mut self, bytes: &[u8], flush: bool) -> Vec<u8> {
         fn run<W: Write>(
-            w: &mut W,
-            bytes: &[u8],
-            flush: bool,
-            out: fn(&mut W) -> &mut Vec<u8>,
+            w: &mut W, bytes: &[u8], flush: bool, out: fn(&mut W) -> &mut Vec<u8>,
         ) -> Vec<u8> {
             w.write_all(bytes).expect("compress into memory");
             if flush {
@@ -434,10 +410,7 @@ impl Encoder {
 const INDEX: &str = include_str!("../../../examples-axum/src/index.html");
 
 async fn handle(
-    mut tcp: TcpStream,
-    fault: Fault,
-    logger: &Logger,
-    grace_over: watch::Receiver<bool>,
+    mut tcp: TcpStream, fault: Fault, logger: &Logger, grace_over: watch::Receiver<bool>,
 ) -> std::io::Result<Answer> {
     tcp.set_nodelay(true)?;
     let req = if fault == Fault::NoHeaderTimeout {
@@ -470,20 +443,9 @@ async fn handle(
             return stream(&mut tcp, &req, endpoint, fault, logger, grace_over).await;
         }
         _ => {
-            let allow: &[&str] = if fault == Fault::NoAllow {
-                &[]
-            } else {
-                &["allow: GET, HEAD"]
-            };
-            simple(
-                &mut tcp,
-                &req,
-                fault,
-                "405 Method Not Allowed",
-                allow,
-                "method not allowed\n",
-            )
-            .await?;
+            let allow: &[&str] = if fault == Fault::NoAllow { &[] } else { &["allow: GET, HEAD"] };
+            simple(&mut tcp, &req, fault, "405 Method Not Allowed", allow, "method not allowed\n")
+                .await?;
         }
     }
     Ok(Answer::Ok)
@@ -492,19 +454,12 @@ async fn handle(
 /// A complete response, compressed when the client asks; `extra` may replace the
 /// content-type.
 async fn simple(
-    tcp: &mut TcpStream,
-    req: &Request,
-    fault: Fault,
-    status: &str,
-    extra: &[&str],
-    body: &str,
+    tcp: &mut TcpStream, req: &Request, fault: Fault, status: &str, extra: &[&str], body: &str,
 ) -> std::io::Result<()> {
     let (encoder, encoding) = Encoder::negotiate(req, fault);
     let body = encoder.all(body.as_bytes());
-    let mut head = format!(
-        "HTTP/1.1 {status}\r\ncontent-length: {}\r\nconnection: close\r\n",
-        body.len()
-    );
+    let mut head =
+        format!("HTTP/1.1 {status}\r\ncontent-length: {}\r\nconnection: close\r\n", body.len());
     if !extra.iter().any(|h| h.starts_with("content-type")) {
         head.push_str("content-type: text/plain; charset=utf-8\r\n");
     }
@@ -539,22 +494,14 @@ impl Drop for Progress<'_> {
 }
 
 async fn stream(
-    tcp: &mut TcpStream,
-    req: &Request,
-    endpoint: Endpoint,
-    fault: Fault,
-    logger: &Logger,
+    tcp: &mut TcpStream, req: &Request, endpoint: Endpoint, fault: Fault, logger: &Logger,
     mut grace_over: watch::Receiver<bool>,
 ) -> std::io::Result<Answer> {
     let params = match parse(&req.query, endpoint, fault) {
         Ok(params) => params,
         Err(_) if fault == Fault::AcceptsBadInput => parse("", endpoint, fault).expect("defaults"),
         Err(message) => {
-            let body = if fault == Fault::SilentBadInput {
-                String::new()
-            } else {
-                message + "\n"
-            };
+            let body = if fault == Fault::SilentBadInput { String::new() } else { message + "\n" };
             simple(tcp, req, fault, "400 Bad Request", &[], &body).await?;
             return Ok(Answer::BadInput);
         }
@@ -576,11 +523,7 @@ async fn stream(
     }
     let head_request = req.method == "HEAD";
     let shown = |k: u32| {
-        if fault == Fault::WrongContent {
-            k - 1
-        } else {
-            k
-        }
+        if fault == Fault::WrongContent { k - 1 } else { k }
     };
     let item = |k: u32| match endpoint {
         Endpoint::Stream => format!("{}\n", shown(k)),
@@ -688,11 +631,7 @@ async fn stream(
         || (endpoint == Endpoint::Events && fault == Fault::EventsBuffered);
     let keepalive = (endpoint == Endpoint::Events && fault != Fault::EventsNoKeepalive)
         .then_some(params.keepalive);
-    let mut progress = Progress {
-        logger,
-        produced: 0,
-        of: n as u32,
-    };
+    let mut progress = Progress { logger, produced: 0, of: n as u32 };
     let mut pending = prefix.to_owned();
     let mut last_write = start;
     for (i, k) in (first..=count).enumerate() {
