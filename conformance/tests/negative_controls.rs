@@ -293,35 +293,30 @@ fn read_stream_sees_buffering_and_ignored_last_event_id() {
     use conformance::clients;
     let program = broken_program(Fault::None).program.with_file_name("read_stream");
     let interval = std::time::Duration::from_millis(200);
+    let expect = |what: &str, fault: Fault, outcome: conformance::Outcome, fails: Option<&str>| {
+        println!("{what} {fault:?}: {} {}", outcome.level, outcome.reason);
+        match fails {
+            None => assert_eq!(outcome.level, Level::Pass, "{what} {fault:?}: {}", outcome.reason),
+            Some(reason) => assert!(
+                outcome.level == Level::Fail && outcome.reason.contains(reason),
+                "{what} {fault:?}: expected a failure mentioning {reason:?}, got {} {}",
+                outcome.level,
+                outcome.reason
+            ),
+        }
+    };
     runtime().block_on(async {
-        for fault in [Fault::None, Fault::Buffered, Fault::EventsIgnoreLastEventId] {
+        for (fault, fails) in [(Fault::None, None), (Fault::Buffered, Some("batched"))] {
             let base = format!("http://{}", broken::start(fault).await);
             let lines = clients::read_stream_prints_lines(&program, &base, 5, interval).await;
+            expect("/stream", fault, lines, fails);
+        }
+        for (fault, fails) in
+            [(Fault::None, None), (Fault::EventsIgnoreLastEventId, Some("ignored Last-Event-ID"))]
+        {
+            let base = format!("http://{}", broken::start(fault).await);
             let events = clients::read_stream_resumes_events(&program, &base, 4, interval).await;
-            println!("{fault:?}: {} / {}", lines.reason, events.reason);
-            let (lines_fail, events_fail) = match fault {
-                Fault::None => (None, None),
-                Fault::Buffered => (Some("batched"), None),
-                _ => (None, Some("ignored Last-Event-ID")),
-            };
-            for (what, outcome, fails) in
-                [("lines", lines, lines_fail), ("events", events, events_fail)]
-            {
-                match fails {
-                    None => assert_eq!(
-                        outcome.level,
-                        Level::Pass,
-                        "{fault:?} {what}: {}",
-                        outcome.reason
-                    ),
-                    Some(reason) => assert!(
-                        outcome.level == Level::Fail && outcome.reason.contains(reason),
-                        "{fault:?} {what}: expected a failure mentioning {reason:?}, got {} {}",
-                        outcome.level,
-                        outcome.reason
-                    ),
-                }
-            }
+            expect("/events", fault, events, fails);
         }
     });
 }
