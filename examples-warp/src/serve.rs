@@ -3,13 +3,18 @@
 //! bounded by `--grace-secs`. Nothing here is about streaming; a snippet reader can skip it.
 //! TLS and HTTP/2 over TLS will be served from here.
 
-use std::{io, io::IsTerminal, net::SocketAddr, pin::pin, time::Duration};
+use std::{io, io::IsTerminal, net::SocketAddr, pin::pin, sync::Arc, time::Duration};
 
 use clap::Parser;
-use futures_util::FutureExt;
+use hyper::{
+    Request,
+    body::{Body, Incoming},
+    server::conn::http1,
+    service::Service,
+};
 use hyper_util::{
     rt::{TokioExecutor, TokioIo, TokioTimer},
-    server::{conn::auto, graceful::GracefulShutdown},
+    server::conn::auto,
     service::TowerToHyperService,
 };
 use tokio::{
@@ -17,7 +22,7 @@ use tokio::{
     signal::unix::{SignalKind, signal},
     time::{sleep, timeout},
 };
-use tokio_util::sync::CancellationToken;
+use tokio_util::{sync::CancellationToken, task::TaskTracker};
 use warp::{
     Filter, Rejection, Reply,
     host::Authority,
@@ -54,10 +59,8 @@ where
     println!("listening on http://{}", listener.local_addr()?);
     // warp 0.4's `serve` gives hyper no timer, so headers that never end hang, and sets no
     // TCP_NODELAY: this is its accept loop with both, serving HTTP/1.1 and h2c.
-    let mut http = auto::Builder::new(TokioExecutor::new());
-    http.http1().timer(TokioTimer::new());
-    http.http2().timer(TokioTimer::new());
-    let connections = GracefulShutdown::new();
+    let http = Arc::new(Http::new());
+    let (connections, stop) = (TaskTracker::new(), CancellationToken::new());
     let mut signal = pin!(shutdown_signal()?);
     loop {
         let tcp = tokio::select! {
@@ -65,16 +68,16 @@ where
             () = &mut signal => break,
         };
         let service = TowerToHyperService::new(warp::service(app.clone()));
-        let conn = http.serve_connection_with_upgrades(TokioIo::new(tcp), service);
-        tokio::spawn(connections.watch(conn.into_owned()).map(drop));
+        connections.spawn(Arc::clone(&http).serve(tcp, service, stop.clone()));
     }
     drop(listener); // New connections are refused from here on.
     tracing::info!("shutting down: open streams get {}s to finish", args.grace_secs);
-    let mut drained = pin!(connections.shutdown());
-    if timeout(grace, &mut drained).await.is_err() {
+    stop.cancel(); // Each connection closes once its responses are complete.
+    connections.close();
+    if timeout(grace, connections.wait()).await.is_err() {
         grace_over.cancel();
         // Streams end at once; a client that stopped reading or never sent its request gets 1 s.
-        if timeout(Duration::from_secs(1), drained).await.is_err() {
+        if timeout(Duration::from_secs(1), connections.wait()).await.is_err() {
             tracing::warn!("closing connections that are still open");
         }
     }
@@ -82,6 +85,84 @@ where
     // ANCHOR_END: serve
 }
 
+/// HTTP/1.1 and h2c (HTTP/2 with prior knowledge) on one port, with upgrades, and a timer,
+/// without which hyper's 30 s header_read_timeout is off.
+struct Http {
+    http1: http1::Builder,
+    auto: auto::Builder<TokioExecutor>,
+}
+
+impl Http {
+    fn new() -> Self {
+        let mut http1 = http1::Builder::new();
+        http1.timer(TokioTimer::new());
+        let mut auto = auto::Builder::new(TokioExecutor::new());
+        auto.http1().timer(TokioTimer::new());
+        auto.http2().timer(TokioTimer::new());
+        Self { http1, auto }
+    }
+
+    /// Serves one connection until it ends, or until `stop`: then it finishes the requests in
+    /// flight and closes.
+    ///
+    /// hyper-util's auto builder tells HTTP/2's preface from HTTP/1 by reading the first bytes
+    /// itself and handing them to hyper as a first, short read, after which hyper's 8 KiB read
+    /// buffer doubles: an open stream cost 18.2 KiB instead of 12 (docs/src/performance.md).
+    /// The preface starts with `P`, which in HTTP/1 only POST, PUT and PATCH do, so every other
+    /// request goes to hyper's HTTP/1 directly.
+    async fn serve<S, B>(self: Arc<Self>, tcp: TcpStream, service: S, stop: CancellationToken)
+    where
+        S: Service<Request<Incoming>, Response = hyper::Response<B>> + Send + 'static,
+        S::Future: Send + 'static,
+        S::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+        B: Body + Send + 'static,
+        B::Data: Send,
+        B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    {
+        let mut first = [0u8; 1];
+        match timeout(HEADER_READ_TIMEOUT, tcp.peek(&mut first)).await {
+            Ok(Ok(1)) if first[0] != b'P' => {
+                let conn = self.http1.serve_connection(TokioIo::new(tcp), service).with_upgrades();
+                until_stopped!(conn, stop);
+            }
+            // Boxed: the rare path's larger state stays out of every connection's task.
+            Ok(Ok(1)) => Box::pin(self.serve_auto(tcp, service, stop)).await,
+            _ => {} // Closed, failed, or silent for 30 s: nothing to serve.
+        }
+    }
+
+    async fn serve_auto<S, B>(&self, tcp: TcpStream, service: S, stop: CancellationToken)
+    where
+        S: Service<Request<Incoming>, Response = hyper::Response<B>> + Send + 'static,
+        S::Future: Send + 'static,
+        S::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+        B: Body + Send + 'static,
+        B::Data: Send,
+        B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    {
+        let conn = self.auto.serve_connection_with_upgrades(TokioIo::new(tcp), service);
+        until_stopped!(conn, stop);
+    }
+}
+
+/// hyper's default; a client silent for longer before its first byte is dropped too.
+const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Drives a connection to its end; when `stop` fires, tells it to finish the requests in flight
+/// and close.
+macro_rules! until_stopped {
+    ($conn:expr, $stop:expr) => {{
+        let mut conn = pin!($conn);
+        tokio::select! {
+            _ = conn.as_mut() => {}
+            () = $stop.cancelled() => {
+                conn.as_mut().graceful_shutdown();
+                let _ = conn.await;
+            }
+        }
+    }};
+}
+use until_stopped;
 /// The next connection, with TCP_NODELAY: small writes go out at once instead of waiting for the
 /// previous segment's ACK (Nagle). A failed accept that is the client's own trouble is skipped;
 /// anything else (out of file descriptors) is logged and waited out for a second, as
