@@ -2,12 +2,16 @@
 //! its last byte arrives. Two ways in: reqwest for ordinary HTTP/1.1 exchanges, and a raw TCP
 //! exchange for what an HTTP library hides (an HTTP/1.0 request, bytes after a HEAD response).
 
-use std::time::{Duration, Instant};
+use std::{
+    sync::Arc,
+    time::{Duration, Instant},
+};
 
 use reqwest::Method;
 use tokio::{
     io::{AsyncReadExt, AsyncWriteExt},
     net::TcpStream,
+    sync::Semaphore,
 };
 
 use crate::{Config, Evidence, LineArrival, decode::Decoder};
@@ -57,6 +61,9 @@ pub struct Ask {
     /// Stop (and hang up) as soon as the response head is in.
     pub head_only: bool,
     pub framing: Framing,
+    /// Wait for a permit before sending, and hold it until the response head is in: bounds how
+    /// many connections are being opened at once. Timings start once the permit is held.
+    pub opening: Option<Arc<Semaphore>>,
 }
 
 impl Ask {
@@ -68,6 +75,7 @@ impl Ask {
             deadline,
             head_only: false,
             framing: Framing::Lines,
+            opening: None,
         }
     }
     pub fn header(mut self, name: &'static str, value: impl Into<String>) -> Self {
@@ -80,6 +88,10 @@ impl Ask {
     }
     pub fn head_only(mut self) -> Self {
         self.head_only = true;
+        self
+    }
+    pub fn opening(mut self, gate: Arc<Semaphore>) -> Self {
+        self.opening = Some(gate);
         self
     }
 }
@@ -251,8 +263,14 @@ pub async fn send(cfg: &Config, ask: Ask) -> Fetched {
     for (name, value) in &ask.headers {
         request = request.header(*name, value);
     }
+    let permit = match ask.opening {
+        Some(gate) => Some(gate.acquire_owned().await.expect("the gate is never closed")),
+        None => None,
+    };
     let sent = Instant::now();
-    let mut response = match tokio::time::timeout(ask.deadline, request.send()).await {
+    let answer = tokio::time::timeout(ask.deadline, request.send()).await;
+    drop(permit);
+    let mut response = match answer {
         Ok(Ok(response)) => response,
         Ok(Err(err)) => {
             out.error = Some(describe(&err));
