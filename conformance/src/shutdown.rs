@@ -107,11 +107,23 @@ async fn refused_within(base: &str, limit: Duration) -> Option<f64> {
     None
 }
 
+/// What [`signal_during`] saw: the server, when it was signalled, each stream, when new
+/// connections were refused, and the idle connection it held open (if asked for one).
+struct Signalled {
+    server: Spawned,
+    at: Instant,
+    seen: Vec<Seen>,
+    refused: Option<f64>,
+    _idle: Option<tokio::net::TcpStream>,
+}
+
 /// Starts an instance with `args`, opens `streams` copies of `path`, and sends SIGTERM as soon
-/// as every one has its first line.
+/// as every one has its first line. With `idle`, a connection that sends nothing is opened
+/// first (so the server has accepted it by then) and kept open: a browser's preconnected
+/// socket, say.
 async fn signal_during(
-    cfg: &Config, args: &[&str], streams: usize, path: &str, deadline: Duration,
-) -> Result<(Spawned, Instant, Vec<Seen>, Option<f64>), Outcome> {
+    cfg: &Config, args: &[&str], streams: usize, path: &str, deadline: Duration, idle: bool,
+) -> Result<Signalled, Outcome> {
     let Some(launch) = &cfg.local.launch else {
         return Err(Outcome::warn(
             "needs to start the server itself: run it from the test suite or `matrix`",
@@ -120,6 +132,14 @@ async fn signal_during(
     let server = launch
         .spawn(args)
         .map_err(|e| Outcome::fail(format!("cannot start another instance: {e}")))?;
+    let idle = match idle {
+        true => Some(
+            tokio::net::TcpStream::connect(server.base.trim_start_matches("http://"))
+                .await
+                .map_err(|e| Outcome::fail(format!("cannot open an idle connection: {e}")))?,
+        ),
+        false => None,
+    };
     let (first_tx, mut first_rx) = mpsc::channel(streams);
     let (signal_tx, signal_rx) = tokio::sync::watch::channel(None);
     let readers: Vec<_> = (0..streams)
@@ -143,17 +163,18 @@ async fn signal_during(
     }
     let refused = refused_within(&server.base, Duration::from_secs(1)).await;
     let seen = join_all(readers).await.into_iter().map(|r| r.unwrap_or_default()).collect();
-    Ok((server, signalled, seen, refused))
+    Ok(Signalled { server, at: signalled, seen, refused, _idle: idle })
 }
 
 /// 50 streams of 2 s each, SIGTERM after their first line: all get every line, new connections
-/// are refused at once, and the process exits 0 right after the last stream.
+/// are refused at once, and the process exits 0 right after the last stream, although a
+/// connection that has sent nothing is still open.
 pub async fn shutdown_drains_streams(cfg: &Config) -> Outcome {
     let (count, interval, streams) = (5u32, Duration::from_millis(500), 50);
     let path = format!("/stream?count={count}&interval_ms={}", interval.as_millis());
     let deadline = Duration::from_secs(15);
-    let (mut server, signalled, seen, refused) =
-        match signal_during(cfg, &[], streams, &path, deadline).await {
+    let Signalled { mut server, at: signalled, seen, refused, _idle } =
+        match signal_during(cfg, &[], streams, &path, deadline, true).await {
             Ok(run) => run,
             Err(outcome) => return outcome,
         };
@@ -190,13 +211,15 @@ pub async fn shutdown_drains_streams(cfg: &Config) -> Outcome {
             )),
             Some((_, code)) if code != 0 => Outcome::fail(format!("exited with status {code}")),
             Some((at, _)) if at > last_end + 1500.0 => Outcome::fail(format!(
-                "exited {at:.0} ms after SIGTERM, {:.0} ms after its last stream ended: it \
-                 should exit as soon as no stream is left",
+                "exited {at:.0} ms after SIGTERM, {:.0} ms after its last stream ended, with a \
+                 connection open that had sent nothing: it should exit as soon as no stream is \
+                 left",
                 at - last_end
             )),
             Some((at, _)) => Outcome::pass(format!(
                 "{streams} streams got all {count} lines (the last ended {last_end:.0} ms after \
-                 SIGTERM), connections refused after {:.0} ms, exit 0 after {at:.0} ms",
+                 SIGTERM), connections refused after {:.0} ms, exit 0 after {at:.0} ms with an \
+                 idle connection open",
                 refused.unwrap_or_default()
             )),
         }
@@ -211,12 +234,19 @@ pub async fn shutdown_bounded_by_grace(cfg: &Config) -> Outcome {
     let (count, interval) = (100u32, Duration::from_millis(100));
     let path = format!("/stream?count={count}&interval_ms={}", interval.as_millis());
     let secs = grace.as_secs().to_string();
-    let (mut server, signalled, seen, _) =
-        match signal_during(cfg, &["--grace-secs", &secs], 1, &path, Duration::from_secs(15)).await
-        {
-            Ok(run) => run,
-            Err(outcome) => return outcome,
-        };
+    let Signalled { mut server, at: signalled, seen, .. } = match signal_during(
+        cfg,
+        &["--grace-secs", &secs],
+        1,
+        &path,
+        Duration::from_secs(15),
+        false,
+    )
+    .await
+    {
+        Ok(run) => run,
+        Err(outcome) => return outcome,
+    };
     let exit = exit_after(&mut server, signalled, grace + Duration::from_secs(3)).await;
     let log = server.stderr();
     let seen = &seen[0];

@@ -127,6 +127,13 @@ controls! {
     shutdown_bounded_by_grace: ShutdownIgnoresGrace => "expected when the 1 s grace ran out";
 }
 
+/// A connection that has sent nothing (a browser's preconnected socket, say) must not hold a
+/// shutdown whose streams have all ended.
+#[test]
+fn idle_connections_must_not_hold_shutdown() {
+    expect_fail("shutdown_drains_streams", Fault::ShutdownWaitsForIdle, "had sent nothing");
+}
+
 /// A request whose headers never finish must not hold its connection forever.
 #[test]
 fn unfinished_headers_must_be_closed() {

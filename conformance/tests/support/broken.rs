@@ -114,6 +114,8 @@ pub enum Fault {
     ShutdownCutsStreams,
     /// On SIGTERM, waits for the streams however long they take.
     ShutdownIgnoresGrace,
+    /// On SIGTERM, keeps waiting for connections that have not sent a request yet.
+    ShutdownWaitsForIdle,
 }
 
 /// Where the server logs: stderr, and a [`ServerLog`] the tests can read.
@@ -173,6 +175,8 @@ pub async fn serve(
     }
     let (died_tx, mut died) = tokio::sync::mpsc::channel::<()>(1);
     let (grace_tx, grace_over) = watch::channel(false);
+    // Set when shutdown starts: connections that have not sent a request by then are closed.
+    let (stopping_tx, stopping) = watch::channel(false);
     let open = Arc::new(());
     tokio::pin!(shutdown);
     loop {
@@ -186,9 +190,10 @@ pub async fn serve(
         };
         let died = died_tx.clone();
         let (logger, grace_over, open) = (logger.clone(), grace_over.clone(), open.clone());
+        let stopping = stopping.clone();
         let connection = async move {
             let _open = open;
-            if let Ok(Answer::BadInput) = handle(tcp, fault, &logger, grace_over).await
+            if let Ok(Answer::BadInput) = handle(tcp, fault, &logger, grace_over, stopping).await
                 && fault == Fault::DiesAfterBadInput
             {
                 let _ = died.send(()).await;
@@ -202,6 +207,9 @@ pub async fn serve(
     }
     drop(listener);
     logger.info(format!("shutting down, grace {grace:?}"));
+    if fault != Fault::ShutdownWaitsForIdle {
+        stopping_tx.send_replace(true);
+    }
     if fault == Fault::ShutdownCutsStreams {
         return;
     }
@@ -411,15 +419,22 @@ const INDEX: &str = include_str!("../../../examples-axum/src/index.html");
 
 async fn handle(
     mut tcp: TcpStream, fault: Fault, logger: &Logger, grace_over: watch::Receiver<bool>,
+    mut stopping: watch::Receiver<bool>,
 ) -> std::io::Result<Answer> {
     tcp.set_nodelay(true)?;
-    let req = if fault == Fault::NoHeaderTimeout {
-        read_request(&mut tcp).await?
-    } else {
-        match tokio::time::timeout(Duration::from_secs(10), read_request(&mut tcp)).await {
-            Ok(req) => req?,
-            Err(_) => return Ok(Answer::Ok), // closes the connection
+    let read = async {
+        if fault == Fault::NoHeaderTimeout {
+            return Some(read_request(&mut tcp).await);
         }
+        tokio::time::timeout(Duration::from_secs(10), read_request(&mut tcp)).await.ok()
+    };
+    let req = tokio::select! {
+        read = read => match read {
+            Some(req) => req?,
+            None => return Ok(Answer::Ok), // closes the connection
+        },
+        // Shutting down, and no request came: nothing to finish.
+        _ = stopping.wait_for(|stopping| *stopping) => return Ok(Answer::Ok),
     };
     if !req.http10 && !req.host && fault != Fault::AcceptsNoHost {
         let message = "HTTP/1.1 requests need a Host header\n";
