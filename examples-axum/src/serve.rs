@@ -101,22 +101,27 @@ impl Http {
     /// request goes to hyper's HTTP/1 directly.
     async fn serve(self: Arc<Self>, tcp: TcpStream, service: Service, stop: CancellationToken) {
         let mut first = [0u8; 1];
-        match timeout(HEADER_READ_TIMEOUT, tcp.peek(&mut first)).await {
+        let peeked = tokio::select! {
+            biased; // A request that came before the signal is served.
+            peeked = timeout(HEADER_READ_TIMEOUT, tcp.peek(&mut first)) => peeked,
+            // Shutting down, and no request has come: nothing to finish.
+            () = stop.cancelled() => return,
+        };
+        match peeked {
             Ok(Ok(1)) if first[0] != b'P' => {
                 let conn = self.http1.serve_connection(TokioIo::new(tcp), service).with_upgrades();
                 until_stopped!(conn, stop);
             }
             // Boxed: the rare path's larger state stays out of every connection's task.
-            Ok(Ok(1)) => Box::pin(self.serve_auto(tcp, service, stop)).await,
+            Ok(Ok(1)) => {
+                Box::pin(async {
+                    let conn = self.auto.serve_connection_with_upgrades(TokioIo::new(tcp), service);
+                    until_stopped!(conn, stop);
+                })
+                .await
+            }
             _ => {} // Closed, failed, or silent for 30 s: nothing to serve.
         }
-    }
-}
-
-impl Http {
-    async fn serve_auto(&self, tcp: TcpStream, service: Service, stop: CancellationToken) {
-        let conn = self.auto.serve_connection_with_upgrades(TokioIo::new(tcp), service);
-        until_stopped!(conn, stop);
     }
 }
 
