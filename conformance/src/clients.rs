@@ -26,12 +26,15 @@ pub const REQUIRE_EXTERNAL: &str = "STREAMING_REQUIRE_EXTERNAL";
 pub fn require(program: &str, package: &str) -> bool {
     let found = std::env::var_os("PATH")
         .is_some_and(|path| std::env::split_paths(&path).any(|dir| dir.join(program).is_file()));
-    if found {
-        return true;
-    }
-    let message = format!(
-        "`{program}` is not installed (Debian package `{package}`: apt-get install -y {package})"
-    );
+    found
+        || skip(&format!(
+            "`{program}` is not installed (Debian package `{package}`: apt-get install -y {package})"
+        ))
+}
+
+/// Skips the test loudly with `message` (what is missing, and how to get it) and returns false,
+/// or panics when [`REQUIRE_EXTERNAL`] is `1`.
+pub fn skip(message: &str) -> bool {
     if std::env::var(REQUIRE_EXTERNAL).as_deref() == Ok("1") {
         panic!("{message}, and {REQUIRE_EXTERNAL}=1 requires it");
     }

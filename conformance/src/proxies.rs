@@ -139,12 +139,10 @@ pub fn config(kind: Kind, setup: Setup, dir: &Path, port: u16, upstream: &str) -
         Kind::Nginx => nginx_template(setup),
         Kind::Apache => apache_template(setup),
     };
-    let modules = apache_modules().unwrap_or_else(|| "/usr/lib/apache2/modules".into());
     let filled = template
         .replace("@DIR@", &dir.display().to_string())
         .replace("@PORT@", &port.to_string())
-        .replace("@UPSTREAM@", upstream)
-        .replace("@MODULES@", &modules.display().to_string());
+        .replace("@UPSTREAM@", upstream);
     format!("# {setup:?}, written by conformance::proxies.\n{filled}")
 }
 
@@ -184,6 +182,8 @@ fn apache_template(setup: Setup) -> String {
         ),
         Setup::Stock | Setup::Http10Upstream => APACHE_TEMPLATE.to_owned(),
     };
+    let modules = apache_modules().unwrap_or_else(|| "/usr/lib/apache2/modules".into());
+    template = template.replace("@MODULES@", &modules.display().to_string());
     // As root, the workers switch to `User`; its default (#-1) is no user at all.
     if running_as_root() {
         let group = if fs::read_to_string("/etc/group")

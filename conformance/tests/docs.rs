@@ -122,7 +122,7 @@ fn blocks(markdown: &str) -> Vec<Block> {
         let above = lines[..start].iter().rev().find(|l| !l.trim().is_empty());
         blocks.push(Block {
             language: info.split([',', ' ']).next().unwrap_or_default().to_owned(),
-            body: lines[start + 1..end.min(lines.len())].join("\n"),
+            body: lines[start + 1..end].join("\n"),
             line: start + 1,
             above: above.map(|l| l.trim().to_owned()).unwrap_or_default(),
         });
