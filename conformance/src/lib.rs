@@ -1,278 +1,39 @@
-//! A black-box conformance suite for HTTP streaming endpoints (see CONTRACT.md).
+//! A black-box conformance suite for HTTP streaming endpoints (see CONTRACT.md), and a
+//! diagnosis for any endpoint that should stream.
 //!
-//! Give it a base URL; it runs a catalogue of checks over real TCP and returns, per check,
+//! Give the catalogue a base URL; it runs its checks over real sockets and returns, per check,
 //! pass / warn / fail with a reason and the evidence it saw (status, headers, the arrival time
-//! of every line). It knows nothing about any framework: the same checks run against our four
-//! examples, a proxy in front of them, or your own server.
+//! of every line). Give `diagnose` any URL; it says whether the response streams and which
+//! layer holds it if it does not. Neither knows anything about any framework.
 //!
-//! Timing is judged by when each line's bytes arrive, never by how the body was chunked.
+//! Timing is judged by when each item's bytes arrive, never by how the body was chunked.
+//!
+//! # Layout
+//!
+//! From the bottom up; each layer uses only the ones below it.
+//!
+//! | layer | module | what it knows |
+//! |---|---|---|
+//! | client | [`client`] | one request over raw TCP, HTTP/1.x or HTTP/2, plain or TLS (rustls); incremental decoding (`client/decode.rs`) and framing into lines, `<div>`s and SSE events (`client/split.rs`); every item timestamped |
+//! | evidence | `outcome.rs` | what a client saw ([`Evidence`]) and a check's verdict ([`Outcome`]) |
+//! | checks | [`checks`] | the catalogue: one module per concern, the judging helpers in `checks/judge.rs`, running them, the report |
+//! | diagnose | [`diagnose`] | any URL: the verdict, the extra requests that isolate the layer, findings with their fixes |
+//! | harness | [`harness`] | starting servers, proxies and browsers for the tests and `matrix` |
+//! | bench | [`bench`] | load, tables, charts |
+//!
+//! The CLI (`main.rs`) maps flags onto these.
 
 pub mod bench;
-pub mod clients;
-mod decode;
+pub mod checks;
+pub mod client;
+pub mod diagnose;
+pub mod harness;
 mod outcome;
-mod probe;
-pub mod proxies;
-mod report;
-pub mod servers;
-pub mod testing;
 
-mod bad_input;
-mod compression;
-mod content;
-mod endpoint;
-mod faults;
-mod head;
-mod headers;
-mod html;
-mod http10;
-mod reachability;
-mod routing;
-mod shutdown;
-mod sse;
-mod timing;
-
-use std::{future::Future, pin::Pin, time::Duration};
-
-use futures_util::StreamExt;
-
+pub use checks::report::{CheckResult, Report, matrix};
+pub use checks::{
+    Check, CheckId, Config, DEFAULT_COUNT, DEFAULT_INTERVAL_MS, Local, catalogue, check, entry,
+    ids, run,
+};
+pub use harness::{clients, proxies, servers, testing};
 pub use outcome::{Evidence, Level, LineArrival, Outcome};
-pub use report::{CheckResult, Report, matrix};
-
-/// Lines per stream in the timing checks, unless told otherwise.
-pub const DEFAULT_COUNT: u32 = 5;
-/// Interval between lines in the timing checks, unless told otherwise.
-pub const DEFAULT_INTERVAL_MS: u64 = 300;
-
-/// Where to point the checks, and the stream shape the timing checks ask for.
-#[derive(Debug, Clone)]
-pub struct Config {
-    /// `http://host:port`, without a trailing slash.
-    pub base: String,
-    /// Lines per stream in the timing checks.
-    pub count: u32,
-    /// Interval between lines in the timing checks.
-    pub interval: Duration,
-    /// How far an arrival may be from its due time.
-    pub tolerance: Duration,
-    /// What is known about the server beyond its URL, when the checker started it.
-    pub local: Local,
-}
-
-/// What the checker knows about a server it started itself. The checks of logging, memory and
-/// shutdown need it; against a bare URL they warn that they could not run.
-#[derive(Debug, Clone, Default)]
-pub struct Local {
-    /// To read its resident memory from `/proc`.
-    pub pid: Option<u32>,
-    /// Its stderr.
-    pub log: Option<servers::ServerLog>,
-    /// How to start more instances (the shutdown checks signal their own).
-    pub launch: Option<servers::Launch>,
-}
-
-impl Config {
-    /// Defaults for a server you are looking at: 5 lines, 300 ms apart, ±150 ms.
-    pub fn new(base: &str) -> Self {
-        Self::with_timing(base, DEFAULT_COUNT, Duration::from_millis(DEFAULT_INTERVAL_MS))
-    }
-
-    /// `count` lines `interval` apart, with a tolerance of half an interval.
-    pub fn with_timing(base: &str, count: u32, interval: Duration) -> Self {
-        Self {
-            base: base.trim_end_matches('/').to_owned(),
-            count,
-            interval,
-            tolerance: interval / 2,
-            local: Local::default(),
-        }
-    }
-
-    /// `host:port` of the base URL, for raw TCP exchanges.
-    pub fn host_port(&self) -> &str {
-        let rest = self.base.split_once("://").map_or(&*self.base, |(_, r)| r);
-        rest.split('/').next().unwrap_or(rest)
-    }
-
-    /// The request target for `path` on a raw connection: the base URL's own path (a proxy
-    /// may serve the stream under a prefix) followed by `path`.
-    pub fn target(&self, path: &str) -> String {
-        let rest = self.base.split_once("://").map_or(&*self.base, |(_, r)| r);
-        let prefix = rest.find('/').map_or("", |i| &rest[i..]);
-        format!("{prefix}{path}")
-    }
-
-    /// `/stream?count=…&interval_ms=…` for the configured timing.
-    pub fn stream_path(&self) -> String {
-        stream_path(self.count, self.interval)
-    }
-
-    /// How long a well-behaved server needs for the configured stream, plus generous slack:
-    /// past this, a check stops waiting.
-    pub fn deadline(&self) -> Duration {
-        deadline_for(self.count, self.interval, self.tolerance)
-    }
-}
-
-pub(crate) fn stream_path(count: u32, interval: Duration) -> String {
-    format!("/stream?count={count}&interval_ms={}", interval.as_millis())
-}
-
-pub(crate) fn deadline_for(count: u32, interval: Duration, tolerance: Duration) -> Duration {
-    interval * count.saturating_sub(1) + tolerance * 4 + Duration::from_secs(3)
-}
-
-type CheckFuture<'a> = Pin<Box<dyn Future<Output = Outcome> + Send + 'a>>;
-
-/// One entry of the catalogue.
-#[derive(Clone, Copy)]
-pub struct Check {
-    /// Also the test name: a failure reads like `actix::head_is_prompt`.
-    pub name: &'static str,
-    /// The module (concern) it belongs to: reachability, headers, timing, …
-    pub concern: &'static str,
-    run: for<'a> fn(&'a Config) -> CheckFuture<'a>,
-}
-
-impl std::fmt::Debug for Check {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}::{}", self.concern, self.name)
-    }
-}
-
-impl Check {
-    pub async fn run(&self, cfg: &Config) -> Outcome {
-        (self.run)(cfg).await
-    }
-}
-
-/// The whole catalogue in one list, in the order a report shows it. Called with a macro name,
-/// it hands that macro the list; `catalogue()` and the per-framework test suite ([`suite!`])
-/// are both made from it, so they cannot drift apart.
-#[doc(hidden)]
-#[macro_export]
-macro_rules! __with_catalogue {
-    ($callback:path; $($args:tt)*) => {
-        $callback! { $($args)* [
-            reachability::reachable,
-            headers::content_type_is_text_plain_utf8,
-            headers::cache_control_no_cache,
-            headers::x_accel_buffering_no,
-            headers::nosniff,
-            headers::no_content_length,
-            headers::no_etag,
-            headers::no_last_modified,
-            headers::chunked_on_http11,
-            content::body_counts_lines,
-            content::classic_defaults,
-            timing::first_line_is_prompt,
-            timing::no_line_early,
-            timing::gaps_hold_interval,
-            timing::no_accumulated_drift,
-            timing::ends_after_last_line,
-            head::head_matches_get_headers,
-            head::head_has_no_body,
-            head::head_is_prompt,
-            html::html_content_type,
-            html::html_body_and_padding,
-            html::html_streams_div_by_div,
-            sse::events_content_type,
-            sse::events_ids_and_data,
-            sse::events_retry_hint,
-            sse::events_stream_event_by_event,
-            sse::events_resume_after_last_event_id,
-            sse::events_bad_last_event_id,
-            sse::events_keepalive,
-            compression::streams_with_gzip,
-            compression::streams_with_br,
-            compression::streams_with_zstd,
-            compression::streams_with_deflate,
-            compression::streams_with_identity,
-            compression::streams_without_accept_encoding,
-            compression::ordinary_responses_negotiated,
-            http10::http10_close_delimited,
-            http10::http10_streams,
-            http10::http10_compressed_close_delimited,
-            bad_input::bad_input_rejected,
-            bad_input::bad_input_explained,
-            bad_input::streams_after_bad_input,
-            bad_input::malformed_requests_refused,
-            faults::disconnect_stops_generator,
-            faults::backpressure_bounded,
-            faults::load_200_streams,
-            shutdown::shutdown_drains_streams,
-            shutdown::shutdown_bounded_by_grace,
-            routing::index_names_endpoints,
-            routing::unknown_path_404,
-            routing::other_methods_405_with_allow,
-        ] }
-    };
-}
-
-macro_rules! define_catalogue {
-    ([$($concern:ident :: $check:ident),* $(,)?]) => {
-        /// Every check, reachability first.
-        pub fn catalogue() -> Vec<Check> {
-            vec![$(Check {
-                name: stringify!($check),
-                concern: stringify!($concern),
-                run: |cfg| Box::pin($concern::$check(cfg)),
-            }),*]
-        }
-    };
-}
-__with_catalogue!(define_catalogue;);
-
-/// Looks a check up by name.
-pub fn check(name: &str) -> Option<Check> {
-    catalogue().into_iter().find(|c| c.name == name)
-}
-
-/// How many checks run at once. Each opens several connections; many more at once and the
-/// checker's own load shows up in the timings it judges.
-const CONCURRENT_CHECKS: usize = 4;
-
-/// Runs the checks (all, or those named in `only`): reachability first, and if the server
-/// cannot be reached the rest are reported as not run; then the others, a few at a time.
-pub async fn run(cfg: &Config, only: &[String]) -> Report {
-    let selected: Vec<Check> = catalogue()
-        .into_iter()
-        .filter(|c| only.is_empty() || only.iter().any(|n| n == c.name))
-        .collect();
-    let reachable = reachability::reachable(cfg).await;
-    if reachable.level == Level::Fail {
-        let results = selected
-            .iter()
-            .map(|c| {
-                let outcome = if c.name == "reachable" {
-                    reachable.clone()
-                } else {
-                    Outcome::fail(format!("not run: {}", reachable.reason))
-                };
-                CheckResult::new(c, outcome)
-            })
-            .collect();
-        return Report::new(&cfg.base, results);
-    }
-    let outcomes: Vec<Outcome> = futures_util::stream::iter(selected.iter().map(|c| async {
-        if c.name == "reachable" { reachable.clone() } else { c.run(cfg).await }
-    }))
-    .buffered(CONCURRENT_CHECKS)
-    .collect()
-    .await;
-    let results = selected.iter().zip(outcomes).map(|(c, o)| CheckResult::new(c, o)).collect();
-    Report::new(&cfg.base, results)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn raw_requests_keep_the_base_path() {
-        let cfg = Config::new("http://127.0.0.1:8080/behind/proxy/");
-        assert_eq!(cfg.host_port(), "127.0.0.1:8080");
-        assert_eq!(cfg.target("/stream"), "/behind/proxy/stream");
-        assert_eq!(Config::new("http://[::1]:3000").target("/stream"), "/stream");
-    }
-}

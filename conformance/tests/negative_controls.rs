@@ -8,7 +8,7 @@ use std::process::Command;
 
 use clap::ValueEnum;
 use conformance::{
-    Config, Level, Local, Outcome,
+    CheckId, Config, Level, Local, Outcome,
     servers::Launch,
     testing::{runtime, test_config},
 };
@@ -39,12 +39,12 @@ async fn broken_config(fault: Fault) -> Config {
     cfg
 }
 
-fn run_check(fault: Fault, check: &str) -> Outcome {
-    let entry = conformance::check(check).unwrap_or_else(|| panic!("no check named {check}"));
+fn run_check(fault: Fault, check: CheckId) -> Outcome {
+    let entry = conformance::entry(check);
     runtime().block_on(async { entry.run(&broken_config(fault).await).await })
 }
 
-fn expect_fail(check: &str, fault: Fault, reason: &str) {
+fn expect_fail(check: CheckId, fault: Fault, reason: &str) {
     let outcome = run_check(fault, check);
     let evidence: String = outcome.evidence.iter().map(|e| e.to_string()).collect();
     assert_eq!(
@@ -66,10 +66,10 @@ macro_rules! controls {
         $(
             #[test]
             fn $check() {
-                expect_fail(stringify!($check), Fault::$fault, $reason);
+                expect_fail(conformance::ids::$check, Fault::$fault, $reason);
             }
         )*
-        const CONTROLLED: &[&str] = &[$(stringify!($check)),*];
+        const CONTROLLED: &[CheckId] = &[$(conformance::ids::$check),*];
     };
 }
 
@@ -131,14 +131,18 @@ controls! {
 /// shutdown whose streams have all ended.
 #[test]
 fn idle_connections_must_not_hold_shutdown() {
-    expect_fail("shutdown_drains_streams", Fault::ShutdownWaitsForIdle, "had sent nothing");
+    expect_fail(
+        conformance::ids::shutdown_drains_streams,
+        Fault::ShutdownWaitsForIdle,
+        "had sent nothing",
+    );
 }
 
 /// A request whose headers never finish must not hold its connection forever.
 #[test]
 fn unfinished_headers_must_be_closed() {
     expect_fail(
-        "malformed_requests_refused",
+        conformance::ids::malformed_requests_refused,
         Fault::NoHeaderTimeout,
         "headers that never finish: no answer and still open",
     );
@@ -148,21 +152,21 @@ fn unfinished_headers_must_be_closed() {
 /// passes and only the timing fails.
 #[test]
 fn unflushed_compression_fails_on_timing_not_content() {
-    let outcome = run_check(Fault::NeverFlushes, "streams_with_gzip");
+    let outcome = run_check(Fault::NeverFlushes, conformance::ids::streams_with_gzip);
     assert_eq!(outcome.level, Level::Fail, "{}", outcome.reason);
     assert!(
         outcome.reason.contains("the compressor does not flush each item"),
         "{}",
         outcome.reason
     );
-    let identity = run_check(Fault::NeverFlushes, "streams_with_identity");
+    let identity = run_check(Fault::NeverFlushes, conformance::ids::streams_with_identity);
     assert_eq!(identity.level, Level::Pass, "{}", identity.reason);
 }
 
 /// A server with no compression at all cannot break its streams that way: a warning.
 #[test]
 fn no_compression_is_a_warning() {
-    let outcome = run_check(Fault::NoCompression, "ordinary_responses_negotiated");
+    let outcome = run_check(Fault::NoCompression, conformance::ids::ordinary_responses_negotiated);
     assert_eq!(outcome.level, Level::Warn, "{}", outcome.reason);
     assert!(outcome.reason.contains("not compressed"), "{}", outcome.reason);
 }
@@ -170,7 +174,7 @@ fn no_compression_is_a_warning() {
 #[test]
 fn every_check_has_a_negative_control() {
     let mut catalogue: Vec<&str> = conformance::catalogue().iter().map(|c| c.name).collect();
-    let mut controlled = CONTROLLED.to_vec();
+    let mut controlled: Vec<&str> = CONTROLLED.iter().map(|id| id.name()).collect();
     catalogue.sort_unstable();
     controlled.sort_unstable();
     assert_eq!(catalogue, controlled);
@@ -180,7 +184,7 @@ fn every_check_has_a_negative_control() {
 #[test]
 fn message_without_the_range_fails() {
     expect_fail(
-        "bad_input_explained",
+        conformance::ids::bad_input_explained,
         Fault::VagueBadInput,
         "does not give the allowed range (up to 1000000)",
     );
@@ -189,8 +193,8 @@ fn message_without_the_range_fails() {
 /// The classic failure: the whole body collected, then sent at the end.
 #[test]
 fn collected_body_fails_the_timing_checks() {
-    expect_fail("first_line_is_prompt", Fault::Buffered, "first line arrived");
-    expect_fail("gaps_hold_interval", Fault::Buffered, "batched");
+    expect_fail(conformance::ids::first_line_is_prompt, Fault::Buffered, "first line arrived");
+    expect_fail(conformance::ids::gaps_hold_interval, Fault::Buffered, "batched");
 }
 
 #[test]
@@ -338,17 +342,17 @@ fn floor_streams_as_the_contract_says() {
     let mut cfg = test_config(&server.base);
     cfg.local = server.local(None);
     let checks = [
-        "first_line_is_prompt",
-        "no_line_early",
-        "gaps_hold_interval",
-        "no_accumulated_drift",
-        "ends_after_last_line",
-        "body_counts_lines",
-        "load_200_streams",
+        conformance::ids::first_line_is_prompt,
+        conformance::ids::no_line_early,
+        conformance::ids::gaps_hold_interval,
+        conformance::ids::no_accumulated_drift,
+        conformance::ids::ends_after_last_line,
+        conformance::ids::body_counts_lines,
+        conformance::ids::load_200_streams,
     ];
     runtime().block_on(async {
         for name in checks {
-            let outcome = conformance::check(name).expect("a check").run(&cfg).await;
+            let outcome = conformance::entry(name).run(&cfg).await;
             assert_eq!(outcome.level, Level::Pass, "floor: {name}: {}", outcome.reason);
             println!("floor {name}: {}", outcome.reason);
         }

@@ -23,7 +23,7 @@ enum Expect {
 
 /// The broken server with `fault` behind `kind` set up as `setup`; each check must come out
 /// as expected.
-fn behind(kind: Kind, setup: Setup, fault: Fault, checks: &[(&str, Expect)]) {
+fn behind(kind: Kind, setup: Setup, fault: Fault, checks: &[(conformance::CheckId, Expect)]) {
     let rt = runtime();
     let addr = rt.block_on(broken::start(fault));
     let proxy =
@@ -67,9 +67,9 @@ fn nginx_buffers_a_stream_without_x_accel_buffering() {
         setup,
         Fault::NoAccelBuffering,
         &[
-            ("first_line_is_prompt", Expect::Fail("first line arrived")),
-            ("gaps_hold_interval", Expect::Fail("the stream is batched")),
-            ("events_stream_event_by_event", Expect::Fail("first line arrived")),
+            (conformance::ids::first_line_is_prompt, Expect::Fail("first line arrived")),
+            (conformance::ids::gaps_hold_interval, Expect::Fail("the stream is batched")),
+            (conformance::ids::events_stream_event_by_event, Expect::Fail("first line arrived")),
         ],
     );
     behind(
@@ -77,9 +77,9 @@ fn nginx_buffers_a_stream_without_x_accel_buffering() {
         setup,
         Fault::None,
         &[
-            ("first_line_is_prompt", Expect::Pass),
-            ("gaps_hold_interval", Expect::Pass),
-            ("events_stream_event_by_event", Expect::Pass),
+            (conformance::ids::first_line_is_prompt, Expect::Pass),
+            (conformance::ids::gaps_hold_interval, Expect::Pass),
+            (conformance::ids::events_stream_event_by_event, Expect::Pass),
         ],
     );
 }
@@ -97,9 +97,9 @@ fn nginx_gzip_buffers_a_stream_without_x_accel_buffering() {
         Kind::Nginx,
         setup,
         Fault::NoAccelBuffering,
-        &[("streams_with_gzip", Expect::Fail("/stream gzip: first line arrived"))],
+        &[(conformance::ids::streams_with_gzip, Expect::Fail("/stream gzip: first line arrived"))],
     );
-    behind(Kind::Nginx, setup, Fault::None, &[("streams_with_gzip", Expect::Pass)]);
+    behind(Kind::Nginx, setup, Fault::None, &[(conformance::ids::streams_with_gzip, Expect::Pass)]);
 }
 
 /// Apache ignores `X-Accel-Buffering`, and needs it not: `mod_proxy_http` flushes whenever the
@@ -114,7 +114,10 @@ fn apache_streams_without_x_accel_buffering() {
         Kind::Apache,
         Setup::ProxyCompresses,
         Fault::NoAccelBuffering,
-        &[("gaps_hold_interval", Expect::Pass), ("streams_with_gzip", Expect::Pass)],
+        &[
+            (conformance::ids::gaps_hold_interval, Expect::Pass),
+            (conformance::ids::streams_with_gzip, Expect::Pass),
+        ],
     );
 }
 
@@ -128,6 +131,6 @@ fn apache_passes_a_buffered_stream_on_as_it_is() {
         Kind::Apache,
         Setup::Stock,
         Fault::Buffered,
-        &[("gaps_hold_interval", Expect::Fail("the stream is batched"))],
+        &[(conformance::ids::gaps_hold_interval, Expect::Fail("the stream is batched"))],
     );
 }

@@ -6,7 +6,7 @@ conformance::suite!(
         // custom listener to change it (rwf2/Rocket#1405): a request whose headers never end
         // keeps its connection open.
         (
-            "malformed_requests_refused",
+            conformance::ids::malformed_requests_refused,
             "headers that never finish: no answer and still open",
         ),
     ]

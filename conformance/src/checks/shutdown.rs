@@ -10,7 +10,7 @@ use tokio::sync::mpsc;
 
 use crate::{
     Config, Outcome,
-    probe::{self, ms},
+    client::{self, ms},
     servers::Spawned,
 };
 
@@ -29,7 +29,7 @@ async fn read_across(
     signalled: tokio::sync::watch::Receiver<Option<Instant>>, deadline: Duration,
 ) -> Seen {
     let mut seen = Seen::default();
-    let client = probe::client(deadline);
+    let client = client::client(deadline);
     let mut response = match client.get(format!("{base}{path}")).send().await {
         Ok(response) => response,
         Err(e) => {

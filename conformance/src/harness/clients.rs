@@ -16,7 +16,7 @@ use tokio::{
     sync::watch,
 };
 
-use crate::{LineArrival, Outcome, probe::ms, timing::spacing_outcome};
+use crate::{LineArrival, Outcome, checks::judge::spacing_outcome, client::ms};
 
 /// Set to `1` to turn a missing program into a failure instead of a skip.
 pub const REQUIRE_EXTERNAL: &str = "STREAMING_REQUIRE_EXTERNAL";
@@ -84,7 +84,7 @@ pub async fn curl_lines(
 /// curl's view of a stream: `items` are the lines that carry the count (for SSE, the `data:`
 /// lines), judged against the schedule.
 pub async fn curl_streams(url: &str, compressed: bool, count: u32, interval: Duration) -> Outcome {
-    let deadline = crate::deadline_for(count, interval, interval / 2);
+    let deadline = crate::checks::deadline_for(count, interval, interval / 2);
     let (lines, headers) = match curl_lines(url, compressed, deadline).await {
         Ok(got) => got,
         Err(error) => return Outcome::fail(error),
@@ -179,7 +179,7 @@ pub async fn read_stream_prints_lines(
     program: &std::path::Path, base: &str, count: u32, interval: Duration,
 ) -> Outcome {
     let url = format!("{base}/stream?count={count}&interval_ms={}", interval.as_millis());
-    let deadline = crate::deadline_for(count, interval, interval / 2);
+    let deadline = crate::checks::deadline_for(count, interval, interval / 2);
     let (lines, exited) = read_stream_lines(program, &url, deadline, |_| {}).await;
     let evidence = crate::Evidence {
         request: format!("read_stream {url}"),
@@ -211,7 +211,8 @@ pub async fn read_stream_resumes_events(
         Err(e) => return Outcome::fail(format!("cannot start the relay: {e}")),
     };
     let url = format!("{}/events?count={count}&interval_ms={}", relay.base, interval.as_millis());
-    let deadline = crate::deadline_for(count, interval, interval / 2) + Duration::from_secs(5);
+    let deadline =
+        crate::checks::deadline_for(count, interval, interval / 2) + Duration::from_secs(5);
     let cut_after_2 = |text: &str| {
         if text.starts_with("id=2 ") {
             relay.cut();
@@ -378,18 +379,20 @@ impl Browser {
         self.client.execute(script, Vec::new()).await.map_err(|e| format!("script failed: {e}"))
     }
 
-    /// Navigates to `url` and polls `probe` (a script returning true or false) until it is
+    /// Navigates to `url` and polls `client` (a script returning true or false) until it is
     /// true; returns when that was, in ms after navigation started.
-    pub async fn time_until(&self, url: &str, probe: &str, limit: Duration) -> Result<f64, String> {
+    pub async fn time_until(
+        &self, url: &str, client: &str, limit: Duration,
+    ) -> Result<f64, String> {
         let start = Instant::now();
         self.client.goto(url).await.map_err(|e| format!("cannot open {url}: {e}"))?;
         while start.elapsed() < limit {
-            if self.eval(probe).await.ok() == Some(Value::Bool(true)) {
+            if self.eval(client).await.ok() == Some(Value::Bool(true)) {
                 return Ok(ms(start.elapsed()));
             }
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
-        Err(format!("`{probe}` never became true within {limit:?} at {url}"))
+        Err(format!("`{client}` never became true within {limit:?} at {url}"))
     }
 
     pub async fn close(self) {
@@ -403,8 +406,9 @@ pub async fn browser_shows_first_line_early(browser: &Browser, base: &str) -> Ou
     let (count, interval) = (8, Duration::from_millis(400));
     let url = format!("{base}/stream?count={count}&interval_ms={}", interval.as_millis());
     let stream_ms = ms(interval * (count - 1));
-    let probe = "return !!document.body && document.body.innerText.trim().split('\\n')[0] === '1';";
-    match browser.time_until(&url, probe, interval * count * 3).await {
+    let client =
+        "return !!document.body && document.body.innerText.trim().split('\\n')[0] === '1';";
+    match browser.time_until(&url, client, interval * count * 3).await {
         Ok(at) => Outcome::judge(
             at < stream_ms / 2.0,
             format!("Chromium showed line 1 after {at:.0} ms (the stream lasts {stream_ms:.0} ms)"),
@@ -424,9 +428,9 @@ pub async fn browser_renders_html_early(browser: &Browser, base: &str, pad: usiz
     let url =
         format!("{base}/stream.html?count={count}&interval_ms={}&pad={pad}", interval.as_millis());
     let stream_ms = ms(interval * (count - 1));
-    let probe = "const d = document.querySelector('div'); \
+    let client = "const d = document.querySelector('div'); \
                  return !!d && d.textContent === '1' && d.getBoundingClientRect().height > 0;";
-    match browser.time_until(&url, probe, interval * count * 3).await {
+    match browser.time_until(&url, client, interval * count * 3).await {
         Ok(at) => Outcome::judge(
             at < stream_ms / 2.0,
             format!("pad={pad}: <div>1</div> laid out after {at:.0} ms of {stream_ms:.0} ms"),

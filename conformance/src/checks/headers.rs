@@ -3,15 +3,15 @@
 
 use crate::{
     Config, Outcome,
-    endpoint::{self, Endpoint},
-    probe::{self, Fetched},
+    checks::endpoint::{self, Endpoint},
+    client::{self, Fetched},
 };
 
 /// The response heads of `endpoints`' streams, fetched concurrently; only the head is needed,
 /// so each connection hangs up as soon as it arrives.
 async fn heads(cfg: &Config, endpoints: &[Endpoint]) -> Vec<(Endpoint, Fetched)> {
     let fetches = endpoints.iter().map(|&endpoint| async move {
-        (endpoint, probe::send(cfg, endpoint.ask(cfg).head_only()).await)
+        (endpoint, client::send(&cfg.target, endpoint.ask(cfg).head_only()).await)
     });
     futures_util::future::join_all(fetches).await
 }

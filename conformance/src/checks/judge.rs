@@ -1,6 +1,5 @@
-//! When the lines arrive. Line 1 is due at once; line k at t1 + (k-1)·interval, where t1 is
-//! line 1's arrival. Each check looks at one way a stream goes wrong: held back at the start,
-//! sent too fast, batched (as nginx's 4 KiB buffers do), drifting, or kept open after the end.
+//! Turning arrivals into a verdict: the body's content, and the schedule of its lines (line 1
+//! due at once, line k at t1 + (k-1)·interval). The checks of every concern judge with these.
 
 use std::time::Duration;
 
@@ -8,14 +7,15 @@ use reqwest::Method;
 
 use crate::{
     Config, Level, LineArrival, Outcome,
-    probe::ms,
-    probe::{self, Fetched},
+    client::ms,
+    client::{self, Fetched},
 };
 
 /// Fetches the configured stream and makes sure it holds the right lines before its timing is
 /// judged; otherwise the timing checks fail with the content problem.
 pub(crate) async fn fetch_stream(cfg: &Config) -> Result<Fetched, Outcome> {
-    let got = probe::fetch(cfg, Method::GET, &cfg.stream_path(), cfg.deadline(), false).await;
+    let got =
+        client::fetch(&cfg.target, Method::GET, &cfg.stream_path(), cfg.deadline(), false).await;
     expect_lines(got, cfg.count)
 }
 
@@ -58,7 +58,9 @@ pub(crate) fn content_problem(body: &[u8], count: u32) -> Option<String> {
 }
 
 /// Arrival of line `k` (1-based) relative to line 1's, and when it was due.
-fn offsets(lines: &[LineArrival], interval: Duration) -> impl Iterator<Item = (usize, f64, f64)> {
+pub(crate) fn offsets(
+    lines: &[LineArrival], interval: Duration,
+) -> impl Iterator<Item = (usize, f64, f64)> {
     let t1 = lines.first().map_or(0.0, |l| l.at_ms);
     let step = ms(interval);
     lines.iter().enumerate().map(move |(i, l)| (i + 1, l.at_ms - t1, step * i as f64))
@@ -141,70 +143,6 @@ fn combined<const N: usize>(verdicts: [Outcome; N]) -> Outcome {
             Outcome::pass(verdicts.iter().map(|o| o.reason.as_str()).collect::<Vec<_>>().join(", "))
         }
     }
-}
-
-pub async fn first_line_is_prompt(cfg: &Config) -> Outcome {
-    match fetch_stream(cfg).await {
-        Ok(got) => first_line_outcome(got.lines(), cfg.tolerance).with(got.evidence),
-        Err(outcome) => outcome,
-    }
-}
-
-pub async fn no_line_early(cfg: &Config) -> Outcome {
-    let got = match fetch_stream(cfg).await {
-        Ok(got) => got,
-        Err(outcome) => return outcome,
-    };
-    let tol = ms(cfg.tolerance);
-    let earliest = offsets(got.lines(), cfg.interval)
-        .map(|(k, at, due)| (k, due - at))
-        .max_by(|a, b| a.1.total_cmp(&b.1));
-    let outcome = match earliest {
-        Some((k, early)) if early > tol => Outcome::fail(format!(
-            "line {k} arrived {early:.0} ms before its due time (tolerance {tol:.0} ms): \
-             lines come faster than the interval, or were held back and sent together"
-        )),
-        Some((k, early)) => {
-            Outcome::pass(format!("earliest line {early:.1} ms before due (line {k})"))
-        }
-        None => Outcome::fail("no lines"),
-    };
-    outcome.with(got.evidence)
-}
-
-pub async fn gaps_hold_interval(cfg: &Config) -> Outcome {
-    match fetch_stream(cfg).await {
-        Ok(got) => gaps_outcome(got.lines(), cfg.interval, cfg.tolerance).with(got.evidence),
-        Err(outcome) => outcome,
-    }
-}
-
-pub async fn no_accumulated_drift(cfg: &Config) -> Outcome {
-    match fetch_stream(cfg).await {
-        Ok(got) => lateness_outcome(got.lines(), cfg.interval, cfg.tolerance).with(got.evidence),
-        Err(outcome) => outcome,
-    }
-}
-
-pub async fn ends_after_last_line(cfg: &Config) -> Outcome {
-    let got = match fetch_stream(cfg).await {
-        Ok(got) => got,
-        Err(outcome) => return outcome,
-    };
-    let last = got.lines().last().map_or(0.0, |l| l.at_ms);
-    let tol = ms(cfg.tolerance);
-    let outcome = match got.evidence.end_ms {
-        Some(end) => Outcome::judge(
-            end - last <= tol,
-            format!("body ended {:.1} ms after the last line", end - last),
-            format!(
-                "body ended {:.0} ms after the last line, expected within {tol:.0} ms",
-                end - last
-            ),
-        ),
-        None => Outcome::fail("body did not end"),
-    };
-    outcome.with(got.evidence)
 }
 
 #[cfg(test)]

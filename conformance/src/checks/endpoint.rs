@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use crate::{
     Config, Outcome,
-    probe::{self, Ask, Fetched, Framing},
+    client::{self, Ask, Fetched, Framing},
 };
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -55,7 +55,7 @@ impl Endpoint {
     /// What is wrong with a 200 answer's (decoded) body, if anything.
     pub(crate) fn content_problem(self, got: &Fetched, count: u32) -> Option<String> {
         match self {
-            Self::Stream => crate::timing::content_problem(&got.body, count),
+            Self::Stream => crate::checks::judge::content_problem(&got.body, count),
             Self::Html => html_problem(&got.body, count, DEFAULT_PAD),
             Self::Events => events_problem(got, 1, count),
         }
@@ -67,7 +67,7 @@ impl Endpoint {
 pub(crate) async fn fetch_items(
     cfg: &Config, endpoint: Endpoint, ask: Ask, count: u32,
 ) -> Result<Fetched, Outcome> {
-    let got = probe::send(cfg, ask).await;
+    let got = client::send(&cfg.target, ask).await;
     if let Some(error) = got.unanswered() {
         return Err(Outcome::fail(format!("no response: {error}")).with(got.evidence));
     }

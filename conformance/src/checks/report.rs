@@ -4,7 +4,7 @@ use std::fmt::Write as _;
 
 use serde::Serialize;
 
-use crate::{Check, Level, Outcome};
+use crate::{Check, CheckId, Level, Outcome, ids};
 
 #[derive(Debug, Clone, Serialize)]
 pub struct CheckResult {
@@ -77,14 +77,14 @@ impl Report {
 
 /// Checks down, targets across; the failures' reasons follow.
 /// Checks whose pass reasons carry measurements (first-line time, gaps, lateness).
-const FIGURES: [&str; 7] = [
-    "classic_defaults",
-    "streams_without_accept_encoding",
-    "streams_with_identity",
-    "streams_with_gzip",
-    "streams_with_br",
-    "streams_with_zstd",
-    "streams_with_deflate",
+const FIGURES: [CheckId; 7] = [
+    ids::classic_defaults,
+    ids::streams_without_accept_encoding,
+    ids::streams_with_identity,
+    ids::streams_with_gzip,
+    ids::streams_with_br,
+    ids::streams_with_zstd,
+    ids::streams_with_deflate,
 ];
 
 pub fn matrix(reports: &[(String, Report)]) -> String {
@@ -108,7 +108,7 @@ pub fn matrix(reports: &[(String, Report)]) -> String {
     // The figures of the classic run and of each encoding are worth seeing even when they pass.
     for check in FIGURES {
         for (name, report) in reports {
-            if let Some(result) = report.results.iter().find(|r| r.check == check) {
+            if let Some(result) = report.results.iter().find(|r| r.check == check.name()) {
                 let _ = write!(out, "\n{check} {name}: {}", result.outcome.reason);
             }
         }

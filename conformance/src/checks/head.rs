@@ -4,18 +4,18 @@
 
 use crate::{
     Config, Level, Outcome,
-    endpoint::{self, Endpoint},
-    probe::{self, Fetched},
+    checks::endpoint::{self, Endpoint},
+    client::{self, Fetched},
 };
 
 /// HEAD over a raw connection, so any body bytes the server sends anyway are seen.
 async fn head(cfg: &Config, endpoint: Endpoint) -> Result<Fetched, Outcome> {
     let request = format!(
         "HEAD {} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n\r\n",
-        cfg.target(&endpoint.path(cfg.count, cfg.interval)),
-        cfg.host_port()
+        cfg.target.path(&endpoint.path(cfg.count, cfg.interval)),
+        cfg.target.host_port()
     );
-    let got = probe::raw(cfg, &request, cfg.deadline()).await;
+    let got = client::raw(&cfg.target, &request, cfg.deadline()).await;
     match got.unanswered() {
         Some(error) => {
             Err(Outcome::fail(format!("no response to HEAD: {error}")).with(got.evidence))
@@ -64,7 +64,7 @@ async fn head_matches_get(cfg: &Config, endpoint: Endpoint) -> Outcome {
         Ok(got) => got,
         Err(outcome) => return outcome,
     };
-    let get = probe::send(cfg, endpoint.ask(cfg).head_only()).await;
+    let get = client::send(&cfg.target, endpoint.ask(cfg).head_only()).await;
     let mut problems = Vec::new();
     if got.status() != get.status() {
         problems.push(format!("status {:?} (GET: {:?})", got.status(), get.status()));
@@ -114,7 +114,7 @@ async fn is_prompt(cfg: &Config, endpoint: Endpoint) -> Outcome {
         Err(outcome) => return outcome,
     };
     let at = got.evidence.head_ms.unwrap_or(f64::INFINITY);
-    let tol = probe::ms(cfg.tolerance);
+    let tol = client::ms(cfg.tolerance);
     Outcome::judge(
         at <= tol,
         format!("answered after {at:.1} ms"),

@@ -3,28 +3,28 @@
 
 use crate::{
     Config, Level, Outcome,
-    decode::Decoder,
-    probe::{self, Fetched},
-    timing::{expect_lines, first_line_outcome, gaps_outcome},
+    checks::judge::{expect_lines, first_line_outcome, gaps_outcome},
+    client::Decoder,
+    client::{self, Fetched},
 };
 
 async fn get_http10(cfg: &Config) -> Fetched {
     let request = format!(
         "GET {} HTTP/1.0\r\nHost: {}\r\n\r\n",
-        cfg.target(&cfg.stream_path()),
-        cfg.host_port()
+        cfg.target.path(&cfg.stream_path()),
+        cfg.target.host_port()
     );
-    probe::raw(cfg, &request, cfg.deadline()).await
+    client::raw(&cfg.target, &request, cfg.deadline()).await
 }
 
 /// Compression middleware may switch chunking back on after the handler turned it off.
 pub async fn http10_compressed_close_delimited(cfg: &Config) -> Outcome {
     let request = format!(
         "GET {} HTTP/1.0\r\nHost: {}\r\nAccept-Encoding: gzip, deflate, br, zstd\r\n\r\n",
-        cfg.target(&cfg.stream_path()),
-        cfg.host_port()
+        cfg.target.path(&cfg.stream_path()),
+        cfg.target.host_port()
     );
-    let got = probe::raw(cfg, &request, cfg.deadline()).await;
+    let got = client::raw(&cfg.target, &request, cfg.deadline()).await;
     if let Some(error) = got.unanswered() {
         return Outcome::fail(format!("no response: {error}")).with(got.evidence);
     }
@@ -43,7 +43,7 @@ pub async fn http10_compressed_close_delimited(cfg: &Config) -> Outcome {
     });
     let outcome = match decoded {
         Err(error) => Outcome::fail(format!("Content-Encoding {encoding}: {error}")),
-        Ok(body) => match crate::timing::content_problem(&body, cfg.count) {
+        Ok(body) => match crate::checks::judge::content_problem(&body, cfg.count) {
             Some(problem) => Outcome::fail(format!("Content-Encoding {encoding}: {problem}")),
             None if got.evidence.end_ms.is_none() => {
                 Outcome::fail("connection not closed after the body")

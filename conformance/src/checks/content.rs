@@ -5,14 +5,15 @@ use std::time::Duration;
 use reqwest::Method;
 
 use crate::{
-    Config, Level, Outcome, probe,
-    timing::{expect_lines, schedule_outcome},
+    Config, Level, Outcome,
+    checks::judge::{expect_lines, schedule_outcome},
+    client,
 };
 
 /// 100 lines with no pause between them.
 pub async fn body_counts_lines(cfg: &Config) -> Outcome {
-    let path = crate::stream_path(100, Duration::ZERO);
-    let got = probe::fetch(cfg, Method::GET, &path, cfg.deadline(), false).await;
+    let path = crate::checks::stream_path(100, Duration::ZERO);
+    let got = client::fetch(&cfg.target, Method::GET, &path, cfg.deadline(), false).await;
     match expect_lines(got, 100) {
         Ok(got) => Outcome::pass("1\\n … 100\\n, nothing else").with(got.evidence),
         Err(outcome) => outcome,
@@ -24,8 +25,8 @@ pub async fn body_counts_lines(cfg: &Config) -> Outcome {
 pub async fn classic_defaults(cfg: &Config) -> Outcome {
     let (count, interval) = (10, Duration::from_secs(1));
     let tolerance = interval / 2;
-    let deadline = crate::deadline_for(count, interval, tolerance);
-    let got = probe::fetch(cfg, Method::GET, "/stream", deadline, false).await;
+    let deadline = crate::checks::deadline_for(count, interval, tolerance);
+    let got = client::fetch(&cfg.target, Method::GET, "/stream", deadline, false).await;
     let got = match expect_lines(got, count) {
         Ok(got) => got,
         Err(outcome) => return outcome,

@@ -7,7 +7,7 @@ use reqwest::Method;
 
 use futures_util::future::join_all;
 
-use crate::{Config, Evidence, Outcome, probe, timing};
+use crate::{Config, Evidence, Outcome, checks::judge, client};
 
 /// One bad query: the parameter its message must name, the value it must quote and the upper
 /// bound of the allowed range it must give, where these apply.
@@ -98,15 +98,15 @@ const CASES: &[Case] = &[
 ];
 
 /// Each case's answer, fetched concurrently; a hang is cut off after five seconds.
-async fn answers(cfg: &Config) -> Vec<(&'static Case, probe::Fetched)> {
+async fn answers(cfg: &Config) -> Vec<(&'static Case, client::Fetched)> {
     let fetches = CASES.iter().map(|case| async move {
         let path = format!("{}?{}", case.path, case.query);
-        (case, probe::fetch(cfg, Method::GET, &path, Duration::from_secs(5), false).await)
+        (case, client::fetch(&cfg.target, Method::GET, &path, Duration::from_secs(5), false).await)
     });
     futures_util::future::join_all(fetches).await
 }
 
-fn summary(answers: &[(&'static Case, probe::Fetched)]) -> Evidence {
+fn summary(answers: &[(&'static Case, client::Fetched)]) -> Evidence {
     let notes = answers
         .iter()
         .map(|(case, got)| {
@@ -148,7 +148,7 @@ pub async fn bad_input_rejected(cfg: &Config) -> Outcome {
 }
 
 /// What is wrong with a 400's message for `case`, if anything.
-fn message_problem(case: &Case, got: &probe::Fetched) -> Option<String> {
+fn message_problem(case: &Case, got: &client::Fetched) -> Option<String> {
     let content_type = got.header("content-type").unwrap_or("").to_ascii_lowercase();
     if !content_type.starts_with("text/plain") {
         return Some(format!("content-type {content_type:?}, expected text/plain"));
@@ -197,14 +197,14 @@ pub async fn bad_input_explained(cfg: &Config) -> Outcome {
 /// After the whole table, a normal stream still arrives whole and on time.
 pub async fn streams_after_bad_input(cfg: &Config) -> Outcome {
     let answers = answers(cfg).await;
-    let got = match timing::fetch_stream(cfg).await {
+    let got = match judge::fetch_stream(cfg).await {
         Ok(got) => got,
         Err(outcome) => {
             return Outcome::fail(format!("after the bad queries: {}", outcome.reason))
                 .with(summary(&answers));
         }
     };
-    let gaps = timing::gaps_outcome(got.lines(), cfg.interval, cfg.tolerance);
+    let gaps = judge::gaps_outcome(got.lines(), cfg.interval, cfg.tolerance);
     let outcome = Outcome::judge(
         gaps.level != crate::Level::Fail,
         format!("still streams after {} bad queries ({})", CASES.len(), gaps.reason),
@@ -223,8 +223,8 @@ struct RawCase {
 pub(crate) const HEADER_BOUND: Duration = Duration::from_secs(40);
 
 fn raw_cases(cfg: &Config) -> Vec<RawCase> {
-    let host = cfg.host_port();
-    let target = |path: &str| cfg.target(path);
+    let host = cfg.target.host_port();
+    let target = |path: &str| cfg.target.path(path);
     let get = |path: &str, extra: &str| {
         format!("GET {} HTTP/1.1\r\nHost: {host}\r\n{extra}Connection: close\r\n\r\n", target(path))
             .into_bytes()
@@ -292,8 +292,9 @@ fn raw_cases(cfg: &Config) -> Vec<RawCase> {
 pub async fn malformed_requests_refused(cfg: &Config) -> Outcome {
     let cases = raw_cases(cfg);
     let deadline = HEADER_BOUND + Duration::from_secs(5);
-    let probes = join_all(cases.iter().map(|case| probe::raw(cfg, &case.request, deadline)));
-    let (answers, stream) = tokio::join!(probes, timing::fetch_stream(cfg));
+    let probes =
+        join_all(cases.iter().map(|case| client::raw(&cfg.target, &case.request, deadline)));
+    let (answers, stream) = tokio::join!(probes, judge::fetch_stream(cfg));
     let mut problems = Vec::new();
     let mut notes = Vec::new();
     for (case, got) in cases.iter().zip(&answers) {
@@ -322,7 +323,7 @@ pub async fn malformed_requests_refused(cfg: &Config) -> Outcome {
         ..Evidence::default()
     };
     let stream = match stream {
-        Ok(got) => timing::schedule_outcome(got.lines(), cfg.interval, cfg.tolerance),
+        Ok(got) => judge::schedule_outcome(got.lines(), cfg.interval, cfg.tolerance),
         Err(outcome) => outcome,
     };
     let outcome = if !problems.is_empty() {

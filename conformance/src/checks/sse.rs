@@ -8,16 +8,16 @@ use futures_util::future::join_all;
 
 use crate::{
     Config, Level, Outcome,
-    endpoint::{Endpoint, events_problem, fetch_items},
-    probe::{self, Ask, Framing, ms},
-    timing::schedule_outcome,
+    checks::endpoint::{Endpoint, events_problem, fetch_items},
+    checks::judge::schedule_outcome,
+    client::{self, Ask, Framing, ms},
 };
 
 const QUICK: Duration = Duration::from_secs(5);
 
 pub async fn events_content_type(cfg: &Config) -> Outcome {
     let ask = Ask::get(Endpoint::Events.path(1, Duration::ZERO), QUICK).head_only();
-    let got = probe::send(cfg, ask).await;
+    let got = client::send(&cfg.target, ask).await;
     let content_type = got.header("content-type").unwrap_or_default().to_owned();
     let essence = content_type.split(';').next().unwrap_or_default().trim();
     let outcome = match got.status() {
@@ -43,7 +43,7 @@ pub async fn events_ids_and_data(cfg: &Config) -> Outcome {
 
 pub async fn events_retry_hint(cfg: &Config) -> Outcome {
     let ask = Ask::get(Endpoint::Events.path(2, Duration::ZERO), QUICK).framing(Framing::Events);
-    let got = probe::send(cfg, ask).await;
+    let got = client::send(&cfg.target, ask).await;
     if let Some(error) = got.unanswered() {
         return Outcome::fail(format!("no response: {error}")).with(got.evidence);
     }
@@ -82,7 +82,8 @@ pub async fn events_resume_after_last_event_id(cfg: &Config) -> Outcome {
     let ask = Endpoint::Events.ask(cfg).header("last-event-id", resume_after.to_string());
     let path = ask.path.clone();
     let done = Ask::get(&path, QUICK).header("last-event-id", cfg.count.to_string());
-    let (resumed, done) = tokio::join!(probe::send(cfg, ask), probe::send(cfg, done));
+    let (resumed, done) =
+        tokio::join!(client::send(&cfg.target, ask), client::send(&cfg.target, done));
     let mut outcome = match resumed.status() {
         None => Outcome::fail(format!("no response: {}", resumed.unanswered().unwrap_or_default())),
         Some(200) => match events_problem(&resumed, resume_after + 1, cfg.count) {
@@ -118,10 +119,11 @@ pub async fn events_resume_after_last_event_id(cfg: &Config) -> Outcome {
 pub async fn events_bad_last_event_id(cfg: &Config) -> Outcome {
     let path = Endpoint::Events.path(3, Duration::ZERO);
     let bad = ["abc", "-1", "4", "1.5", "99999999999999999999"];
-    let answers = join_all(
-        bad.iter().map(|id| probe::send(cfg, Ask::get(&path, QUICK).header("last-event-id", *id))),
-    )
-    .await;
+    let answers =
+        join_all(bad.iter().map(|id| {
+            client::send(&cfg.target, Ask::get(&path, QUICK).header("last-event-id", *id))
+        }))
+        .await;
     let mut problems = Vec::new();
     for (id, got) in bad.iter().zip(&answers) {
         let body = String::from_utf8_lossy(&got.body);
@@ -150,7 +152,7 @@ pub async fn events_keepalive(cfg: &Config) -> Outcome {
     let path =
         format!("{}&keepalive_ms={}", Endpoint::Events.path(2, quiet), keepalive.as_millis());
     let deadline = quiet + QUICK;
-    let got = probe::send(cfg, Ask::get(path, deadline).framing(Framing::Events)).await;
+    let got = client::send(&cfg.target, Ask::get(path, deadline).framing(Framing::Events)).await;
     if let Some(error) = got.unanswered() {
         return Outcome::fail(format!("no response: {error}")).with(got.evidence);
     }

@@ -9,9 +9,9 @@ use futures_util::future::join_all;
 
 use crate::{
     Config, Level, Outcome,
-    endpoint::{self, Endpoint, fetch_items},
-    probe::{self, Ask},
-    timing::schedule_outcome,
+    checks::endpoint::{self, Endpoint, fetch_items},
+    checks::judge::schedule_outcome,
+    client::{self, Ask},
 };
 
 /// Is `encoding` among those `accept` (an `Accept-Encoding` value) offers with q > 0?
@@ -29,7 +29,7 @@ pub(crate) fn offered(accept: Option<&str>, encoding: &str) -> bool {
 }
 
 /// The Content-Encoding of an answer, `None` for none or `identity`.
-fn encoding(got: &probe::Fetched) -> Option<String> {
+fn encoding(got: &client::Fetched) -> Option<String> {
     got.header("content-encoding")
         .map(|e| e.trim().to_ascii_lowercase())
         .filter(|e| e != "identity")
@@ -126,10 +126,11 @@ pub async fn ordinary_responses_negotiated(cfg: &Config) -> Outcome {
                 None => ask,
             }
         });
-        let [plain, identity, compressed] = join_all(asks.map(|ask| probe::send(cfg, ask)))
-            .await
-            .try_into()
-            .expect("three answers");
+        let [plain, identity, compressed] =
+            join_all(asks.map(|ask| client::send(&cfg.target, ask)))
+                .await
+                .try_into()
+                .expect("three answers");
         for (got, asked) in
             [(&plain, "without Accept-Encoding"), (&identity, "with Accept-Encoding: identity")]
         {

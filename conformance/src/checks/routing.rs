@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use reqwest::Method;
 
-use crate::{Config, Outcome, endpoint, probe};
+use crate::{Config, Outcome, checks::endpoint, client};
 
 const QUICK: Duration = Duration::from_secs(5);
 
@@ -15,7 +15,7 @@ const INDEX_MENTIONS: [&str; 6] =
     ["/stream", "/stream.html", "/events", "fetch(", "EventSource", "curl -N"];
 
 pub async fn index_names_endpoints(cfg: &Config) -> Outcome {
-    let got = probe::fetch(cfg, Method::GET, "/", QUICK, false).await;
+    let got = client::fetch(&cfg.target, Method::GET, "/", QUICK, false).await;
     let body = String::from_utf8_lossy(&got.body).into_owned();
     let outcome = match got.status() {
         Some(200) => {
@@ -43,7 +43,7 @@ pub async fn index_names_endpoints(cfg: &Config) -> Outcome {
 
 pub async fn unknown_path_404(cfg: &Config) -> Outcome {
     let path = "/no-such-path/stream";
-    let got = probe::fetch(cfg, Method::GET, path, QUICK, true).await;
+    let got = client::fetch(&cfg.target, Method::GET, path, QUICK, true).await;
     let status = got.status();
     Outcome::judge(
         status == Some(404),
@@ -63,7 +63,8 @@ pub async fn other_methods_405_with_allow(cfg: &Config) -> Outcome {
         })
         .collect();
     let answers = futures_util::future::join_all(
-        asks.iter().map(|(method, path)| probe::fetch(cfg, method.clone(), path, QUICK, true)),
+        asks.iter()
+            .map(|(method, path)| client::fetch(&cfg.target, method.clone(), path, QUICK, true)),
     )
     .await;
     let mut problems = Vec::new();

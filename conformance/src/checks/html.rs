@@ -7,16 +7,16 @@ use futures_util::future::join_all;
 
 use crate::{
     Config, Outcome,
-    endpoint::{DEFAULT_PAD, Endpoint, fetch_items, html_problem},
-    probe::{self, Ask},
-    timing::schedule_outcome,
+    checks::endpoint::{DEFAULT_PAD, Endpoint, fetch_items, html_problem},
+    checks::judge::schedule_outcome,
+    client::{self, Ask},
 };
 
 const QUICK: Duration = Duration::from_secs(5);
 
 pub async fn html_content_type(cfg: &Config) -> Outcome {
     let ask = Ask::get(Endpoint::Html.path(1, Duration::ZERO), QUICK).head_only();
-    let got = probe::send(cfg, ask).await;
+    let got = client::send(&cfg.target, ask).await;
     let content_type = got.header("content-type").unwrap_or_default().to_owned();
     let normalized = content_type.to_ascii_lowercase().replace([' ', '"'], "");
     let outcome = match got.status() {
@@ -39,7 +39,7 @@ pub async fn html_body_and_padding(cfg: &Config) -> Outcome {
         if let Some(pad) = pad {
             path.push_str(&format!("&pad={pad}"));
         }
-        probe::send(cfg, Ask::get(path, QUICK))
+        client::send(&cfg.target, Ask::get(path, QUICK))
     }))
     .await;
     let mut problems = Vec::new();

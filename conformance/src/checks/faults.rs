@@ -12,9 +12,9 @@ use tokio::sync::Semaphore;
 
 use crate::{
     Config, Level, Outcome,
-    endpoint::{Endpoint, fetch_items},
-    probe::{self, ms},
-    timing::{first_line_outcome, spacing_outcome},
+    checks::endpoint::{Endpoint, fetch_items},
+    checks::judge::{first_line_outcome, spacing_outcome},
+    client::{self, ms},
 };
 
 /// Items per stream whose end the disconnect check looks for in the log; an unusual number so
@@ -31,8 +31,8 @@ pub async fn disconnect_stops_generator(cfg: &Config) -> Outcome {
         return Outcome::warn("needs the server's log: run it from the test suite or `matrix`");
     };
     let path = Endpoint::Stream.path(CANCELLED_OF, cfg.interval);
-    let url = format!("{}{path}", cfg.base);
-    let client = probe::client(cfg.deadline());
+    let url = format!("{}{path}", cfg.target.base);
+    let client = client::client(cfg.deadline());
     let mut response = match client.get(&url).send().await {
         Ok(response) => response,
         Err(e) => return Outcome::fail(format!("GET {path}: {e}")),
@@ -85,7 +85,7 @@ pub async fn disconnect_stops_generator(cfg: &Config) -> Outcome {
     }
     let start = Instant::now();
     let done = Endpoint::Stream.path(COMPLETED_OF, Duration::ZERO);
-    let got = probe::fetch(cfg, reqwest::Method::GET, &done, cfg.deadline(), false).await;
+    let got = client::fetch(&cfg.target, reqwest::Method::GET, &done, cfg.deadline(), false).await;
     let wanted = format!("stream completed: {COMPLETED_OF} of {COMPLETED_OF} items");
     let completed = log
         .wait_for(start, Instant::now() + Duration::from_secs(5), |line| line.contains(&wanted))
@@ -119,8 +119,8 @@ pub async fn backpressure_bounded(cfg: &Config) -> Outcome {
         Ok(rss) => rss,
         Err(e) => return Outcome::warn(e),
     };
-    let client = probe::client(Duration::from_secs(120));
-    let mut response = match client.get(format!("{}{path}", cfg.base)).send().await {
+    let client = client::client(Duration::from_secs(120));
+    let mut response = match client.get(format!("{}{path}", cfg.target.base)).send().await {
         Ok(response) => response,
         Err(e) => return Outcome::fail(format!("GET {path}: {e}")),
     };

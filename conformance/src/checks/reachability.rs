@@ -4,19 +4,20 @@ use std::time::Duration;
 
 use reqwest::Method;
 
-use crate::{Config, Outcome, probe};
+use crate::{Config, Outcome, client};
 
 /// A one-line stream answers with 200 within five seconds.
 pub async fn reachable(cfg: &Config) -> Outcome {
-    let path = crate::stream_path(1, Duration::ZERO);
-    let got = probe::fetch(cfg, Method::GET, &path, Duration::from_secs(5), false).await;
+    let path = crate::checks::stream_path(1, Duration::ZERO);
+    let got = client::fetch(&cfg.target, Method::GET, &path, Duration::from_secs(5), false).await;
     if let Some(error) = got.unanswered() {
-        return Outcome::fail(format!("cannot reach {}: {error}", cfg.base)).with(got.evidence);
+        return Outcome::fail(format!("cannot reach {}: {error}", cfg.target.base))
+            .with(got.evidence);
     }
     let status = got.status().unwrap_or_default();
     Outcome::judge(
         status == 200,
-        format!("{} answers 200", cfg.base),
+        format!("{} answers 200", cfg.target.base),
         format!("GET {path} answered {status}, expected 200"),
     )
     .with(got.evidence)

@@ -33,7 +33,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use crate::{Config, Level, Outcome, clients, servers::Spawned};
+use crate::{CheckId, Config, Level, Outcome, clients, servers::Spawned};
 
 /// Which proxy.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -129,8 +129,8 @@ const OUTPUT: &str = "output.log";
 
 /// The configs the tests run, with `@DIR@`, `@PORT@`, `@UPSTREAM@` (and Apache's `@MODULES@`)
 /// to fill in. The book includes these same files.
-const NGINX_TEMPLATE: &str = include_str!("../proxies/nginx.conf");
-const APACHE_TEMPLATE: &str = include_str!("../proxies/apache.conf");
+const NGINX_TEMPLATE: &str = include_str!("../../proxies/nginx.conf");
+const APACHE_TEMPLATE: &str = include_str!("../../proxies/apache.conf");
 
 /// A config for `kind` in `dir`, listening on 127.0.0.1:`port`, in front of `upstream`
 /// (`host:port`).
@@ -419,33 +419,36 @@ impl Drop for Proxy {
 
 /// The checks run through a proxy: the timing of all three streaming endpoints, with and
 /// without compression.
-pub const CHECKS: &[&str] = &[
-    "first_line_is_prompt",
-    "gaps_hold_interval",
-    "no_accumulated_drift",
-    "html_streams_div_by_div",
-    "events_stream_event_by_event",
-    "streams_with_gzip",
-    "streams_without_accept_encoding",
+pub const CHECKS: &[CheckId] = &[
+    crate::ids::first_line_is_prompt,
+    crate::ids::gaps_hold_interval,
+    crate::ids::no_accumulated_drift,
+    crate::ids::html_streams_div_by_div,
+    crate::ids::events_stream_event_by_event,
+    crate::ids::streams_with_gzip,
+    crate::ids::streams_without_accept_encoding,
 ];
 
 /// What runs through each setup of `kind`: everything through the stock proxy; the
 /// compression checks through a proxy that does all the compressing itself; and for nginx,
 /// the timing through its HTTP/1.0 default.
-fn plan(kind: Kind) -> Vec<(Setup, &'static [&'static str])> {
+fn plan(kind: Kind) -> Vec<(Setup, &'static [CheckId])> {
     let mut plan = vec![
         (Setup::Stock, CHECKS),
-        (Setup::ProxyCompresses, &["streams_with_gzip", "streams_without_accept_encoding"][..]),
+        (
+            Setup::ProxyCompresses,
+            &[crate::ids::streams_with_gzip, crate::ids::streams_without_accept_encoding][..],
+        ),
     ];
     if kind == Kind::Nginx {
         plan.push((
             Setup::Http10Upstream,
             &[
-                "first_line_is_prompt",
-                "gaps_hold_interval",
-                "html_streams_div_by_div",
-                "events_stream_event_by_event",
-                "streams_with_gzip",
+                crate::ids::first_line_is_prompt,
+                crate::ids::gaps_hold_interval,
+                crate::ids::html_streams_div_by_div,
+                crate::ids::events_stream_event_by_event,
+                crate::ids::streams_with_gzip,
             ][..],
         ));
     }
@@ -458,8 +461,8 @@ fn plan(kind: Kind) -> Vec<(Setup, &'static [&'static str])> {
 pub const PROXY_INTERVAL: Duration = Duration::from_millis(400);
 
 /// Runs `check` against `base` once, with [`PROXY_INTERVAL`].
-pub fn run_check(base: &str, check: &str) -> Outcome {
-    let entry = crate::check(check).unwrap_or_else(|| panic!("no check named {check}"));
+pub fn run_check(base: &str, check: CheckId) -> Outcome {
+    let entry = crate::entry(check);
     let cfg = Config::with_timing(base, 5, PROXY_INTERVAL);
     crate::testing::runtime().block_on(entry.run(&cfg))
 }
@@ -492,7 +495,7 @@ fn run_behind(kind: Kind, binary: &str) {
             panic!("{binary} behind {e}\n--- server log ---\n{}", server.stderr())
         });
         let mut failed = false;
-        for name in checks {
+        for &name in checks {
             let outcome = run_check(&proxy.base, name);
             let what = format!("{name} behind {program} ({setup:?})");
             if outcome.level == Level::Pass {

@@ -16,13 +16,13 @@ pub fn test_config(base: &str) -> Config {
 
 /// A check a framework cannot pass, with the reason it must fail for. Its test asserts the
 /// failure, so the day the framework can do it, the test says so.
-pub type KnownLimit = (&'static str, &'static str);
+pub type KnownLimit = (crate::CheckId, &'static str);
 
 /// Starts `binary`, runs `check` against it and panics with the reason, the evidence and the
 /// server's log if it does not pass (a warning included), or, for a check in `known`, if it
 /// does not fail for the stated reason.
-pub fn run_check_against_binary(binary: &str, check: &str, known: &[KnownLimit]) {
-    let entry = crate::check(check).unwrap_or_else(|| panic!("no check named {check}"));
+pub fn run_check_against_binary(binary: &str, check: crate::CheckId, known: &[KnownLimit]) {
+    let entry = crate::entry(check);
     let server = Spawned::start(Path::new(binary), Duration::from_secs(60))
         .unwrap_or_else(|e| panic!("{binary}: {e}"));
     let mut cfg = test_config(&server.base);
@@ -216,7 +216,7 @@ macro_rules! __suite_tests {
                 fn $check() {
                     $crate::testing::run_check_against_binary(
                         $binary,
-                        stringify!($check),
+                        $crate::ids::$check,
                         super::KNOWN_LIMITS,
                     );
                 }

@@ -1,0 +1,286 @@
+//! The catalogue: one module per concern, each check a small function that asks the client
+//! and hands what it saw to the judge ([`judge`]); then running them and the report.
+
+pub(crate) mod judge;
+pub(crate) mod report;
+
+mod bad_input;
+mod compression;
+mod content;
+pub(crate) mod endpoint;
+mod faults;
+mod head;
+mod headers;
+mod html;
+mod http10;
+mod reachability;
+mod routing;
+mod shutdown;
+mod sse;
+mod timing;
+
+use std::{future::Future, pin::Pin, time::Duration};
+
+use futures_util::StreamExt;
+
+use crate::{
+    CheckResult, Level, Outcome, Report,
+    client::Target,
+    harness::servers::{Launch, ServerLog},
+};
+
+/// Lines per stream in the timing checks, unless told otherwise.
+pub const DEFAULT_COUNT: u32 = 5;
+/// Interval between lines in the timing checks, unless told otherwise.
+pub const DEFAULT_INTERVAL_MS: u64 = 300;
+
+/// Where to point the checks, and the stream shape the timing checks ask for.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// The server's base URL (`http://host:port`, maybe with a path) and transport.
+    pub target: Target,
+    /// Lines per stream in the timing checks.
+    pub count: u32,
+    /// Interval between lines in the timing checks.
+    pub interval: Duration,
+    /// How far an arrival may be from its due time.
+    pub tolerance: Duration,
+    /// What is known about the server beyond its URL, when the checker started it.
+    pub local: Local,
+}
+
+/// What the checker knows about a server it started itself. The checks of logging, memory and
+/// shutdown need it; against a bare URL they warn that they could not run.
+#[derive(Debug, Clone, Default)]
+pub struct Local {
+    /// To read its resident memory from `/proc`.
+    pub pid: Option<u32>,
+    /// Its stderr.
+    pub log: Option<ServerLog>,
+    /// How to start more instances (the shutdown checks signal their own).
+    pub launch: Option<Launch>,
+}
+
+impl Config {
+    /// Defaults for a server you are looking at: 5 lines, 300 ms apart, ±150 ms.
+    pub fn new(base: &str) -> Self {
+        Self::with_timing(base, DEFAULT_COUNT, Duration::from_millis(DEFAULT_INTERVAL_MS))
+    }
+
+    /// `count` lines `interval` apart, with a tolerance of half an interval.
+    pub fn with_timing(base: &str, count: u32, interval: Duration) -> Self {
+        Self {
+            target: Target::new(base),
+            count,
+            interval,
+            tolerance: interval / 2,
+            local: Local::default(),
+        }
+    }
+
+    /// `/stream?count=…&interval_ms=…` for the configured timing.
+    pub fn stream_path(&self) -> String {
+        stream_path(self.count, self.interval)
+    }
+
+    /// How long a well-behaved server needs for the configured stream, plus generous slack:
+    /// past this, a check stops waiting.
+    pub fn deadline(&self) -> Duration {
+        deadline_for(self.count, self.interval, self.tolerance)
+    }
+}
+
+pub(crate) fn stream_path(count: u32, interval: Duration) -> String {
+    format!("/stream?count={count}&interval_ms={}", interval.as_millis())
+}
+
+pub(crate) fn deadline_for(count: u32, interval: Duration, tolerance: Duration) -> Duration {
+    interval * count.saturating_sub(1) + tolerance * 4 + Duration::from_secs(3)
+}
+
+type CheckFuture<'a> = Pin<Box<dyn Future<Output = Outcome> + Send + 'a>>;
+
+/// A check's name as a value the compiler knows: use the constants of [`ids`], so that a
+/// renamed check is a compile error wherever it is named (the proxy plan, the known limits, the
+/// negative controls).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct CheckId(&'static str);
+
+impl CheckId {
+    pub fn name(self) -> &'static str {
+        self.0
+    }
+}
+
+impl std::fmt::Display for CheckId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.0)
+    }
+}
+
+/// One entry of the catalogue.
+#[derive(Clone, Copy)]
+pub struct Check {
+    pub id: CheckId,
+    /// Also the test name: a failure reads like `actix::head_is_prompt`.
+    pub name: &'static str,
+    /// The module (concern) it belongs to: reachability, headers, timing, …
+    pub concern: &'static str,
+    run: for<'a> fn(&'a Config) -> CheckFuture<'a>,
+}
+
+impl std::fmt::Debug for Check {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}::{}", self.concern, self.name)
+    }
+}
+
+impl Check {
+    pub async fn run(&self, cfg: &Config) -> Outcome {
+        (self.run)(cfg).await
+    }
+}
+
+/// The whole catalogue in one list, in the order a report shows it. Called with a macro name,
+/// it hands that macro the list; `catalogue()` and the per-framework test suite ([`suite!`])
+/// are both made from it, so they cannot drift apart.
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __with_catalogue {
+    ($callback:path; $($args:tt)*) => {
+        $callback! { $($args)* [
+            reachability::reachable,
+            headers::content_type_is_text_plain_utf8,
+            headers::cache_control_no_cache,
+            headers::x_accel_buffering_no,
+            headers::nosniff,
+            headers::no_content_length,
+            headers::no_etag,
+            headers::no_last_modified,
+            headers::chunked_on_http11,
+            content::body_counts_lines,
+            content::classic_defaults,
+            timing::first_line_is_prompt,
+            timing::no_line_early,
+            timing::gaps_hold_interval,
+            timing::no_accumulated_drift,
+            timing::ends_after_last_line,
+            head::head_matches_get_headers,
+            head::head_has_no_body,
+            head::head_is_prompt,
+            html::html_content_type,
+            html::html_body_and_padding,
+            html::html_streams_div_by_div,
+            sse::events_content_type,
+            sse::events_ids_and_data,
+            sse::events_retry_hint,
+            sse::events_stream_event_by_event,
+            sse::events_resume_after_last_event_id,
+            sse::events_bad_last_event_id,
+            sse::events_keepalive,
+            compression::streams_with_gzip,
+            compression::streams_with_br,
+            compression::streams_with_zstd,
+            compression::streams_with_deflate,
+            compression::streams_with_identity,
+            compression::streams_without_accept_encoding,
+            compression::ordinary_responses_negotiated,
+            http10::http10_close_delimited,
+            http10::http10_streams,
+            http10::http10_compressed_close_delimited,
+            bad_input::bad_input_rejected,
+            bad_input::bad_input_explained,
+            bad_input::streams_after_bad_input,
+            bad_input::malformed_requests_refused,
+            faults::disconnect_stops_generator,
+            faults::backpressure_bounded,
+            faults::load_200_streams,
+            shutdown::shutdown_drains_streams,
+            shutdown::shutdown_bounded_by_grace,
+            routing::index_names_endpoints,
+            routing::unknown_path_404,
+            routing::other_methods_405_with_allow,
+        ] }
+    };
+}
+
+macro_rules! define_catalogue {
+    ([$($concern:ident :: $check:ident),* $(,)?]) => {
+        /// Every check's id, named as the check.
+        #[allow(non_upper_case_globals)]
+        pub mod ids {
+            use super::CheckId;
+            $(pub const $check: CheckId = CheckId(stringify!($check));)*
+        }
+
+        /// Every check, reachability first.
+        pub fn catalogue() -> Vec<Check> {
+            vec![$(Check {
+                id: ids::$check,
+                name: stringify!($check),
+                concern: stringify!($concern),
+                run: |cfg| Box::pin($concern::$check(cfg)),
+            }),*]
+        }
+    };
+}
+__with_catalogue!(define_catalogue;);
+
+/// Looks a check up by name (as a user types it).
+pub fn check(name: &str) -> Option<Check> {
+    catalogue().into_iter().find(|c| c.name == name)
+}
+
+/// The catalogue entry of `id`.
+pub fn entry(id: CheckId) -> Check {
+    catalogue().into_iter().find(|c| c.id == id).expect("every id is in the catalogue")
+}
+
+/// How many checks run at once. Each opens several connections; many more at once and the
+/// checker's own load shows up in the timings it judges.
+const CONCURRENT_CHECKS: usize = 4;
+
+/// Runs the checks (all, or those named in `only`): reachability first, and if the server
+/// cannot be reached the rest are reported as not run; then the others, a few at a time.
+pub async fn run(cfg: &Config, only: &[String]) -> Report {
+    let selected: Vec<Check> = catalogue()
+        .into_iter()
+        .filter(|c| only.is_empty() || only.iter().any(|n| n == c.name))
+        .collect();
+    let reachable = reachability::reachable(cfg).await;
+    if reachable.level == Level::Fail {
+        let results = selected
+            .iter()
+            .map(|c| {
+                let outcome = if c.name == "reachable" {
+                    reachable.clone()
+                } else {
+                    Outcome::fail(format!("not run: {}", reachable.reason))
+                };
+                CheckResult::new(c, outcome)
+            })
+            .collect();
+        return Report::new(&cfg.target.base, results);
+    }
+    let outcomes: Vec<Outcome> = futures_util::stream::iter(selected.iter().map(|c| async {
+        if c.name == "reachable" { reachable.clone() } else { c.run(cfg).await }
+    }))
+    .buffered(CONCURRENT_CHECKS)
+    .collect()
+    .await;
+    let results = selected.iter().zip(outcomes).map(|(c, o)| CheckResult::new(c, o)).collect();
+    Report::new(&cfg.target.base, results)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn raw_requests_keep_the_base_path() {
+        let cfg = Config::new("http://127.0.0.1:8080/behind/proxy/");
+        assert_eq!(cfg.target.host_port(), "127.0.0.1:8080");
+        assert_eq!(cfg.target.path("/stream"), "/behind/proxy/stream");
+        assert_eq!(Config::new("http://[::1]:3000").target.path("/stream"), "/stream");
+    }
+}

@@ -1,0 +1,1 @@
+//! Diagnosis of any streaming endpoint (see `diagnose`).

@@ -1,0 +1,8 @@
+//! What the tests and `matrix` run the checks against: the servers they start, the proxies in
+//! front of them, the real clients (curl, Chromium, the Rust client example) and the
+//! per-framework test suite.
+
+pub mod clients;
+pub mod proxies;
+pub mod servers;
+pub mod testing;
