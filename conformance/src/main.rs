@@ -1,15 +1,17 @@
 //! The conformance CLI.
 //!
+//! Diagnose any endpoint: `cargo run -p conformance -- diagnose https://example.com/api/stream`
 //! Check any server: `cargo run -p conformance -- --url http://127.0.0.1:3000`
 //! Check all four examples: `cargo run -p conformance -- matrix`
 //! Benchmark them: `cargo run -p conformance --release -- bench`
-//! Exit code 1 if any check fails.
+//! Exit code 1 if any check fails; `diagnose` exits 0 streams, 1 buffered or batched,
+//! 3 inconclusive, 2 bad usage or no answer.
 
 use std::{path::PathBuf, process::ExitCode, time::Duration};
 
 use clap::{CommandFactory, FromArgMatches, Parser, Subcommand, parser::ValueSource};
 use conformance::{
-    Config, Report,
+    Config, Report, diagnose,
     servers::{Launch, Spawned},
 };
 
@@ -56,6 +58,9 @@ enum Command {
     List,
     /// Measure the four examples and a raw-hyper floor under load (release builds).
     Bench(conformance::bench::Options),
+    /// Say whether any URL streams, and if not, which layer holds it (exit 0 streams,
+    /// 1 buffered or batched, 3 inconclusive, 2 bad usage or no answer).
+    Diagnose(conformance::diagnose::Options),
 }
 
 const EXAMPLES: [(&str, &str); 4] = [
@@ -81,16 +86,19 @@ async fn main() -> ExitCode {
             }
             return ExitCode::SUCCESS;
         }
-        Some(Command::Bench(bench)) => {
-            let given = matches.subcommand_matches("bench").and_then(|m| {
-                ["count", "interval_ms", "tolerance_ms", "checks"]
-                    .into_iter()
-                    .find(|id| m.value_source(id) == Some(ValueSource::CommandLine))
-            });
-            if let Some(id) = given {
+        Some(Command::Diagnose(diagnose)) => {
+            if let Some(flag) = check_flag_given(&matches, "diagnose") {
                 eprintln!(
-                    "error: --{} is for the checks, not bench (see `conformance bench --help`)",
-                    if id == "checks" { "check".into() } else { id.replace('_', "-") }
+                    "error: {flag} is for the checks, not diagnose (see `conformance diagnose --help`)"
+                );
+                return ExitCode::from(2);
+            }
+            return run_diagnose(&diagnose, options.json).await;
+        }
+        Some(Command::Bench(bench)) => {
+            if let Some(flag) = check_flag_given(&matches, "bench") {
+                eprintln!(
+                    "error: {flag} is for the checks, not bench (see `conformance bench --help`)"
                 );
                 return ExitCode::from(2);
             }
@@ -139,6 +147,44 @@ async fn main() -> ExitCode {
         print!("{}", conformance::matrix(&reports));
     }
     if reports.iter().any(|(_, r)| r.failed()) { ExitCode::FAILURE } else { ExitCode::SUCCESS }
+}
+
+/// A flag of the checks given to a subcommand that has no use for it.
+fn check_flag_given(matches: &clap::ArgMatches, subcommand: &str) -> Option<String> {
+    let m = matches.subcommand_matches(subcommand)?;
+    let id = ["count", "interval_ms", "tolerance_ms", "checks"]
+        .into_iter()
+        .find(|id| m.value_source(id) == Some(ValueSource::CommandLine))?;
+    Some(format!("--{}", if id == "checks" { "check".into() } else { id.replace('_', "-") }))
+}
+
+async fn run_diagnose(options: &diagnose::Options, json: bool) -> ExitCode {
+    let fail = |problem: diagnose::Problem| {
+        if json {
+            let value = serde_json::json!({ "error": problem.error, "exit_code": 2 });
+            println!("{}", serde_json::to_string_pretty(&value).expect("json"));
+        } else {
+            eprintln!("error: {problem}");
+        }
+        ExitCode::from(diagnose::Exit::Usage as u8)
+    };
+    let plan = match diagnose::plan(options) {
+        Ok(plan) => plan,
+        Err(problem) => return fail(problem),
+    };
+    let mut live = diagnose::Live::new(!json);
+    match diagnose::run(&plan, &mut live).await {
+        Ok(diagnosis) => {
+            if json {
+                let value = diagnose::json(&diagnosis);
+                println!("{}", serde_json::to_string_pretty(&value).expect("json"));
+            } else {
+                print!("{}", diagnose::text(&diagnosis));
+            }
+            ExitCode::from(diagnosis.verdict().exit() as u8)
+        }
+        Err(problem) => fail(problem),
+    }
 }
 
 fn config(url: &str, options: &Options) -> Config {

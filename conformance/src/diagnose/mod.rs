@@ -1,1 +1,456 @@
-//! Diagnosis of any streaming endpoint (see `diagnose`).
+//! `conformance diagnose URL`: does any endpoint stream, and if not, which layer holds it.
+//!
+//! One request is made as a browser makes it (`Accept-Encoding: gzip, deflate, br, zstd`), and
+//! its items are shown as they arrive. Once its head is in, variants isolate the layer: the same
+//! request without `Accept-Encoding` when the response is compressed, over the other HTTP
+//! version when both are offered, and against `--compare URL2` (typically the origin behind
+//! the proxy). Each response gets a verdict by [`verdict::RULE`]; the findings
+//! ([`findings::Cause`]) come from comparing them and from the headers.
+
+pub mod findings;
+mod output;
+pub mod verdict;
+
+use std::{path::PathBuf, time::Duration};
+
+use reqwest::{Method, header::HeaderName};
+use serde::Serialize;
+
+use crate::client::{self, Ask, Exchange, Fetched, Framing, Protocol, Target, Transport};
+pub use findings::{Cause, Finding, Role};
+pub use output::{Live, json, text};
+pub use verdict::{Judgement, Verdict};
+
+/// The flags, named as curl names them.
+#[derive(clap::Args, Debug, Clone)]
+pub struct Options {
+    /// The URL to diagnose: any http:// or https:// endpoint that should stream.
+    pub url: String,
+    /// The request method [default: GET, or POST with -d].
+    #[arg(short = 'X', long = "request", value_name = "METHOD")]
+    pub method: Option<String>,
+    /// An extra request header (repeatable); `Name:` with no value removes a default one.
+    #[arg(short = 'H', long = "header", value_name = "NAME: VALUE")]
+    pub headers: Vec<String>,
+    /// The request body (`@FILE` reads it from a file), sent as
+    /// application/x-www-form-urlencoded unless -H sets a Content-Type.
+    #[arg(short = 'd', long = "data", value_name = "BODY", conflicts_with = "data_file")]
+    pub data: Option<String>,
+    /// The request body, read from FILE.
+    #[arg(long = "data-file", value_name = "FILE")]
+    pub data_file: Option<PathBuf>,
+    /// HTTP/1.1 only.
+    #[arg(long = "http1.1", conflicts_with = "http2")]
+    pub http1: bool,
+    /// HTTP/2 only: ALPN h2 over TLS, h2c with prior knowledge on http://.
+    #[arg(long = "http2")]
+    pub http2: bool,
+    /// Trust the PEM certificates in FILE instead of the system's roots.
+    #[arg(long, value_name = "FILE")]
+    pub cacert: Option<PathBuf>,
+    /// Accept any TLS certificate.
+    #[arg(short = 'k', long)]
+    pub insecure: bool,
+    /// Stop reading after SECS seconds and judge what arrived.
+    #[arg(short = 'm', long = "max-time", value_name = "SECS", default_value_t = 30.0)]
+    pub max_time: f64,
+    /// The same request to URL2 as well, typically the origin behind the proxy at URL.
+    #[arg(long, value_name = "URL2")]
+    pub compare: Option<String>,
+    /// Make only the main request (for endpoints where each request costs something).
+    #[arg(long)]
+    pub once: bool,
+}
+
+/// The exit codes, as documented in the CLI chapter.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Exit {
+    Streams = 0,
+    Held = 1,
+    Usage = 2,
+    Inconclusive = 3,
+}
+
+impl Verdict {
+    pub fn exit(self) -> Exit {
+        match self {
+            Verdict::Streams => Exit::Streams,
+            Verdict::Buffered | Verdict::Batched => Exit::Held,
+            Verdict::Inconclusive => Exit::Inconclusive,
+        }
+    }
+}
+
+/// Why there is no verdict: bad usage, no connection, or not a streaming answer (exit 2).
+#[derive(Debug, Clone, Serialize)]
+pub struct Problem {
+    pub error: String,
+}
+
+impl Problem {
+    fn new(error: impl Into<String>) -> Self {
+        Self { error: error.into() }
+    }
+}
+
+impl std::fmt::Display for Problem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.error)
+    }
+}
+
+/// What to send, checked.
+#[derive(Debug, Clone)]
+pub struct Plan {
+    pub url: String,
+    pub target: Target,
+    pub ask: Ask,
+    pub compare: Option<(String, Target, Ask)>,
+    pub once: bool,
+    pub max_time: Duration,
+    /// Flags that do nothing here, said in the output.
+    pub notes: Vec<String>,
+}
+
+/// What a browser sends, unless `-H` says otherwise.
+const BROWSER_HEADERS: [(&str, &str); 3] = [
+    ("accept", "*/*"),
+    ("accept-encoding", "gzip, deflate, br, zstd"),
+    ("user-agent", concat!("conformance-diagnose/", env!("CARGO_PKG_VERSION"))),
+];
+
+/// Checks the options and turns them into requests; every mistake is named.
+pub fn plan(options: &Options) -> Result<Plan, Problem> {
+    if !(options.max_time.is_finite() && options.max_time > 0.0 && options.max_time <= 86_400.0) {
+        return Err(Problem::new(format!(
+            "--max-time {}: expected seconds between 0 and 86400",
+            options.max_time
+        )));
+    }
+    let max_time = Duration::from_secs_f64(options.max_time);
+    let mut transport = Transport {
+        protocol: match (options.http1, options.http2) {
+            (true, _) => Protocol::Http1,
+            (_, true) => Protocol::Http2,
+            _ => Protocol::Auto,
+        },
+        cacert: None,
+        insecure: options.insecure,
+    };
+    if let Some(path) = &options.cacert {
+        let pem = std::fs::read(path).map_err(|e| {
+            Problem::new(format!("--cacert {}: cannot read it: {e}", path.display()))
+        })?;
+        transport.cacert = Some(pem);
+        client::client_for(&transport, max_time)
+            .map_err(|e| Problem::new(format!("--cacert {}: {e}", path.display())))?;
+    }
+    let body = match (&options.data, &options.data_file) {
+        (Some(data), _) if data.starts_with('@') => {
+            Some(read_body(&PathBuf::from(&data[1..]), "-d @")?)
+        }
+        (Some(data), _) => Some(data.clone().into_bytes()),
+        (None, Some(path)) => Some(read_body(path, "--data-file ")?),
+        (None, None) => None,
+    };
+    let method = match &options.method {
+        Some(m) => Method::from_bytes(m.as_bytes())
+            .map_err(|_| Problem::new(format!("-X {m:?}: not an HTTP method")))?,
+        None if body.is_some() => Method::POST,
+        None => Method::GET,
+    };
+    let mut headers: Vec<(String, String)> =
+        BROWSER_HEADERS.iter().map(|(n, v)| (n.to_string(), v.to_string())).collect();
+    if body.is_some() {
+        headers.push(("content-type".into(), "application/x-www-form-urlencoded".into()));
+    }
+    for given in &options.headers {
+        let Some((name, value)) = given.split_once(':') else {
+            return Err(Problem::new(format!(
+                "-H {given:?}: a header is `Name: value` (no colon found)"
+            )));
+        };
+        let name = name.trim();
+        if HeaderName::from_bytes(name.as_bytes()).is_err() {
+            return Err(Problem::new(format!("-H {given:?}: {name:?} is not a header name")));
+        }
+        let value = value.trim();
+        if reqwest::header::HeaderValue::from_str(value).is_err() {
+            return Err(Problem::new(format!(
+                "-H {given:?}: the value is not a valid header value"
+            )));
+        }
+        headers.retain(|(n, _)| !n.eq_ignore_ascii_case(name));
+        if !value.is_empty() {
+            headers.push((name.to_owned(), value.to_owned()));
+        }
+    }
+    let make = |url: &str, flag: &str| -> Result<(Target, Ask), Problem> {
+        let (base, path) = split_url(url, flag)?;
+        let mut target = Target::new(&base);
+        target.transport = transport.clone();
+        let mut ask = Ask::get(path, max_time).framing(Framing::Auto);
+        ask.method = method.clone();
+        ask.headers = headers.clone();
+        ask.body = body.clone();
+        Ok((target, ask))
+    };
+    let (target, ask) = make(&options.url, "URL")?;
+    let compare = match &options.compare {
+        Some(url) => {
+            let (target, ask) = make(url, "--compare")?;
+            Some((url.clone(), target, ask))
+        }
+        None => None,
+    };
+    let mut notes = Vec::new();
+    if target.base.starts_with("http://") && (options.cacert.is_some() || options.insecure) {
+        notes.push("--cacert and --insecure have no effect on http:// (no TLS)".to_owned());
+    }
+    Ok(Plan { url: options.url.clone(), target, ask, compare, once: options.once, max_time, notes })
+}
+
+fn read_body(path: &PathBuf, flag: &str) -> Result<Vec<u8>, Problem> {
+    std::fs::read(path)
+        .map_err(|e| Problem::new(format!("{flag}{}: cannot read it: {e}", path.display())))
+}
+
+/// `scheme://host:port` and the path with its query.
+fn split_url(url: &str, flag: &str) -> Result<(String, String), Problem> {
+    let parsed = reqwest::Url::parse(url)
+        .map_err(|e| Problem::new(format!("{flag} {url:?} is not a URL: {e}")))?;
+    match parsed.scheme() {
+        "http" | "https" => {}
+        other => {
+            return Err(Problem::new(format!(
+                "{flag} {url:?}: the scheme {other:?} is not http or https"
+            )));
+        }
+    }
+    if parsed.host_str().is_none_or(str::is_empty) {
+        return Err(Problem::new(format!("{flag} {url:?} has no host")));
+    }
+    if !parsed.username().is_empty() || parsed.password().is_some() {
+        return Err(Problem::new(format!(
+            "{flag} {url:?}: credentials in the URL are not sent; pass -H 'Authorization: …'"
+        )));
+    }
+    let base = parsed.origin().ascii_serialization();
+    let mut path = parsed.path().to_owned();
+    if let Some(query) = parsed.query() {
+        path.push('?');
+        path.push_str(query);
+    }
+    Ok((base, path))
+}
+
+/// One request made, and its verdict.
+#[derive(Debug, Clone, Serialize)]
+pub struct RequestResult {
+    pub url: String,
+    pub method: String,
+    pub protocol_asked: Protocol,
+    pub request_headers: Vec<(String, String)>,
+    #[serde(skip)]
+    pub fetched: Fetched,
+    #[serde(flatten)]
+    pub judgement: Judgement,
+}
+
+impl RequestResult {
+    pub fn protocol(&self) -> &str {
+        self.fetched.version.as_deref().unwrap_or("?")
+    }
+}
+
+/// An extra request, and why it was made.
+#[derive(Debug, Clone)]
+pub struct Variant {
+    /// `identity`, `protocol` or `compare`.
+    pub name: &'static str,
+    pub description: String,
+    /// The response, or why there is none to judge.
+    pub result: Result<RequestResult, String>,
+}
+
+/// Every request of one diagnosis.
+#[derive(Debug, Clone)]
+pub struct Run {
+    pub main: RequestResult,
+    pub variants: Vec<Variant>,
+    /// Variants not made, and why.
+    pub skipped: Vec<String>,
+}
+
+/// The whole answer.
+#[derive(Debug, Clone)]
+pub struct Diagnosis {
+    pub run: Run,
+    pub findings: Vec<Finding>,
+}
+
+impl Diagnosis {
+    pub fn verdict(&self) -> Verdict {
+        self.run.main.judgement.verdict
+    }
+}
+
+/// Makes the requests of `plan`, showing the main one live, and judges them.
+pub async fn run(plan: &Plan, live: &mut Live) -> Result<Diagnosis, Problem> {
+    live.start(plan);
+    let compare = plan.compare.clone().map(|(url, target, ask)| {
+        tokio::spawn(async move {
+            let description = format!("the same request to {url}");
+            Variant { name: "compare", description, result: request(&url, &target, ask).await }
+        })
+    });
+    let mut exchange = match Exchange::start(&plan.target, plan.ask.clone()).await {
+        Ok(exchange) => exchange,
+        Err(got) => {
+            live.stop();
+            return Err(Problem::new(match got.unanswered() {
+                Some(error) => format!("cannot get an answer from {}: {error}", plan.url),
+                None => format!("{} answered without a body to read", plan.url),
+            }));
+        }
+    };
+    live.head(&exchange.out);
+    let status = exchange.out.status().unwrap_or_default();
+    if !(200..300).contains(&status) {
+        exchange.next().await;
+        let got = exchange.finish();
+        return Err(Problem::new(status_problem(&plan.url, &got)));
+    }
+    let mut variants = Vec::new();
+    let mut skipped = Vec::new();
+    if plan.once {
+        skipped.push("variants: not made (--once)".to_owned());
+    } else {
+        let (more, why) = variants_for(plan, &exchange.out);
+        skipped.extend(why);
+        for (name, description, target, ask) in more {
+            let url = plan.url.clone();
+            variants.push(tokio::spawn(async move {
+                Variant { name, description, result: request(&url, &target, ask).await }
+            }));
+        }
+    }
+    let framing = exchange.framing();
+    while exchange.next().await {
+        live.progress(&exchange.out, framing);
+    }
+    let got = exchange.finish();
+    live.progress(&got, framing);
+    live.done(&got);
+    let main = result(&plan.url, &plan.target, &plan.ask, got, framing);
+    let mut done = Vec::new();
+    if let Some(compare) = compare {
+        variants.insert(0, compare);
+    }
+    for variant in variants {
+        done.push(variant.await.expect("a variant does not panic"));
+    }
+    done.sort_by_key(|v| ["identity", "protocol", "compare"].iter().position(|n| *n == v.name));
+    let run = Run { main, variants: done, skipped };
+    let findings = findings::findings(&run);
+    Ok(Diagnosis { run, findings })
+}
+
+/// The variants worth making, given the main response's head; and those not made, with why.
+#[allow(clippy::type_complexity)]
+fn variants_for(
+    plan: &Plan, head: &Fetched,
+) -> (Vec<(&'static str, String, Target, Ask)>, Vec<String>) {
+    let mut made = Vec::new();
+    let mut skipped = Vec::new();
+    match head.header("content-encoding") {
+        Some(encoding) => {
+            let mut ask = plan.ask.clone();
+            ask.headers.retain(|(n, _)| !n.eq_ignore_ascii_case("accept-encoding"));
+            let description =
+                format!("without Accept-Encoding (the response came `{encoding}`-encoded)");
+            made.push(("identity", description, plan.target.clone(), ask));
+        }
+        None => skipped
+            .push("without Accept-Encoding: not needed, the response is not compressed".into()),
+    }
+    let tls = plan.target.base.starts_with("https://");
+    let version = head.version.as_deref().unwrap_or_default();
+    let asked = plan.target.transport.protocol;
+    let other = match (version, asked, tls) {
+        ("h2", _, _) => Some(Protocol::Http1),
+        (_, Protocol::Http1, true) => Some(Protocol::Http2),
+        (_, Protocol::Auto, true) => {
+            skipped.push("HTTP/2: not offered (ALPN chose http/1.1)".into());
+            None
+        }
+        (_, _, false) => {
+            skipped.push("HTTP/2: not tried on http:// (--http2 asks for h2c)".into());
+            None
+        }
+        _ => None,
+    };
+    if let Some(protocol) = other {
+        let mut target = plan.target.clone();
+        target.transport.protocol = protocol;
+        let name = if protocol == Protocol::Http1 { "HTTP/1.1" } else { "h2" };
+        made.push((
+            "protocol",
+            format!("over {name} instead of {version}"),
+            target,
+            plan.ask.clone(),
+        ));
+    }
+    (made, skipped)
+}
+
+async fn request(url: &str, target: &Target, ask: Ask) -> Result<RequestResult, String> {
+    let got = client::send(target, ask.clone()).await;
+    if let Some(error) = got.unanswered() {
+        return Err(format!("no answer: {error}"));
+    }
+    let status = got.status().unwrap_or_default();
+    if !(200..300).contains(&status) {
+        return Err(status_problem(url, &got));
+    }
+    let framing = match ask.framing {
+        Framing::Auto if client::is_event_stream(got.header("content-type")) => Framing::Events,
+        Framing::Auto => Framing::Lines,
+        other => other,
+    };
+    Ok(result(url, target, &ask, got, framing))
+}
+
+fn result(url: &str, target: &Target, ask: &Ask, got: Fetched, framing: Framing) -> RequestResult {
+    let judgement = verdict::judge(&got, framing, client::ms(ask.deadline));
+    RequestResult {
+        url: url.to_owned(),
+        method: ask.method.to_string(),
+        protocol_asked: target.transport.protocol,
+        request_headers: ask.headers.clone(),
+        fetched: got,
+        judgement,
+    }
+}
+
+fn status_problem(url: &str, got: &Fetched) -> String {
+    let status = got.status().unwrap_or_default();
+    let reason =
+        reqwest::StatusCode::from_u16(status).ok().and_then(|s| s.canonical_reason()).unwrap_or("");
+    let mut text = format!("{url} answered {status} {reason}");
+    if (300..400).contains(&status) {
+        let location = got.header("location").unwrap_or("nowhere");
+        text.push_str(&format!(
+            ", a redirect to {location}: diagnose does not follow redirects; give it that URL"
+        ));
+    } else {
+        text.push_str(", not a streaming response: nothing to diagnose");
+    }
+    let body = String::from_utf8_lossy(&got.body);
+    let body = body.trim();
+    if !body.is_empty() {
+        let shown: String = body.chars().take(200).collect();
+        text.push_str(&format!(" (body: {shown:?})"));
+    }
+    text
+}

@@ -116,6 +116,16 @@ pub enum Fault {
     ShutdownIgnoresGrace,
     /// On SIGTERM, keeps waiting for connections that have not sent a request yet.
     ShutdownWaitsForIdle,
+    /// Collects the whole body, then sends the head with a Content-Length and the body (what
+    /// a middleware that needs the length does).
+    CollectedBody,
+    /// The first item is held back and sent with the second.
+    FirstLineHeld,
+    /// Streams, with the headers of a CDN in front (`cf-ray`) and no `no-transform`.
+    CdnHeaders,
+    /// Over HTTP/2 (h2c with prior knowledge), collects the body and sends it at the end;
+    /// HTTP/1.1 streams.
+    Http2Buffered,
 }
 
 /// Where the server logs: stderr, and a [`ServerLog`] the tests can read.
@@ -422,6 +432,12 @@ async fn handle(
     mut stopping: watch::Receiver<bool>,
 ) -> std::io::Result<Answer> {
     tcp.set_nodelay(true)?;
+    if fault == Fault::Http2Buffered {
+        let mut preface = [0u8; 3];
+        if tcp.peek(&mut preface).await? == 3 && &preface == b"PRI" {
+            return h2_buffered(tcp).await;
+        }
+    }
     let read = async {
         if fault == Fault::NoHeaderTimeout {
             return Some(read_request(&mut tcp).await);
@@ -452,6 +468,9 @@ async fn handle(
         ("/", "GET", _) if fault != Fault::NoIndex => {
             let html = &["content-type: text/html; charset=utf-8"];
             simple(&mut tcp, &req, fault, "200 OK", html, INDEX).await?;
+        }
+        ("/fail", _, None) => {
+            simple(&mut tcp, &req, fault, "500 Internal Server Error", &[], "it broke\n").await?;
         }
         (_, _, None) => simple(&mut tcp, &req, fault, "404 Not Found", &[], "not found\n").await?,
         (_, "GET" | "HEAD", Some(endpoint)) => {
@@ -561,7 +580,7 @@ async fn stream(
     };
 
     let chunked = match fault {
-        Fault::ContentLength | Fault::NotChunked => false,
+        Fault::ContentLength | Fault::NotChunked | Fault::CollectedBody => false,
         Fault::ChunkedToHttp10 => true,
         _ => !req.http10,
     };
@@ -596,6 +615,7 @@ async fn stream(
         Fault::Etag => header("etag: \"abc\""),
         Fault::LastModified => header("last-modified: Tue, 24 Nov 2026 10:00:00 GMT"),
         Fault::ContentLength => header(&format!("content-length: {total}")),
+        Fault::CdnHeaders => header("cf-ray: 8e1f2a3b4c5d6e7f-AMS"),
         _ => {}
     }
     if let Some(encoding) = encoding {
@@ -611,6 +631,23 @@ async fn stream(
     let due = |k: usize| start + interval * k as u32;
     if head_request && fault == Fault::HeadRunsGenerator {
         sleep_until(due(n.saturating_sub(1))).await;
+    }
+    if fault == Fault::CollectedBody {
+        // The length is known once the body is done: the head waits for it.
+        sleep_until(due(n.saturating_sub(1))).await;
+        let mut body = encoder.encode(prefix.as_bytes(), false);
+        for k in first..=count {
+            body.extend(encoder.encode(item(k).as_bytes(), false));
+        }
+        body.extend(encoder.encode(suffix.as_bytes(), false));
+        body.extend(encoder.finish());
+        head = head.replacen("\r\n\r\n", &format!("\r\ncontent-length: {}\r\n\r\n", body.len()), 1);
+        tcp.write_all(head.as_bytes()).await?;
+        if !head_request {
+            tcp.write_all(&body).await?;
+        }
+        let _progress = Progress { logger, produced: n as u32, of: n as u32 };
+        return Ok(Answer::Ok);
     }
     tcp.write_all(head.as_bytes()).await?;
     if head_request && fault != Fault::HeadBody {
@@ -677,7 +714,9 @@ async fn stream(
         }
         pending.push_str(&ahead.pop_front().unwrap_or_else(|| item(k)));
         progress.produced += 1;
-        let hold = buffered || (fault == Fault::Pairs && i % 2 == 1 && i + 1 < n);
+        let hold = buffered
+            || (fault == Fault::Pairs && i % 2 == 1 && i + 1 < n)
+            || (fault == Fault::FirstLineHeld && i == 0 && n > 1);
         if !hold {
             let bytes = encoder.encode(pending.as_bytes(), flush);
             write(tcp, &frame(bytes)).await?;
@@ -701,5 +740,34 @@ async fn stream(
     }
     drop(progress);
     let _ = tcp.shutdown().await;
+    Ok(Answer::Ok)
+}
+
+/// [`Fault::Http2Buffered`] over h2c: the counting stream's `count` lines, `interval_ms`
+/// apart, all sent when the last is due.
+async fn h2_buffered(tcp: TcpStream) -> std::io::Result<Answer> {
+    use http_body_util::Full;
+    let service =
+        hyper::service::service_fn(|req: hyper::Request<hyper::body::Incoming>| async move {
+            let query = req.uri().query().unwrap_or("");
+            let params = parse(query, Endpoint::Stream, Fault::Http2Buffered);
+            let (status, body) = match params {
+                Ok(params) => {
+                    sleep(params.interval * params.count.saturating_sub(1)).await;
+                    (200, (1..=params.count).map(|k| format!("{k}\n")).collect::<String>())
+                }
+                Err(message) => (400, message + "\n"),
+            };
+            hyper::Response::builder()
+                .status(status)
+                .header("content-type", "text/plain; charset=utf-8")
+                .header("x-content-type-options", "nosniff")
+                .body(Full::new(bytes::Bytes::from(body)))
+        });
+    let io = hyper_util::rt::TokioIo::new(tcp);
+    hyper::server::conn::http2::Builder::new(hyper_util::rt::TokioExecutor::new())
+        .serve_connection(io, service)
+        .await
+        .map_err(std::io::Error::other)?;
     Ok(Answer::Ok)
 }

@@ -1,0 +1,387 @@
+//! From the verdicts of the requests made and the headers they carried, to the layer that
+//! holds the stream: a fixed set of causes, each finding with its evidence and its fix.
+
+use serde::Serialize;
+
+use super::{Run, Variant, verdict::Verdict};
+use crate::client::Fetched;
+
+/// Every cause `diagnose` can name; the JSON uses these names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Cause {
+    /// The app or a middleware collected the whole body before sending it (Content-Length,
+    /// ETag, or a head that waited for the body).
+    CollectedBody,
+    /// A compression layer holds what it has not yet flushed.
+    Compression,
+    /// A reverse proxy or load balancer buffers the response.
+    ProxyBuffering,
+    /// A browser holds back the first bytes of `text/plain` (or untyped) content to sniff it.
+    BrowserSniffing,
+    /// A CDN may transform (compress, minify, buffer) a response not marked `no-transform`.
+    CdnTransform,
+    /// One HTTP version streams and the other does not.
+    Protocol,
+    /// The first items wait for more, then the rest stream.
+    StartHeld,
+    /// Every request is held the same way and nothing names a layer in between: the app.
+    AppBuffering,
+}
+
+impl Cause {
+    pub const ALL: [Cause; 8] = [
+        Cause::CollectedBody,
+        Cause::Compression,
+        Cause::ProxyBuffering,
+        Cause::BrowserSniffing,
+        Cause::CdnTransform,
+        Cause::Protocol,
+        Cause::StartHeld,
+        Cause::AppBuffering,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Cause::CollectedBody => "collected_body",
+            Cause::Compression => "compression",
+            Cause::ProxyBuffering => "proxy_buffering",
+            Cause::BrowserSniffing => "browser_sniffing",
+            Cause::CdnTransform => "cdn_transform",
+            Cause::Protocol => "protocol",
+            Cause::StartHeld => "start_held",
+            Cause::AppBuffering => "app_buffering",
+        }
+    }
+
+    /// Where the docs explain it (a path in the repository, then the section).
+    pub fn docs(self) -> &'static str {
+        match self {
+            Cause::CollectedBody => "docs/src/why-buffered.md#the-app-collects-the-body",
+            Cause::Compression => "docs/src/why-buffered.md#compression",
+            Cause::ProxyBuffering => "docs/src/proxies.md",
+            Cause::BrowserSniffing => "docs/src/browsers.md",
+            Cause::CdnTransform => "docs/src/why-buffered.md#cdns",
+            Cause::Protocol => "docs/src/cli.md#protocol",
+            Cause::StartHeld => "docs/src/cli.md#start_held",
+            Cause::AppBuffering => "docs/src/why-buffered.md#the-app-collects-the-body",
+        }
+    }
+}
+
+impl std::fmt::Display for Cause {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// Whether a finding explains the verdict, or is a risk for a response that streams here.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    Cause,
+    Risk,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Finding {
+    pub cause: Cause,
+    pub role: Role,
+    pub evidence: String,
+    pub fix: String,
+    pub docs: &'static str,
+}
+
+impl Finding {
+    fn new(cause: Cause, role: Role, evidence: String, fix: impl Into<String>) -> Self {
+        Self { cause, role, evidence, fix: fix.into(), docs: cause.docs() }
+    }
+}
+
+/// A layer the response's headers name.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Intermediary {
+    pub name: &'static str,
+    pub cdn: bool,
+    /// The header that names it.
+    pub header: String,
+}
+
+/// The intermediaries whose fingerprints are in the headers.
+pub fn intermediaries(got: &Fetched) -> Vec<Intermediary> {
+    let mut found = Vec::new();
+    let mut add = |name: &'static str, cdn: bool, header: &str| {
+        if !found.iter().any(|i: &Intermediary| i.name == name) {
+            let value = got.header(header).unwrap_or_default();
+            found.push(Intermediary { name, cdn, header: format!("{header}: {value}") });
+        }
+    };
+    let server = got.header("server").unwrap_or_default().to_ascii_lowercase();
+    for (needle, name, cdn) in [
+        ("nginx", "nginx", false),
+        ("openresty", "nginx", false),
+        ("apache", "Apache httpd", false),
+        ("envoy", "Envoy", false),
+        ("caddy", "Caddy", false),
+        ("cloudflare", "Cloudflare", true),
+        ("vercel", "Vercel", true),
+        ("cloudfront", "CloudFront", true),
+        ("akamai", "Akamai", true),
+    ] {
+        if server.contains(needle) {
+            add(name, cdn, "server");
+        }
+    }
+    for (header, name, cdn) in [
+        ("cf-ray", "Cloudflare", true),
+        ("x-vercel-id", "Vercel", true),
+        ("x-vercel-cache", "Vercel", true),
+        ("x-amz-cf-id", "CloudFront", true),
+        ("x-served-by", "Fastly", true),
+        ("x-fastly-request-id", "Fastly", true),
+        ("akamai-grn", "Akamai", true),
+        ("x-azure-ref", "Azure Front Door", true),
+        ("fly-request-id", "Fly.io proxy", false),
+        ("x-envoy-upstream-service-time", "Envoy", false),
+        ("via", "a proxy (Via)", false),
+    ] {
+        if got.header(header).is_some() {
+            add(name, cdn, header);
+        }
+    }
+    found
+}
+
+/// The fix for a buffering proxy, as specific as its fingerprint allows.
+fn proxy_fix(proxies: &[Intermediary]) -> String {
+    match proxies.first().map(|p| p.name) {
+        Some("nginx") => "send `X-Accel-Buffering: no` from the app, or set `proxy_buffering off` \
+                          for this location"
+            .into(),
+        Some("Apache httpd") => "add `flushpackets=on` to the ProxyPass of this path, and keep \
+                                 mod_deflate off it (`SetEnv no-gzip 1`)"
+            .into(),
+        Some("Envoy") => "Envoy streams by default: look for a buffer filter on this route".into(),
+        Some(name) => format!(
+            "turn response buffering off in {name} for this path; send `Cache-Control: \
+             no-cache, no-transform` and `X-Accel-Buffering: no` from the app"
+        ),
+        None => "turn response buffering off in the proxy in front of the app for this path \
+                 (nginx: `proxy_buffering off`; Apache: `flushpackets=on`)"
+            .into(),
+    }
+}
+
+fn name_list(proxies: &[Intermediary]) -> String {
+    proxies.iter().map(|p| format!("{} (`{}`)", p.name, p.header)).collect::<Vec<_>>().join(", ")
+}
+
+/// The findings for a run: causes when the main response is held, risks either way.
+pub fn findings(run: &Run) -> Vec<Finding> {
+    let main = &run.main;
+    let got = &main.fetched;
+    let verdict = main.judgement.verdict;
+    let proxies = intermediaries(got);
+    let mut out = Vec::new();
+    let variant = |which: fn(&Variant) -> bool| run.variants.iter().find(|v| which(v));
+    let streams = |v: Option<&Variant>| {
+        v.and_then(|v| v.result.as_ref().ok())
+            .is_some_and(|r| r.judgement.verdict == Verdict::Streams)
+    };
+
+    if verdict.held() {
+        let held = format!("{verdict} ({})", main.judgement.reason);
+        let compare = variant(|v| v.name == "compare");
+        if streams(compare) {
+            let origin = compare.and_then(|v| v.result.as_ref().ok()).expect("it streams");
+            let mut evidence = format!(
+                "{} streams, but through {} the response is {held}: the hop between them buffers",
+                origin.url, main.url
+            );
+            if !proxies.is_empty() {
+                evidence.push_str(&format!("; in between: {}", name_list(&proxies)));
+            }
+            if proxies.iter().any(|p| p.name == "nginx")
+                && origin.fetched.header("x-accel-buffering").is_none()
+            {
+                evidence.push_str("; the origin does not send `X-Accel-Buffering: no`");
+            }
+            out.push(Finding::new(
+                Cause::ProxyBuffering,
+                Role::Cause,
+                evidence,
+                proxy_fix(&proxies),
+            ));
+        }
+        let identity = variant(|v| v.name == "identity");
+        if let Some(encoding) = got.header("content-encoding")
+            && streams(identity)
+        {
+            let who = if proxies.is_empty() {
+                "the server's compression layer".to_owned()
+            } else {
+                format!("a compression layer (the app's, or {}'s)", proxies[0].name)
+            };
+            out.push(Finding::new(
+                Cause::Compression,
+                Role::Cause,
+                format!(
+                    "with `Accept-Encoding` the response came `{encoding}`-encoded and {held}; \
+                     without it, it streams: {who} holds what it has not flushed"
+                ),
+                "flush the compressor after each item (tower-http, actix Compress and \
+                 async-compression do from the versions in our Cargo.toml), or leave this \
+                 content type out of compression (nginx: `gzip off` for this location)",
+            ));
+        }
+        let protocol = variant(|v| v.name == "protocol");
+        if streams(protocol) {
+            let other = protocol.and_then(|v| v.result.as_ref().ok()).expect("it streams");
+            out.push(Finding::new(
+                Cause::Protocol,
+                Role::Cause,
+                format!(
+                    "over {} the response is {held}; over {} it streams: the {} path of the \
+                     server or of the edge in front of it buffers",
+                    main.protocol(),
+                    other.protocol(),
+                    main.protocol()
+                ),
+                "look at the HTTP/2 (or HTTP/1.1) settings of the edge that terminates TLS; \
+                 until then, serve this path over the protocol that streams",
+            ));
+        }
+        let mut collected = Vec::new();
+        for name in ["content-length", "etag"] {
+            if let Some(value) = got.header(name) {
+                collected.push(format!("`{name}: {value}`"));
+            }
+        }
+        let head_ms = got.evidence.head_ms.unwrap_or_default();
+        if head_ms >= MIN_HEAD_WAIT_MS && head_ms >= 0.8 * main.judgement.duration_ms {
+            collected.push(format!(
+                "the response head itself waited {head_ms:.0} ms, until the body was done"
+            ));
+        }
+        if !collected.is_empty() && out.is_empty() {
+            out.push(Finding::new(
+                Cause::CollectedBody,
+                Role::Cause,
+                format!(
+                    "the response took {:.0} ms, yet {}: the whole body was known before the \
+                     head was sent",
+                    main.judgement.duration_ms,
+                    collected.join(", and ")
+                ),
+                "return a streaming body (no length known in advance) and keep middleware that \
+                 needs the whole body (ETag, Content-Length, caching) off this route",
+            ));
+        }
+        if out.is_empty() && !proxies.is_empty() {
+            let cdns: Vec<Intermediary> = proxies.iter().filter(|p| p.cdn).cloned().collect();
+            if !cdns.is_empty() && !has_no_transform(got) {
+                out.push(cdn_finding(&cdns, Role::Cause));
+            } else {
+                out.push(Finding::new(
+                    Cause::ProxyBuffering,
+                    Role::Cause,
+                    format!(
+                        "the response is {held}, every variant tried is held too, and it passed \
+                         {}; run with `--compare ORIGIN` to confirm that the origin streams",
+                        name_list(&proxies)
+                    ),
+                    proxy_fix(&proxies),
+                ));
+            }
+        }
+        if out.is_empty() && main.judgement.reason.contains("the start was held") {
+            out.push(Finding::new(
+                Cause::StartHeld,
+                Role::Cause,
+                format!("the response is {held}"),
+                "something holds the first bytes until it has enough: a compression threshold, a \
+                 content sniffer, a buffer with a low-water mark. Flush after the first item",
+            ));
+        }
+        if out.is_empty() {
+            let tried: Vec<&str> = run.variants.iter().map(|v| v.name).collect();
+            out.push(Finding::new(
+                Cause::AppBuffering,
+                Role::Cause,
+                format!(
+                    "the response is {held}, the same with every variant ({}), and no header \
+                     names a layer in between",
+                    if tried.is_empty() { "none tried".into() } else { tried.join(", ") }
+                ),
+                "the app or its framework holds the body: flush after each item, and look for \
+                 a middleware that collects it",
+            ));
+        }
+    }
+
+    // Risks, for held and streaming responses alike.
+    let content_type = got.header("content-type").map(|t| t.to_ascii_lowercase());
+    let sniffable = content_type.as_deref().is_none_or(|t| t.starts_with("text/plain"));
+    let first_bytes = main.judgement.bursts.iter().find(|b| b.items > 0).map_or(0, |b| b.decoded);
+    if sniffable && !nosniff(got) && first_bytes < 1024 && !main.judgement.items.is_empty() {
+        out.push(Finding::new(
+            Cause::BrowserSniffing,
+            Role::Risk,
+            format!(
+                "`content-type: {}` without `X-Content-Type-Options: nosniff`, and the first \
+                 items are {first_bytes} bytes: a browser showing this as a page holds the \
+                 first 1 KiB back to sniff its type (a fetch() reader is not affected)",
+                content_type.as_deref().unwrap_or("(none)")
+            ),
+            "send `X-Content-Type-Options: nosniff` and a charset (`text/plain; charset=utf-8`), \
+             or start the body with 1 KiB of padding",
+        ));
+    }
+    if crate::client::is_event_stream(content_type.as_deref())
+        && let Some(encoding) = got.header("content-encoding")
+        && !out.iter().any(|f| f.cause == Cause::Compression)
+    {
+        out.push(Finding::new(
+            Cause::Compression,
+            Role::Risk,
+            format!(
+                "this event stream is `{encoding}`-encoded: it streams only while every \
+                 compressor on the way flushes after each event"
+            ),
+            "keep text/event-stream out of compression, or make sure each layer flushes",
+        ));
+    }
+    let cdns: Vec<Intermediary> = proxies.iter().filter(|p| p.cdn).cloned().collect();
+    if !cdns.is_empty()
+        && !has_no_transform(got)
+        && !out.iter().any(|f| f.cause == Cause::CdnTransform)
+    {
+        out.push(cdn_finding(&cdns, Role::Risk));
+    }
+    out
+}
+
+/// A head that waits at least this long, and until the body is done, waited for the body.
+const MIN_HEAD_WAIT_MS: f64 = 400.0;
+
+fn nosniff(got: &Fetched) -> bool {
+    got.header("x-content-type-options").is_some_and(|v| v.trim().eq_ignore_ascii_case("nosniff"))
+}
+
+fn has_no_transform(got: &Fetched) -> bool {
+    got.header("cache-control").is_some_and(|v| v.to_ascii_lowercase().contains("no-transform"))
+}
+
+fn cdn_finding(cdns: &[Intermediary], role: Role) -> Finding {
+    Finding::new(
+        Cause::CdnTransform,
+        role,
+        format!(
+            "the response passed {} and its Cache-Control has no `no-transform`: the CDN may \
+             compress, minify or buffer it",
+            name_list(cdns)
+        ),
+        "send `Cache-Control: no-cache, no-transform` from the app; in the CDN, turn off \
+         buffering and optimisations for this path",
+    )
+}
