@@ -5,12 +5,16 @@
 
 mod support;
 
+use conformance::diagnose::Cause;
 use conformance::{
     Level, Outcome,
     proxies::{self, Kind, Proxy, Setup},
     testing::runtime,
 };
-use support::broken::{self, Fault};
+use support::{
+    broken::{self, Fault},
+    cli::{diagnose, expect},
+};
 
 /// What a check should say through the proxy.
 #[derive(Clone, Copy)]
@@ -133,4 +137,136 @@ fn apache_passes_a_buffered_stream_on_as_it_is() {
         Fault::Buffered,
         &[(conformance::ids::gaps_hold_interval, Expect::Fail("the stream is batched"))],
     );
+}
+
+/// `diagnose` through a real proxy: the broken server with `fault` behind `kind` as `setup`,
+/// `path` asked for with `flags` (the proxy's CA is trusted over TLS); with `compare`, the
+/// origin is given as `--compare`.
+fn diagnose_behind(
+    kind: Kind, setup: Setup, fault: Fault, path: &str, compare: bool,
+) -> support::cli::Said {
+    let rt = runtime();
+    let addr = rt.block_on(broken::start(fault));
+    let proxy =
+        Proxy::start_with(kind, setup, &format!("http://{addr}")).unwrap_or_else(|e| panic!("{e}"));
+    let url = format!("{}{path}", proxy.base);
+    let origin = format!("http://{addr}{path}");
+    let ca = proxy.ca();
+    let mut args = vec![url.as_str()];
+    if setup == Setup::TlsEdge {
+        args.extend(["--cacert", ca.to_str().expect("a UTF-8 path")]);
+    }
+    if compare {
+        args.extend(["--compare", &origin]);
+    }
+    let said = diagnose(&args);
+    println!("{} ({setup:?}) {fault:?} {path}: {}", kind.program(), said.json["reason"]);
+    said
+}
+
+/// nginx 400 ms apart, as the proxy checks ask.
+const SLOW: &str = "/stream?count=5&interval_ms=400";
+
+/// The classic: nginx with its stock proxy settings (HTTP/1.0 to the upstream, buffering on)
+/// in front of a handler that does not send `X-Accel-Buffering`. (With `proxy_http_version
+/// 1.1` and a chunked upstream, nginx passes each chunk on even with buffering on: see
+/// `diagnose_nginx_gzip_with_buffering` and `diagnose_nginx_with_buffering_off`.)
+#[test]
+fn diagnose_stock_nginx_buffering() {
+    if !proxies::available(Kind::Nginx) {
+        return;
+    }
+    let stock = Setup::Http10Upstream;
+    let said = diagnose_behind(Kind::Nginx, stock, Fault::NoAccelBuffering, SLOW, false);
+    expect(&said, "buffered", &[Cause::ProxyBuffering], &[]);
+    let finding = &said.json["findings"][0];
+    assert!(finding["evidence"].as_str().unwrap().contains("nginx"), "{finding}");
+    assert!(finding["fix"].as_str().unwrap().contains("X-Accel-Buffering: no"), "{finding}");
+
+    // With the origin to compare: the hop between them is named.
+    let said = diagnose_behind(Kind::Nginx, stock, Fault::NoAccelBuffering, SLOW, true);
+    expect(&said, "buffered", &[Cause::ProxyBuffering], &[]);
+    let evidence = said.json["findings"][0]["evidence"].as_str().unwrap().to_owned();
+    assert!(evidence.contains("the hop between them buffers"), "{evidence}");
+    assert!(evidence.contains("does not send `X-Accel-Buffering: no`"), "{evidence}");
+}
+
+/// nginx doing the compressing (`gzip on`), buffering on: held with gzip, streaming without,
+/// so it is nginx's gzip that holds it.
+#[test]
+fn diagnose_nginx_gzip_with_buffering() {
+    if !proxies::available(Kind::Nginx) {
+        return;
+    }
+    let said =
+        diagnose_behind(Kind::Nginx, Setup::ProxyCompresses, Fault::NoAccelBuffering, SLOW, true);
+    expect(&said, "buffered", &[Cause::Compression], &[]);
+    let evidence = said.json["findings"][0]["evidence"].as_str().unwrap().to_owned();
+    assert!(evidence.contains("nginx"), "{evidence}");
+    assert_eq!(said.json["requests"][0]["headers"].to_string().contains("gzip"), true);
+    assert_eq!(said.json["requests"][1]["name"], "identity", "{}", said.json);
+}
+
+/// The padded HTML page (1 KiB of padding per item) through stock nginx: held in nginx's
+/// buffers and sent a buffer at a time, or all at the end.
+#[test]
+fn diagnose_padded_html_through_stock_nginx() {
+    if !proxies::available(Kind::Nginx) {
+        return;
+    }
+    let path = "/stream.html?count=12&interval_ms=400";
+    let stock = Setup::Http10Upstream;
+    let said = diagnose_behind(Kind::Nginx, stock, Fault::NoAccelBuffering, path, false);
+    let verdict = said.json["verdict"].as_str().unwrap_or_default().to_owned();
+    assert!(verdict == "batched" || verdict == "buffered", "{}", said.json);
+    expect(&said, &verdict, &[Cause::ProxyBuffering], &[]);
+    let reason = said.json["reason"].as_str().unwrap_or_default();
+    assert!(reason.contains("bytes"), "the burst size is given: {reason}");
+}
+
+#[test]
+fn diagnose_nginx_with_buffering_off() {
+    if !proxies::available(Kind::Nginx) {
+        return;
+    }
+    let said =
+        diagnose_behind(Kind::Nginx, Setup::BufferingOff, Fault::NoAccelBuffering, SLOW, true);
+    expect(&said, "streams", &[], &[]);
+}
+
+/// Apache with mod_proxy and mod_deflate streams, compressed (see the test above).
+#[test]
+fn diagnose_apache_with_mod_deflate() {
+    if !proxies::available(Kind::Apache) {
+        return;
+    }
+    let said =
+        diagnose_behind(Kind::Apache, Setup::ProxyCompresses, Fault::NoAccelBuffering, SLOW, true);
+    expect(&said, "streams", &[], &[]);
+    assert_eq!(said.json["requests"][0]["headers"].to_string().contains("gzip"), true);
+}
+
+/// nginx as the TLS + HTTP/2 edge with a certificate made for the test: `protocol` is h2, the
+/// HTTP/1.1 variant streams too; without the CA the certificate problem is named.
+#[test]
+fn diagnose_nginx_tls_http2_edge() {
+    if !proxies::available(Kind::Nginx) {
+        return;
+    }
+    let said = diagnose_behind(Kind::Nginx, Setup::TlsEdge, Fault::NoAccelBuffering, SLOW, false);
+    expect(&said, "streams", &[], &[]);
+    assert_eq!(said.json["protocol"], "h2", "{}", said.json);
+    let protocol = &said.json["requests"][2];
+    assert_eq!(protocol["name"], "protocol", "{}", said.json);
+    assert_eq!(protocol["protocol"], "HTTP/1.1");
+    assert_eq!(protocol["verdict"], "streams");
+
+    let rt = runtime();
+    let addr = rt.block_on(broken::start(Fault::None));
+    let proxy = Proxy::start_with(Kind::Nginx, Setup::TlsEdge, &format!("http://{addr}"))
+        .unwrap_or_else(|e| panic!("{e}"));
+    let said = diagnose(&[&format!("{}{SLOW}", proxy.base)]);
+    assert_eq!(said.code, 2);
+    let error = said.json["error"].as_str().unwrap_or_default();
+    assert!(error.contains("invalid peer certificate: UnknownIssuer"), "{error}");
 }

@@ -3,7 +3,7 @@
 
 use serde::Serialize;
 
-use super::{Run, Variant, verdict::Verdict};
+use super::{RequestResult, Run, Variant, verdict::Verdict};
 use crate::client::Fetched;
 
 /// Every cause `diagnose` can name; the JSON uses these names.
@@ -192,7 +192,33 @@ pub fn findings(run: &Run) -> Vec<Finding> {
     if verdict.held() {
         let held = format!("{verdict} ({})", main.judgement.reason);
         let compare = variant(|v| v.name == "compare");
-        if streams(compare) {
+        let identity = variant(|v| v.name == "identity");
+        if let Some(encoding) = got.header("content-encoding")
+            && streams(identity)
+        {
+            let origin = compare.and_then(|v| v.result.as_ref().ok());
+            let who = match (proxies.first(), origin) {
+                (Some(proxy), Some(origin))
+                    if origin.fetched.header("content-encoding").is_none() =>
+                {
+                    format!("the origin does not compress, so {} does; its compression", proxy.name)
+                }
+                (Some(proxy), _) => format!("a compression layer (the app's, or {}'s)", proxy.name),
+                (None, _) => "the server's compression layer".to_owned(),
+            };
+            out.push(Finding::new(
+                Cause::Compression,
+                Role::Cause,
+                format!(
+                    "with `Accept-Encoding` the response came `{encoding}`-encoded and {held}; \
+                     without it, it streams: {who} holds what it has not flushed"
+                ),
+                "flush the compressor after each item (tower-http, actix Compress and \
+                 async-compression do from the versions in our Cargo.toml), or leave this \
+                 content type out of compression (nginx: `gzip off` for this location)",
+            ));
+        }
+        if streams(compare) && out.is_empty() {
             let origin = compare.and_then(|v| v.result.as_ref().ok()).expect("it streams");
             let mut evidence = format!(
                 "{} streams, but through {} the response is {held}: the hop between them buffers",
@@ -211,27 +237,6 @@ pub fn findings(run: &Run) -> Vec<Finding> {
                 Role::Cause,
                 evidence,
                 proxy_fix(&proxies),
-            ));
-        }
-        let identity = variant(|v| v.name == "identity");
-        if let Some(encoding) = got.header("content-encoding")
-            && streams(identity)
-        {
-            let who = if proxies.is_empty() {
-                "the server's compression layer".to_owned()
-            } else {
-                format!("a compression layer (the app's, or {}'s)", proxies[0].name)
-            };
-            out.push(Finding::new(
-                Cause::Compression,
-                Role::Cause,
-                format!(
-                    "with `Accept-Encoding` the response came `{encoding}`-encoded and {held}; \
-                     without it, it streams: {who} holds what it has not flushed"
-                ),
-                "flush the compressor after each item (tower-http, actix Compress and \
-                 async-compression do from the versions in our Cargo.toml), or leave this \
-                 content type out of compression (nginx: `gzip off` for this location)",
             ));
         }
         let protocol = variant(|v| v.name == "protocol");
@@ -257,8 +262,15 @@ pub fn findings(run: &Run) -> Vec<Finding> {
                 collected.push(format!("`{name}: {value}`"));
             }
         }
+        // A proxy that buffers can hold the head too: then only an origin whose own head
+        // waited says that the app collected the body.
+        let head_waited = |r: &RequestResult| {
+            let head_ms = r.fetched.evidence.head_ms.unwrap_or_default();
+            head_ms >= MIN_HEAD_WAIT_MS && head_ms >= 0.8 * r.judgement.duration_ms
+        };
+        let origin = compare.and_then(|v| v.result.as_ref().ok());
         let head_ms = got.evidence.head_ms.unwrap_or_default();
-        if head_ms >= MIN_HEAD_WAIT_MS && head_ms >= 0.8 * main.judgement.duration_ms {
+        if head_waited(main) && (proxies.is_empty() || origin.is_some_and(head_waited)) {
             collected.push(format!(
                 "the response head itself waited {head_ms:.0} ms, until the body was done"
             ));

@@ -96,6 +96,9 @@ pub fn items(got: &Fetched, framing: Framing) -> (&'static str, Vec<Item>) {
         });
         return ("event", events.collect());
     }
+    if is_html(got.header("content-type")) {
+        return ("element", html_items(got));
+    }
     if got.body.contains(&b'\n') {
         let lines = got.lines().iter().map(|l| Item {
             at_ms: l.at_ms,
@@ -123,6 +126,39 @@ pub fn items(got: &Fetched, framing: Framing) -> (&'static str, Vec<Item>) {
         piece.text = format!("{} bytes", piece.bytes);
     }
     ("piece", pieces)
+}
+
+fn is_html(content_type: Option<&str>) -> bool {
+    content_type.is_some_and(|t| t.trim().to_ascii_lowercase().starts_with("text/html"))
+}
+
+/// An HTML body's items: everything up to and including a closing tag (`</…>`), stamped when
+/// the piece of body that completes it arrived.
+fn html_items(got: &Fetched) -> Vec<Item> {
+    let mut items = Vec::new();
+    let (mut offset, mut start) = (0usize, 0usize);
+    for chunk in got.chunks.iter().filter(|c| c.decoded > 0) {
+        let end = (offset + chunk.decoded).min(got.body.len());
+        let mut i = offset;
+        while i < end {
+            if got.body[i] == b'>' && closes_a_tag(&got.body[start..=i]) {
+                let text = String::from_utf8_lossy(&got.body[start..=i]).trim().to_owned();
+                items.push(Item { at_ms: chunk.at_ms, bytes: i + 1 - start, text });
+                start = i + 1;
+            }
+            i += 1;
+        }
+        offset = end;
+    }
+    items
+}
+
+/// Does `segment` end with a closing tag, `</name>`?
+fn closes_a_tag(segment: &[u8]) -> bool {
+    let Some(open) = segment.iter().rposition(|&b| b == b'<') else {
+        return false;
+    };
+    segment.get(open + 1) == Some(&b'/')
 }
 
 /// Groups the pieces of body into bursts and counts the items each completed.

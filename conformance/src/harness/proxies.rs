@@ -76,6 +76,11 @@ pub enum Setup {
     /// nginx only: as [`Setup::Stock`] without `proxy_http_version 1.1`, i.e. nginx's own
     /// default of HTTP/1.0 to the upstream, which then sends a close-delimited body.
     Http10Upstream,
+    /// nginx only: as [`Setup::Stock`] with `proxy_buffering off`.
+    BufferingOff,
+    /// nginx only: the TLS and HTTP/2 edge (`listen … ssl http2`, nginx 1.22's syntax) with a
+    /// certificate made at start-up by a CA of its own ([`Proxy::ca`]), buffering off.
+    TlsEdge,
 }
 
 /// A running proxy with its own directory (config, pid file, logs, temp paths). Stopped and
@@ -155,6 +160,7 @@ fn edit(template: &str, line: &str, with: &str) -> String {
 
 fn nginx_template(setup: Setup) -> String {
     const HTTP11: &str = "            proxy_http_version 1.1;\n";
+    const LISTEN: &str = "        listen 127.0.0.1:@PORT@;\n";
     match setup {
         Setup::Stock => NGINX_TEMPLATE.to_owned(),
         Setup::Http10Upstream => edit(NGINX_TEMPLATE, HTTP11, ""),
@@ -162,6 +168,16 @@ fn nginx_template(setup: Setup) -> String {
             NGINX_TEMPLATE,
             HTTP11,
             &format!("{HTTP11}            proxy_set_header Accept-Encoding \"\";\n"),
+        ),
+        Setup::BufferingOff => {
+            edit(NGINX_TEMPLATE, HTTP11, &format!("{HTTP11}            proxy_buffering off;\n"))
+        }
+        Setup::TlsEdge => edit(
+            &edit(NGINX_TEMPLATE, HTTP11, &format!("{HTTP11}            proxy_buffering off;\n")),
+            LISTEN,
+            "        listen 127.0.0.1:@PORT@ ssl http2;\n\
+             \x20       ssl_certificate @DIR@/cert.pem;\n\
+             \x20       ssl_certificate_key @DIR@/key.pem;\n",
         ),
     }
 }
@@ -180,7 +196,7 @@ fn apache_template(setup: Setup) -> String {
                  RequestHeader unset Accept-Encoding\n{PROXY_PASS}"
             ),
         ),
-        Setup::Stock | Setup::Http10Upstream => APACHE_TEMPLATE.to_owned(),
+        _ => APACHE_TEMPLATE.to_owned(),
     };
     let modules = apache_modules().unwrap_or_else(|| "/usr/lib/apache2/modules".into());
     template = template.replace("@MODULES@", &modules.display().to_string());
@@ -208,6 +224,28 @@ fn running_as_root() -> bool {
             .and_then(|ids| ids.split_whitespace().nth(1)) // effective uid
             == Some("0")
     })
+}
+
+const CA_FILE: &str = "ca.pem";
+
+/// A CA of its own (`ca.pem`), and a certificate it signed for `localhost` and `127.0.0.1`
+/// (`cert.pem`, `key.pem`), in `dir`.
+pub fn write_certificates(dir: &Path) -> Result<(), String> {
+    use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair};
+    let fail = |e: rcgen::Error| format!("cannot make a test certificate: {e}");
+    let mut ca = CertificateParams::new(Vec::<String>::new()).map_err(fail)?;
+    ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    ca.distinguished_name.push(rcgen::DnType::CommonName, "streaming test CA");
+    let ca = CertifiedIssuer::self_signed(ca, KeyPair::generate().map_err(fail)?).map_err(fail)?;
+    let names = vec!["localhost".to_owned(), "127.0.0.1".to_owned()];
+    let key = KeyPair::generate().map_err(fail)?;
+    let cert = CertificateParams::new(names).map_err(fail)?.signed_by(&key, &ca).map_err(fail)?;
+    for (name, pem) in
+        [(CA_FILE, ca.pem()), ("cert.pem", cert.pem()), ("key.pem", key.serialize_pem())]
+    {
+        fs::write(dir.join(name), pem).map_err(|e| format!("cannot write {name}: {e}"))?;
+    }
+    Ok(())
 }
 
 /// A free port on 127.0.0.1 just now: bound, read and released.
@@ -256,8 +294,8 @@ impl Proxy {
     /// `kind` set up as `setup` in front of `upstream_base`, on an ephemeral port; returns once
     /// it accepts connections. The error carries the proxy's logs.
     pub fn start_with(kind: Kind, setup: Setup, upstream_base: &str) -> Result<Self, String> {
-        if kind == Kind::Apache && setup == Setup::Http10Upstream {
-            return Err("Setup::Http10Upstream is an nginx setting".into());
+        if kind == Kind::Apache && !matches!(setup, Setup::Stock | Setup::ProxyCompresses) {
+            return Err(format!("Setup::{setup:?} is an nginx setting"));
         }
         let program = locate(kind.program())
             .ok_or_else(|| format!("`{}` is not installed", kind.program()))?;
@@ -292,6 +330,9 @@ impl Proxy {
             Kind::Apache => APACHE_CONF,
         };
         let conf = dir.join(conf_name);
+        if setup == Setup::TlsEdge {
+            write_certificates(dir).map_err(|e| (e, false))?;
+        }
         fs::write(&conf, config(kind, setup, dir, port, upstream))
             .map_err(|e| (format!("cannot write {}: {e}", conf.display()), false))?;
         let output = fs::File::create(dir.join(OUTPUT))
@@ -319,7 +360,10 @@ impl Proxy {
         let mut proxy = Self {
             kind,
             setup,
-            base: format!("http://127.0.0.1:{port}"),
+            base: format!(
+                "{}://127.0.0.1:{port}",
+                if setup == Setup::TlsEdge { "https" } else { "http" }
+            ),
             dir: dir.to_owned(),
             child,
         };
@@ -355,6 +399,11 @@ impl Proxy {
             thread::sleep(Duration::from_millis(10));
         }
         Err(format!("did not accept connections within {START_WAIT:?}"))
+    }
+
+    /// The CA certificate (PEM) that [`Setup::TlsEdge`]'s certificate is signed by.
+    pub fn ca(&self) -> PathBuf {
+        self.dir.join(CA_FILE)
     }
 
     /// The config file it runs with.
