@@ -32,8 +32,8 @@ mod outcome;
 
 pub use checks::report::{CheckResult, Report, matrix};
 pub use checks::{
-    Check, CheckId, Config, DEFAULT_COUNT, DEFAULT_INTERVAL_MS, Local, catalogue, check, entry,
-    ids, run,
+    Check, CheckId, Config, DEFAULT_COUNT, DEFAULT_INTERVAL_MS, Local, Progress, catalogue, check,
+    entry, ids, run, run_observed,
 };
 pub use harness::{clients, proxies, servers, testing};
 pub use outcome::{Evidence, Level, LineArrival, Outcome};

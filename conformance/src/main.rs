@@ -11,9 +11,10 @@ use std::{path::PathBuf, process::ExitCode, time::Duration};
 
 use clap::{CommandFactory, FromArgMatches, Parser, Subcommand, parser::ValueSource};
 use conformance::{
-    Config, Report, diagnose,
+    Config, Progress, Report, diagnose,
     servers::{Launch, Spawned},
 };
+use indicatif::{ProgressBar, ProgressStyle};
 
 #[derive(Parser)]
 #[command(
@@ -131,7 +132,7 @@ async fn main() -> ExitCode {
                 eprintln!("error: --url must start with http:// (got {url:?})");
                 return ExitCode::from(2);
             }
-            let report = conformance::run(&config(url, options), &options.checks).await;
+            let report = checked(&config(url, options), &options.checks, url).await;
             vec![(url.to_owned(), report)]
         }
     };
@@ -147,6 +148,34 @@ async fn main() -> ExitCode {
         print!("{}", conformance::matrix(&reports));
     }
     if reports.iter().any(|(_, r)| r.failed()) { ExitCode::FAILURE } else { ExitCode::SUCCESS }
+}
+
+/// Runs the checks behind a progress bar on stderr (hidden when stderr is not a terminal):
+/// how many are done, and which are running.
+async fn checked(cfg: &Config, only: &[String], what: &str) -> Report {
+    let bar = ProgressBar::new(conformance::catalogue().len() as u64).with_style(
+        ProgressStyle::with_template("{prefix} [{bar:30}] {pos}/{len} {elapsed} {wide_msg}")
+            .expect("a template")
+            .progress_chars("=> "),
+    );
+    bar.set_prefix(what.to_owned());
+    bar.enable_steady_tick(Duration::from_millis(200));
+    let running = std::sync::Mutex::new(Vec::<&'static str>::new());
+    let observe = |progress: Progress<'_>| {
+        let mut running = running.lock().expect("not poisoned");
+        match progress {
+            Progress::Selected(n) => bar.set_length(n as u64),
+            Progress::Started(check) => running.push(check.name),
+            Progress::Finished(check, _) => {
+                running.retain(|name| *name != check.name);
+                bar.inc(1);
+            }
+        }
+        bar.set_message(running.join(", "));
+    };
+    let report = conformance::run_observed(cfg, only, &observe).await;
+    bar.finish_and_clear();
+    report
 }
 
 /// A flag of the checks given to a subcommand that has no use for it.
@@ -227,7 +256,7 @@ async fn matrix(options: &Options) -> Result<Vec<(String, Report)>, String> {
         eprintln!("checking {name} at {}…", server.base);
         let mut cfg = config(&server.base, options);
         cfg.local = server.local(Some(Launch::new(program)));
-        let report = conformance::run(&cfg, &options.checks).await;
+        let report = checked(&cfg, &options.checks, name).await;
         reports.push((name.to_string(), report));
     }
     Ok(reports)

@@ -240,13 +240,30 @@ pub fn entry(id: CheckId) -> Check {
 /// checker's own load shows up in the timings it judges.
 const CONCURRENT_CHECKS: usize = 4;
 
+/// What [`run_observed`] reports as it goes.
+#[derive(Debug, Clone, Copy)]
+pub enum Progress<'a> {
+    /// How many checks will run.
+    Selected(usize),
+    Started(&'a Check),
+    Finished(&'a Check, Level),
+}
+
 /// Runs the checks (all, or those named in `only`): reachability first, and if the server
 /// cannot be reached the rest are reported as not run; then the others, a few at a time.
 pub async fn run(cfg: &Config, only: &[String]) -> Report {
+    run_observed(cfg, only, &|_| {}).await
+}
+
+/// [`run`], telling `observe` as each check starts and finishes (the CLI's progress bar).
+pub async fn run_observed(
+    cfg: &Config, only: &[String], observe: &(dyn Fn(Progress<'_>) + Sync),
+) -> Report {
     let selected: Vec<Check> = catalogue()
         .into_iter()
         .filter(|c| only.is_empty() || only.iter().any(|n| n == c.name))
         .collect();
+    observe(Progress::Selected(selected.len()));
     let reachable = reachability::reachable(cfg).await;
     if reachable.level == Level::Fail {
         let results = selected
@@ -257,13 +274,17 @@ pub async fn run(cfg: &Config, only: &[String]) -> Report {
                 } else {
                     Outcome::fail(format!("not run: {}", reachable.reason))
                 };
+                observe(Progress::Finished(c, outcome.level));
                 CheckResult::new(c, outcome)
             })
             .collect();
         return Report::new(&cfg.target.base, results);
     }
     let outcomes: Vec<Outcome> = futures_util::stream::iter(selected.iter().map(|c| async {
-        if c.name == "reachable" { reachable.clone() } else { c.run(cfg).await }
+        observe(Progress::Started(c));
+        let outcome = if c.name == "reachable" { reachable.clone() } else { c.run(cfg).await };
+        observe(Progress::Finished(c, outcome.level));
+        outcome
     }))
     .buffered(CONCURRENT_CHECKS)
     .collect()

@@ -5,7 +5,7 @@
 //! after a HEAD response). It knows no verdicts and no catalogue.
 
 use std::{
-    sync::{Arc, Once},
+    sync::{Arc, Mutex, Once},
     time::{Duration, Instant},
 };
 
@@ -182,8 +182,23 @@ pub(crate) fn client(timeout: Duration) -> reqwest::Client {
     client_for(&Transport::default(), timeout).expect("a client without extra roots builds")
 }
 
-/// A client for `transport`. Fails only on certificates that do not parse.
+/// A client for `transport`, made once per transport and timeout: building one loads the
+/// system's root certificates, which 200 requests at once (the load check) made a measurable
+/// load on the server under test. Fails only on certificates that do not parse.
 pub fn client_for(transport: &Transport, timeout: Duration) -> Result<reqwest::Client, String> {
+    type Key = (Protocol, Option<Vec<u8>>, bool, Duration);
+    static CLIENTS: Mutex<Vec<(Key, reqwest::Client)>> = Mutex::new(Vec::new());
+    let key = (transport.protocol, transport.cacert.clone(), transport.insecure, timeout);
+    let mut clients = CLIENTS.lock().expect("not poisoned");
+    if let Some((_, client)) = clients.iter().find(|(k, _)| *k == key) {
+        return Ok(client.clone());
+    }
+    let client = build_client(transport, timeout)?;
+    clients.push((key, client.clone()));
+    Ok(client)
+}
+
+fn build_client(transport: &Transport, timeout: Duration) -> Result<reqwest::Client, String> {
     static PROVIDER: Once = Once::new();
     // ring, as named in Cargo.toml; installed once so reqwest and every rustls config agree.
     PROVIDER.call_once(|| {
@@ -194,7 +209,7 @@ pub fn client_for(transport: &Transport, timeout: Duration) -> Result<reqwest::C
         .no_proxy()
         .connect_timeout(Duration::from_secs(5))
         .read_timeout(timeout)
-        // Every request gets a fresh connection of its own.
+        // Every request gets a fresh connection of its own (the client is shared).
         .pool_max_idle_per_host(0);
     builder = match transport.protocol {
         Protocol::Auto => builder,

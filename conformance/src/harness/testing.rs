@@ -112,6 +112,64 @@ pub fn run_read_stream(binary: &str) {
     });
 }
 
+/// `diagnose` against every streaming endpoint of the binary: each `streams`, with no finding
+/// but the risk of a compressed event stream; and the same stream asked for with `interval_ms=0` is `inconclusive` (too quick to
+/// tell), neither `streams` nor `buffered`.
+pub fn run_diagnose(binary: &str) {
+    let server = Spawned::start(Path::new(binary), Duration::from_secs(60))
+        .unwrap_or_else(|e| panic!("{binary}: {e}"));
+    let ask = |path: &str| crate::diagnose::Options {
+        url: format!("{}{path}", server.base),
+        method: None,
+        headers: Vec::new(),
+        data: None,
+        data_file: None,
+        http1: false,
+        http2: false,
+        cacert: None,
+        insecure: false,
+        max_time: 30.0,
+        compare: None,
+        once: false,
+    };
+    let run = |path: &str| {
+        let plan = crate::diagnose::plan(&ask(path)).unwrap_or_else(|e| panic!("{path}: {e}"));
+        let mut quiet = crate::diagnose::Live::new(false);
+        runtime()
+            .block_on(crate::diagnose::run(&plan, &mut quiet))
+            .unwrap_or_else(|e| panic!("{path}: {e}\n--- server log ---\n{}", server.stderr()))
+    };
+    for path in [
+        "/stream?count=5&interval_ms=200",
+        "/stream.html?count=5&interval_ms=200",
+        "/events?count=5&interval_ms=200",
+    ] {
+        let diagnosis = run(path);
+        let report = crate::diagnose::text(&diagnosis);
+        // The one risk allowed: an event stream that the example compresses (flushing each
+        // event) is said to be compressed.
+        let allowed = |f: &crate::diagnose::Finding| {
+            f.role == crate::diagnose::Role::Risk
+                && f.cause == crate::diagnose::Cause::Compression
+                && path.starts_with("/events")
+        };
+        assert!(
+            diagnosis.verdict() == crate::diagnose::Verdict::Streams
+                && diagnosis.findings.iter().all(allowed),
+            "diagnose {path}: {report}\n--- server log ---\n{}",
+            server.stderr()
+        );
+        println!("diagnose {path}: streams ({})", diagnosis.run.main.judgement.reason);
+    }
+    let fast = run("/stream?count=5&interval_ms=0");
+    assert_eq!(
+        fast.verdict(),
+        crate::diagnose::Verdict::Inconclusive,
+        "{}",
+        crate::diagnose::text(&fast)
+    );
+}
+
 /// `target/<profile>/examples/read_stream`, beside this test's own directory.
 fn read_stream_program() -> Option<std::path::PathBuf> {
     let exe = std::env::current_exe().expect("the test's path");
@@ -187,6 +245,10 @@ macro_rules! suite {
             #[test]
             fn read_stream() {
                 $crate::testing::run_read_stream($binary);
+            }
+            #[test]
+            fn diagnose() {
+                $crate::testing::run_diagnose($binary);
             }
             #[test]
             fn nginx() {
