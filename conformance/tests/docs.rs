@@ -89,7 +89,8 @@ fn region(base: &Path, spec: &str) -> Result<String, String> {
     let path = base.join(file);
     let text = fs::read_to_string(&path).map_err(|e| format!("{file}: {e}"))?;
     let Some(anchor) = anchor else {
-        return Ok(text);
+        // A whole file, as a fenced block shows it: without its last line end.
+        return Ok(text.strip_suffix('\n').unwrap_or(&text).to_owned());
     };
     regions(&text)
         .map_err(|e| format!("{file}: {e}"))?

@@ -270,3 +270,67 @@ fn diagnose_nginx_tls_http2_edge() {
     let error = said.json["error"].as_str().unwrap_or_default();
     assert!(error.contains("invalid peer certificate: UnknownIssuer"), "{error}");
 }
+
+/// Digits and runs of spaces vary from run to run; the rest of the output must not.
+fn shape(text: &str) -> String {
+    let mut out = String::new();
+    let mut chars = text.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c.is_ascii_digit() {
+            while chars.peek().is_some_and(|c| c.is_ascii_digit() || *c == '.') {
+                chars.next();
+            }
+            out.push('#');
+        } else if c == ' ' {
+            while chars.peek() == Some(&' ') {
+                chars.next();
+            }
+            out.push(' ');
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// The README's and the CLI chapter's example: the classic 10 lines 1 s apart from a handler
+/// without `X-Accel-Buffering`, through nginx with its stock proxy settings, the origin given
+/// to compare. The recording (`docs/src/diagnose-nginx.txt`) must be what the CLI prints today,
+/// but for the figures; `SYNC_DOCS=1` records it anew.
+#[test]
+fn recorded_diagnose_output_is_current() {
+    if !proxies::available(Kind::Nginx) {
+        return;
+    }
+    let rt = runtime();
+    let addr = rt.block_on(broken::start(Fault::NoAccelBuffering));
+    let proxy = Proxy::start_with(Kind::Nginx, Setup::Http10Upstream, &format!("http://{addr}"))
+        .unwrap_or_else(|e| panic!("{e}"));
+    let path = "/stream?count=10&interval_ms=1000";
+    let (url, origin) = (format!("{}{path}", proxy.base), format!("http://{addr}{path}"));
+    let started = std::time::Instant::now();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_conformance"))
+        .args(["diagnose", &url, "--compare", &origin])
+        .output()
+        .expect("the CLI runs");
+    println!("diagnose of the classic stream took {:.1} s", started.elapsed().as_secs_f64());
+    assert_eq!(out.status.code(), Some(1), "{}", String::from_utf8_lossy(&out.stderr));
+    let got = format!(
+        "$ conformance diagnose '{url}' --compare '{origin}'\n{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let file =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/src/diagnose-nginx.txt");
+    if std::env::var_os("SYNC_DOCS").is_some() {
+        std::fs::write(&file, &got).expect("write the recording");
+        return;
+    }
+    let recorded = std::fs::read_to_string(&file).unwrap_or_default();
+    assert_eq!(
+        shape(&recorded),
+        shape(&got),
+        "{} is not what diagnose prints now; record it again with \
+         SYNC_DOCS=1 cargo test -p conformance --test proxies recorded_diagnose_output\n{got}",
+        file.display()
+    );
+}

@@ -54,17 +54,18 @@ impl Cause {
         }
     }
 
-    /// Where the docs explain it (a path in the repository, then the section).
+    /// Where the docs explain it: its section of the CLI chapter, which links on to the
+    /// chapter on that layer.
     pub fn docs(self) -> &'static str {
         match self {
-            Cause::CollectedBody => "docs/src/why-buffered.md#the-app-collects-the-body",
-            Cause::Compression => "docs/src/why-buffered.md#compression",
-            Cause::ProxyBuffering => "docs/src/proxies.md",
-            Cause::BrowserSniffing => "docs/src/browsers.md",
-            Cause::CdnTransform => "docs/src/why-buffered.md#cdns",
+            Cause::CollectedBody => "docs/src/cli.md#collected_body",
+            Cause::Compression => "docs/src/cli.md#compression",
+            Cause::ProxyBuffering => "docs/src/cli.md#proxy_buffering",
+            Cause::BrowserSniffing => "docs/src/cli.md#browser_sniffing",
+            Cause::CdnTransform => "docs/src/cli.md#cdn_transform",
             Cause::Protocol => "docs/src/cli.md#protocol",
             Cause::StartHeld => "docs/src/cli.md#start_held",
-            Cause::AppBuffering => "docs/src/why-buffered.md#the-app-collects-the-body",
+            Cause::AppBuffering => "docs/src/cli.md#app_buffering",
         }
     }
 }

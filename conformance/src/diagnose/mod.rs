@@ -304,6 +304,15 @@ pub async fn run(plan: &Plan, live: &mut Live) -> Result<Diagnosis, Problem> {
             Variant { name: "compare", description, result: request(&url, &target, ask).await }
         })
     });
+    // Every candidate variant starts with the main request, so that the whole run takes about
+    // as long as the response; those the main response's head makes pointless are cancelled.
+    let candidates: Vec<_> = if plan.once { Vec::new() } else { candidates(plan) }
+        .into_iter()
+        .map(|(name, target, ask)| {
+            let url = plan.url.clone();
+            (name, tokio::spawn(async move { request(&url, &target, ask).await }))
+        })
+        .collect();
     let mut exchange = match Exchange::start(&plan.target, plan.ask.clone()).await {
         Ok(exchange) => exchange,
         Err(got) => {
@@ -325,14 +334,21 @@ pub async fn run(plan: &Plan, live: &mut Live) -> Result<Diagnosis, Problem> {
     let mut skipped = Vec::new();
     if plan.once {
         skipped.push("variants: not made (--once)".to_owned());
-    } else {
-        let (more, why) = variants_for(plan, &exchange.out);
-        skipped.extend(why);
-        for (name, description, target, ask) in more {
-            let url = plan.url.clone();
-            variants.push(tokio::spawn(async move {
-                Variant { name, description, result: request(&url, &target, ask).await }
-            }));
+    } else if plan.target.base.starts_with("http://")
+        && plan.target.transport.protocol == Protocol::Auto
+    {
+        skipped.push("HTTP/2: not tried on http:// (--http2 asks for h2c)".into());
+    }
+    for (name, running) in candidates {
+        match keep(name, plan, &exchange.out) {
+            Ok(description) => variants.push(tokio::spawn(async move {
+                let result = running.await.unwrap_or_else(|e| Err(format!("did not run: {e}")));
+                Variant { name, description, result }
+            })),
+            Err(why) => {
+                running.abort();
+                skipped.push(why);
+            }
         }
     }
     let framing = exchange.framing();
@@ -356,52 +372,47 @@ pub async fn run(plan: &Plan, live: &mut Live) -> Result<Diagnosis, Problem> {
     Ok(Diagnosis { run, findings })
 }
 
-/// The variants worth making, given the main response's head; and those not made, with why.
-#[allow(clippy::type_complexity)]
-fn variants_for(
-    plan: &Plan, head: &Fetched,
-) -> (Vec<(&'static str, String, Target, Ask)>, Vec<String>) {
-    let mut made = Vec::new();
-    let mut skipped = Vec::new();
-    match head.header("content-encoding") {
-        Some(encoding) => {
-            let mut ask = plan.ask.clone();
-            ask.headers.retain(|(n, _)| !n.eq_ignore_ascii_case("accept-encoding"));
-            let description =
-                format!("without Accept-Encoding (the response came `{encoding}`-encoded)");
-            made.push(("identity", description, plan.target.clone(), ask));
-        }
-        None => skipped
-            .push("without Accept-Encoding: not needed, the response is not compressed".into()),
-    }
+/// The variants that may help: without `Accept-Encoding`, and over the other HTTP version
+/// where there can be one.
+fn candidates(plan: &Plan) -> Vec<(&'static str, Target, Ask)> {
+    let mut out = Vec::new();
+    let mut ask = plan.ask.clone();
+    ask.headers.retain(|(n, _)| !n.eq_ignore_ascii_case("accept-encoding"));
+    out.push(("identity", plan.target.clone(), ask));
     let tls = plan.target.base.starts_with("https://");
-    let version = head.version.as_deref().unwrap_or_default();
-    let asked = plan.target.transport.protocol;
-    let other = match (version, asked, tls) {
-        ("h2", _, _) => Some(Protocol::Http1),
-        (_, Protocol::Http1, true) => Some(Protocol::Http2),
-        (_, Protocol::Auto, true) => {
-            skipped.push("HTTP/2: not offered (ALPN chose http/1.1)".into());
-            None
-        }
-        (_, _, false) => {
-            skipped.push("HTTP/2: not tried on http:// (--http2 asks for h2c)".into());
-            None
-        }
+    let other = match (plan.target.transport.protocol, tls) {
+        // Over TLS, ALPN decides; if it picks h2, HTTP/1.1 is the other one.
+        (Protocol::Auto, true) | (Protocol::Http2, _) => Some(Protocol::Http1),
+        (Protocol::Http1, true) => Some(Protocol::Http2),
         _ => None,
     };
     if let Some(protocol) = other {
         let mut target = plan.target.clone();
         target.transport.protocol = protocol;
-        let name = if protocol == Protocol::Http1 { "HTTP/1.1" } else { "h2" };
-        made.push((
-            "protocol",
-            format!("over {name} instead of {version}"),
-            target,
-            plan.ask.clone(),
-        ));
+        out.push(("protocol", target, plan.ask.clone()));
     }
-    (made, skipped)
+    out
+}
+
+/// Whether the variant `name` is worth its answer, given the main response's head: its
+/// description if so, why not otherwise.
+fn keep(name: &str, plan: &Plan, head: &Fetched) -> Result<String, String> {
+    let version = head.version.as_deref().unwrap_or_default();
+    match name {
+        "identity" => match head.header("content-encoding") {
+            Some(encoding) => {
+                Ok(format!("without Accept-Encoding (the response came `{encoding}`-encoded)"))
+            }
+            None => {
+                Err("without Accept-Encoding: not needed, the response is not compressed".into())
+            }
+        },
+        _ if version == "h2" => Ok(format!("over HTTP/1.1 instead of {version}")),
+        _ if plan.target.transport.protocol == Protocol::Http1 => {
+            Ok(format!("over h2 instead of {version}"))
+        }
+        _ => Err("HTTP/2: not offered (ALPN chose http/1.1)".into()),
+    }
 }
 
 async fn request(url: &str, target: &Target, ask: Ask) -> Result<RequestResult, String> {
