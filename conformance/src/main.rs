@@ -28,11 +28,15 @@ struct Cli {
     /// Base URL of the server to check, e.g. http://127.0.0.1:3000
     #[arg(long, required = true)]
     url: Option<String>,
+    /// Print JSON instead of text.
+    #[arg(global = true, long)]
+    json: bool,
     #[command(flatten)]
     options: Options,
 }
 
 #[derive(clap::Args)]
+#[command(next_help_heading = "Options of the checks (--url and matrix; refused elsewhere)")]
 struct Options {
     /// Lines per stream in the timing checks.
     #[arg(global = true, long, default_value_t = conformance::DEFAULT_COUNT, value_parser = clap::value_parser!(u32).range(2..=1000))]
@@ -46,9 +50,6 @@ struct Options {
     /// Run only this check (repeatable); `list` shows the names.
     #[arg(global = true, long = "check", value_name = "NAME")]
     checks: Vec<String>,
-    /// Print JSON instead of a table.
-    #[arg(global = true, long)]
-    json: bool,
 }
 
 #[derive(Subcommand)]
@@ -94,7 +95,7 @@ async fn main() -> ExitCode {
                 );
                 return ExitCode::from(2);
             }
-            return run_diagnose(&diagnose, options.json).await;
+            return run_diagnose(&diagnose, cli.json).await;
         }
         Some(Command::Bench(bench)) => {
             if let Some(flag) = check_flag_given(&matches, "bench") {
@@ -104,7 +105,7 @@ async fn main() -> ExitCode {
                 return ExitCode::from(2);
             }
             return match conformance::bench::run(&bench).await {
-                Ok(results) if options.json => {
+                Ok(results) if cli.json => {
                     println!("{}", serde_json::to_string_pretty(&results).expect("json"));
                     ExitCode::SUCCESS
                 }
@@ -136,7 +137,7 @@ async fn main() -> ExitCode {
             vec![(url.to_owned(), report)]
         }
     };
-    if options.json {
+    if cli.json {
         let json: serde_json::Map<String, serde_json::Value> = reports
             .iter()
             .map(|(name, r)| (name.clone(), serde_json::to_value(r).expect("reports serialize")))
