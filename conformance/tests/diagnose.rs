@@ -92,6 +92,11 @@ fn an_error_status_is_named_not_judged() {
         assert!(error.contains(status) && error.contains("nothing to diagnose"), "{error}");
         assert!(said.json.get("verdict").is_none(), "{}", said.json);
     }
+    // A redirect is reported, not followed (as curl without -L).
+    let said = diagnose(&[&format!("http://{addr}/moved")]);
+    assert_eq!(said.code, 2, "{}", said.json);
+    let error = said.json["error"].as_str().unwrap_or_default();
+    assert!(error.contains("302 Found, a redirect to /stream"), "{error}");
 }
 
 #[test]

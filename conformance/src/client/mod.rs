@@ -210,7 +210,9 @@ fn build_client(transport: &Transport, timeout: Duration) -> Result<reqwest::Cli
         .connect_timeout(Duration::from_secs(5))
         .read_timeout(timeout)
         // Every request gets a fresh connection of its own (the client is shared).
-        .pool_max_idle_per_host(0);
+        .pool_max_idle_per_host(0)
+        // As curl without -L: a redirect is an answer to report, not to follow.
+        .redirect(reqwest::redirect::Policy::none());
     builder = match transport.protocol {
         Protocol::Auto => builder,
         Protocol::Http1 => builder.http1_only(),

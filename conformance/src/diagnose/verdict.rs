@@ -225,7 +225,8 @@ fn rule(kind: &str, items: &[Item], bursts: &[Burst], duration_ms: f64) -> (Verd
         return (
             Inconclusive,
             format!(
-                "only {n} {kind}{}: ask for a response with more items",
+                "only {n} {kind}{} in {duration_ms:.0} ms: ask for a response with more \
+                 items, or give it longer (--max-time)",
                 if n == 1 { "" } else { "s" }
             ),
         );

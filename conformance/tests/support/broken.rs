@@ -469,6 +469,9 @@ async fn handle(
             let html = &["content-type: text/html; charset=utf-8"];
             simple(&mut tcp, &req, fault, "200 OK", html, INDEX).await?;
         }
+        ("/moved", _, None) => {
+            simple(&mut tcp, &req, fault, "302 Found", &["location: /stream"], "").await?;
+        }
         ("/fail", _, None) => {
             simple(&mut tcp, &req, fault, "500 Internal Server Error", &[], "it broke\n").await?;
         }
