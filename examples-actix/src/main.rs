@@ -7,6 +7,7 @@
 
 mod params;
 mod serve;
+mod tls;
 
 use actix_web::{
     App, HttpRequest, HttpResponse, Responder,

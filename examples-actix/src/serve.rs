@@ -1,6 +1,7 @@
-//! Serving the app: the command line, logging, binding, the queries as extractors, HEAD and
-//! HTTP/1.0 plumbing, and a graceful shutdown bounded by `--grace-secs`. Nothing here is about
-//! streaming; a snippet reader can skip it. TLS and HTTP/2 over TLS will be served from here.
+//! Serving the app: the command line, logging, binding (HTTPS with h2 and http/1.1 by ALPN
+//! through actix's own `bind_rustls_0_23`), the queries as extractors, HEAD and HTTP/1.0
+//! plumbing, and a graceful shutdown bounded by `--grace-secs`. Nothing here is about
+//! streaming; a snippet reader can skip it.
 
 use std::{
     any::Any, convert::Infallible, fmt, io, io::IsTerminal, net::SocketAddr, time::Duration,
@@ -38,6 +39,8 @@ struct Args {
     /// Seconds that open streams get to finish after SIGTERM or Ctrl-C.
     #[arg(long, env = "GRACE_SECS", default_value_t = 30)]
     grace_secs: u64,
+    #[command(flatten)]
+    tls: crate::tls::TlsArgs,
 }
 
 /// Serves `app` until SIGTERM or Ctrl-C, then stops accepting, lets open streams run for
@@ -58,6 +61,7 @@ where
     init_logging();
     let grace_over = CancellationToken::new();
     let (app, grace) = (with_token(app, grace_over.clone()), Duration::from_secs(args.grace_secs));
+    let tls = args.tls.pem()?.map(|pem| crate::tls::server_config(&pem)).transpose()?;
     // ANCHOR: serve
     // Every connection holds a token until it closes: actix itself looks for finished
     // connections only once a second.
@@ -72,9 +76,13 @@ where
         // actix stops gracefully on SIGTERM but forcibly on SIGINT; we want graceful for both.
         .disable_signals()
         // actix would cut connections 30 s after the stop, whatever our grace.
-        .shutdown_timeout(args.grace_secs + 2)
-        .bind(args.addr)?;
-    println!("listening on http://{}", server.addrs()[0]);
+        .shutdown_timeout(args.grace_secs + 2);
+    // With TLS, actix offers h2 and http/1.1 by ALPN itself.
+    let (server, scheme) = match tls {
+        Some(config) => (server.bind_rustls_0_23(args.addr, config)?, "https"),
+        None => (server.bind(args.addr)?, "http"),
+    };
+    println!("listening on {scheme}://{}", server.addrs()[0]);
     let (server, signal) = (server.run(), shutdown_signal()?);
     let handle = server.handle();
     let shutdown = async {

@@ -1,6 +1,7 @@
 //! Serving the app: the command line, logging, binding, HTTP/1.1 and h2c with a header timeout,
-//! the Host check, and a graceful shutdown bounded by `--grace-secs`. Nothing here is about
-//! streaming; a snippet reader can skip it. TLS and HTTP/2 over TLS will be served from here.
+//! HTTPS with h2 and http/1.1 by ALPN (tokio-rustls, as axum's `low-level-rustls` example), the
+//! Host check, and a graceful shutdown bounded by `--grace-secs`. Nothing here is about
+//! streaming; a snippet reader can skip it.
 
 use std::{io, io::IsTerminal, net::SocketAddr, pin::pin, sync::Arc, time::Duration};
 
@@ -25,6 +26,7 @@ use tokio::{
     signal::unix::{SignalKind, signal},
     time::timeout,
 };
+use tokio_rustls::TlsAcceptor;
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
 
 #[derive(Parser)]
@@ -35,6 +37,8 @@ struct Args {
     /// Seconds that open streams get to finish after SIGTERM or Ctrl-C.
     #[arg(long, env = "GRACE_SECS", default_value_t = 30)]
     grace_secs: u64,
+    #[command(flatten)]
+    tls: crate::tls::TlsArgs,
 }
 
 /// Serves `app` until SIGTERM or Ctrl-C, then stops accepting, lets open streams run for
@@ -44,10 +48,12 @@ pub async fn run(app: fn(CancellationToken) -> Router) -> io::Result<()> {
     init_logging();
     let grace_over = CancellationToken::new();
     let (app, grace) = (app(grace_over.clone()), Duration::from_secs(args.grace_secs));
+    let tls = args.tls.pem()?.map(|pem| tls_acceptor(&pem)).transpose()?;
     // ANCHOR: serve
     let mut listener = bind(args.addr)?;
-    println!("listening on http://{}", listener.local_addr()?);
-    let http = Arc::new(Http::new());
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    println!("listening on {scheme}://{}", listener.local_addr()?);
+    let http = Arc::new(Http::new(tls));
     let (connections, stop) = (TaskTracker::new(), CancellationToken::new());
     let mut signal = pin!(shutdown_signal()?);
     loop {
@@ -79,16 +85,17 @@ pub async fn run(app: fn(CancellationToken) -> Router) -> io::Result<()> {
 struct Http {
     http1: http1::Builder,
     auto: auto::Builder<TokioExecutor>,
+    tls: Option<TlsAcceptor>,
 }
 
 impl Http {
-    fn new() -> Self {
+    fn new(tls: Option<TlsAcceptor>) -> Self {
         let mut http1 = http1::Builder::new();
         http1.timer(TokioTimer::new());
         let mut auto = auto::Builder::new(TokioExecutor::new());
         auto.http1().timer(TokioTimer::new());
         auto.http2().timer(TokioTimer::new());
-        Self { http1, auto }
+        Self { http1, auto, tls }
     }
 
     /// Serves one connection until it ends, or until `stop`: then it finishes the requests in
@@ -100,6 +107,19 @@ impl Http {
     /// The preface starts with `P`, which in HTTP/1 only POST, PUT and PATCH do, so every other
     /// request goes to hyper's HTTP/1 directly.
     async fn serve(self: Arc<Self>, tcp: TcpStream, service: Service, stop: CancellationToken) {
+        if let Some(tls) = &self.tls {
+            let handshake = tokio::select! {
+                biased;
+                handshake = timeout(HEADER_READ_TIMEOUT, tls.accept(tcp)) => handshake,
+                () = stop.cancelled() => return,
+            };
+            // ALPN chose h2 or http/1.1; the auto builder reads which from the first bytes.
+            if let Ok(Ok(tls)) = handshake {
+                let conn = self.auto.serve_connection_with_upgrades(TokioIo::new(tls), service);
+                until_stopped!(conn, stop);
+            }
+            return;
+        }
         let mut first = [0u8; 1];
         let peeked = tokio::select! {
             biased; // A request that came before the signal is served.
@@ -123,6 +143,13 @@ impl Http {
             _ => {} // Closed, failed, or silent for 30 s: nothing to serve.
         }
     }
+}
+
+/// A TLS acceptor for `pem` that offers h2, then http/1.1, by ALPN.
+fn tls_acceptor(pem: &crate::tls::Pem) -> io::Result<TlsAcceptor> {
+    let mut config = crate::tls::server_config(pem)?;
+    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    Ok(TlsAcceptor::from(Arc::new(config)))
 }
 
 /// hyper's default; a client silent for longer before its first byte is dropped too.

@@ -1,7 +1,7 @@
 //! Serving the app: the command line, logging, binding, HTTP/1.1 and h2c with a header timeout,
-//! the filters for methods, queries, the Host check and Accept-Encoding, and a graceful shutdown
-//! bounded by `--grace-secs`. Nothing here is about streaming; a snippet reader can skip it.
-//! TLS and HTTP/2 over TLS will be served from here.
+//! HTTPS with h2 and http/1.1 by ALPN (tokio-rustls: warp 0.4 removed its own TLS), the filters
+//! for methods, queries, the Host check and Accept-Encoding, and a graceful shutdown bounded by
+//! `--grace-secs`. Nothing here is about streaming; a snippet reader can skip it.
 
 use std::{io, io::IsTerminal, net::SocketAddr, pin::pin, sync::Arc, time::Duration};
 
@@ -22,6 +22,7 @@ use tokio::{
     signal::unix::{SignalKind, signal},
     time::{sleep, timeout},
 };
+use tokio_rustls::TlsAcceptor;
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
 use warp::{
     Filter, Rejection, Reply,
@@ -41,6 +42,8 @@ struct Args {
     /// Seconds that open streams get to finish after SIGTERM or Ctrl-C.
     #[arg(long, env = "GRACE_SECS", default_value_t = 30)]
     grace_secs: u64,
+    #[command(flatten)]
+    tls: crate::tls::TlsArgs,
 }
 
 /// Serves `app` until SIGTERM or Ctrl-C, then stops accepting, lets open streams run for
@@ -54,12 +57,14 @@ where
     init_logging();
     let grace_over = CancellationToken::new();
     let (app, grace) = (app(grace_over.clone()), Duration::from_secs(args.grace_secs));
+    let tls = args.tls.pem()?.map(|pem| tls_acceptor(&pem)).transpose()?;
     // ANCHOR: serve
     let listener = bind(args.addr)?;
-    println!("listening on http://{}", listener.local_addr()?);
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    println!("listening on {scheme}://{}", listener.local_addr()?);
     // warp 0.4's `serve` gives hyper no timer, so headers that never end hang, and sets no
     // TCP_NODELAY: this is its accept loop with both, serving HTTP/1.1 and h2c.
-    let http = Arc::new(Http::new());
+    let http = Arc::new(Http::new(tls));
     let (connections, stop) = (TaskTracker::new(), CancellationToken::new());
     let mut signal = pin!(shutdown_signal()?);
     loop {
@@ -90,16 +95,17 @@ where
 struct Http {
     http1: http1::Builder,
     auto: auto::Builder<TokioExecutor>,
+    tls: Option<TlsAcceptor>,
 }
 
 impl Http {
-    fn new() -> Self {
+    fn new(tls: Option<TlsAcceptor>) -> Self {
         let mut http1 = http1::Builder::new();
         http1.timer(TokioTimer::new());
         let mut auto = auto::Builder::new(TokioExecutor::new());
         auto.http1().timer(TokioTimer::new());
         auto.http2().timer(TokioTimer::new());
-        Self { http1, auto }
+        Self { http1, auto, tls }
     }
 
     /// Serves one connection until it ends, or until `stop`: then it finishes the requests in
@@ -119,6 +125,19 @@ impl Http {
         B::Data: Send,
         B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
     {
+        if let Some(tls) = &self.tls {
+            let handshake = tokio::select! {
+                biased;
+                handshake = timeout(HEADER_READ_TIMEOUT, tls.accept(tcp)) => handshake,
+                () = stop.cancelled() => return,
+            };
+            // ALPN chose h2 or http/1.1; the auto builder reads which from the first bytes.
+            if let Ok(Ok(tls)) = handshake {
+                let conn = self.auto.serve_connection_with_upgrades(TokioIo::new(tls), service);
+                until_stopped!(conn, stop);
+            }
+            return;
+        }
         let mut first = [0u8; 1];
         let peeked = tokio::select! {
             biased; // A request that came before the signal is served.
@@ -142,6 +161,13 @@ impl Http {
             _ => {} // Closed, failed, or silent for 30 s: nothing to serve.
         }
     }
+}
+
+/// A TLS acceptor for `pem` that offers h2, then http/1.1, by ALPN.
+fn tls_acceptor(pem: &crate::tls::Pem) -> io::Result<TlsAcceptor> {
+    let mut config = crate::tls::server_config(pem)?;
+    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    Ok(TlsAcceptor::from(Arc::new(config)))
 }
 
 /// hyper's default; a client silent for longer before its first byte is dropped too.
