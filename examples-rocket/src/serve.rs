@@ -1,7 +1,7 @@
-//! Serving the app: the command line, logging, the queries and `Last-Event-ID` as request
-//! guards, the Host check, 405 for other methods, and a graceful shutdown bounded by
-//! `--grace-secs`. Nothing here is about streaming; a snippet reader can skip it. TLS and
-//! HTTP/2 over TLS will be served from here.
+//! Serving the app: the command line, logging, HTTPS with h2 and http/1.1 by ALPN (Rocket's own
+//! `tls` feature and `TlsConfig`), the queries and `Last-Event-ID` as request guards, the Host
+//! check, 405 for other methods, and a graceful shutdown bounded by `--grace-secs`. Nothing here
+//! is about streaming; a snippet reader can skip it.
 
 use std::{convert::Infallible, time::Duration};
 use std::{io, io::Cursor, io::IsTerminal, net::SocketAddr, pin::pin, process::ExitCode};
@@ -29,6 +29,8 @@ struct Args {
     /// Seconds that open streams get to finish after SIGTERM or Ctrl-C.
     #[arg(long, env = "GRACE_SECS", default_value_t = 30)]
     grace_secs: u64,
+    #[command(flatten)]
+    tls: crate::tls::TlsArgs,
 }
 
 /// Serves `app` until SIGTERM or Ctrl-C, then stops accepting, lets open streams run for
@@ -38,12 +40,20 @@ pub async fn run(app: fn(CancellationToken) -> Rocket<Build>) -> ExitCode {
     init_logging();
     let grace_over = CancellationToken::new();
     let (app, grace) = (app(grace_over.clone()), Duration::from_secs(args.grace_secs));
+    let config = match args.tls.pem() {
+        Ok(pem) => config(&args, pem),
+        Err(err) => {
+            eprintln!("error: {err}");
+            return ExitCode::from(2);
+        }
+    };
     // ANCHOR: serve
     let requests = TaskTracker::new();
-    let rocket = app.configure(config(&args)).attach(CountRequests(requests.clone())).attach(
+    let rocket = app.configure(config).attach(CountRequests(requests.clone())).attach(
         AdHoc::on_liftoff("announce the address", |rocket| {
             let config = rocket.config();
-            println!("listening on http://{}", SocketAddr::new(config.address, config.port));
+            let scheme = if config.tls_enabled() { "https" } else { "http" };
+            println!("listening on {scheme}://{}", SocketAddr::new(config.address, config.port));
             Box::pin(async {})
         }),
     );
@@ -75,10 +85,12 @@ pub async fn run(app: fn(CancellationToken) -> Rocket<Build>) -> ExitCode {
     // ANCHOR_END: serve
 }
 
-fn config(args: &Args) -> Config {
+fn config(args: &Args, pem: Option<crate::tls::Pem>) -> Config {
     Config {
         address: args.addr.ip(),
         port: args.addr.port(),
+        // With its `http2` feature, Rocket's TLS offers h2, then http/1.1, by ALPN.
+        tls: pem.map(|pem| rocket::config::TlsConfig::from_bytes(&pem.cert, &pem.key)),
         // Rocket's own logger and launch banner write to stdout, whose first line must be the
         // address; its records, requests included, still reach stderr through `tracing`.
         log_level: LogLevel::Off,
