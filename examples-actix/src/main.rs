@@ -7,7 +7,6 @@
 
 mod params;
 mod serve;
-mod tls;
 
 use actix_web::{
     App, HttpRequest, HttpResponse, Responder,

@@ -3,6 +3,8 @@
 //! plumbing, and a graceful shutdown bounded by `--grace-secs`. Nothing here is about
 //! streaming; a snippet reader can skip it.
 
+mod tls;
+
 use std::{
     any::Any, convert::Infallible, fmt, io, io::IsTerminal, net::SocketAddr, time::Duration,
 };
@@ -40,7 +42,7 @@ struct Args {
     #[arg(long, env = "GRACE_SECS", default_value_t = 30)]
     grace_secs: u64,
     #[command(flatten)]
-    tls: crate::tls::TlsArgs,
+    tls: tls::TlsArgs,
 }
 
 /// Serves `app` until SIGTERM or Ctrl-C, then stops accepting, lets open streams run for
@@ -61,25 +63,24 @@ where
     init_logging();
     let grace_over = CancellationToken::new();
     let (app, grace) = (with_token(app, grace_over.clone()), Duration::from_secs(args.grace_secs));
-    let tls = args.tls.pem()?.map(|pem| crate::tls::server_config(&pem)).transpose()?;
+    let tls = args.tls.pem()?.map(|pem| tls::server_config(&pem)).transpose()?;
     // ANCHOR: serve
-    // Every connection holds a token until it closes: actix itself looks for finished
-    // connections only once a second.
+    // Each connection holds a token until it closes: actix looks for closed ones once a second.
     let connections = TaskTracker::new();
     let server = HttpServer::new(app)
         .on_connect(count(connections.clone()))
         // Small writes go out at once instead of waiting for the previous segment's ACK (Nagle).
         .tcp_nodelay(true)
-        // Stops a stream as soon as its client closes, not one or two writes later. As with
-        // hyper, a client that half-closes after its request loses the response.
+        // Stops a stream as soon as its client closes, not one or two writes later (as with
+        // hyper, a client that half-closes after its request loses the response).
         .h1_allow_half_closed(false)
         // actix stops gracefully on SIGTERM but forcibly on SIGINT; we want graceful for both.
         .disable_signals()
         // actix would cut connections 30 s after the stop, whatever our grace.
         .shutdown_timeout(args.grace_secs + 2);
-    // With TLS, actix offers h2 and http/1.1 by ALPN itself.
     let (server, scheme) = match tls {
-        Some(config) => (server.bind_rustls_0_23(args.addr, config)?, "https"),
+        // actix offers h2 and http/1.1 by ALPN itself.
+        Some(tls) => (server.bind_rustls_0_23(args.addr, tls)?, "https"),
         None => (server.bind(args.addr)?, "http"),
     };
     println!("listening on {scheme}://{}", server.addrs()[0]);

@@ -3,6 +3,8 @@
 //! Host check, and a graceful shutdown bounded by `--grace-secs`. Nothing here is about
 //! streaming; a snippet reader can skip it.
 
+mod tls;
+
 use std::{io, io::IsTerminal, net::SocketAddr, pin::pin, sync::Arc, time::Duration};
 
 use crate::params::{EventParams, HtmlParams, StreamParams};
@@ -38,7 +40,7 @@ struct Args {
     #[arg(long, env = "GRACE_SECS", default_value_t = 30)]
     grace_secs: u64,
     #[command(flatten)]
-    tls: crate::tls::TlsArgs,
+    tls: tls::TlsArgs,
 }
 
 /// Serves `app` until SIGTERM or Ctrl-C, then stops accepting, lets open streams run for
@@ -146,8 +148,8 @@ impl Http {
 }
 
 /// A TLS acceptor for `pem` that offers h2, then http/1.1, by ALPN.
-fn tls_acceptor(pem: &crate::tls::Pem) -> io::Result<TlsAcceptor> {
-    let mut config = crate::tls::server_config(pem)?;
+fn tls_acceptor(pem: &tls::Pem) -> io::Result<TlsAcceptor> {
+    let mut config = tls::server_config(pem)?;
     config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
     Ok(TlsAcceptor::from(Arc::new(config)))
 }

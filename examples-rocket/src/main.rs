@@ -7,7 +7,6 @@
 
 mod params;
 mod serve;
-mod tls;
 
 use params::{EventParams, HtmlParams, RETRY, StreamParams};
 use rocket::futures::{Stream, StreamExt, stream::once};

@@ -3,6 +3,8 @@
 //! check, 405 for other methods, and a graceful shutdown bounded by `--grace-secs`. Nothing here
 //! is about streaming; a snippet reader can skip it.
 
+mod tls;
+
 use std::{convert::Infallible, time::Duration};
 use std::{io, io::Cursor, io::IsTerminal, net::SocketAddr, pin::pin, process::ExitCode};
 
@@ -30,7 +32,7 @@ struct Args {
     #[arg(long, env = "GRACE_SECS", default_value_t = 30)]
     grace_secs: u64,
     #[command(flatten)]
-    tls: crate::tls::TlsArgs,
+    tls: tls::TlsArgs,
 }
 
 /// Serves `app` until SIGTERM or Ctrl-C, then stops accepting, lets open streams run for
@@ -85,7 +87,7 @@ pub async fn run(app: fn(CancellationToken) -> Rocket<Build>) -> ExitCode {
     // ANCHOR_END: serve
 }
 
-fn config(args: &Args, pem: Option<crate::tls::Pem>) -> Config {
+fn config(args: &Args, pem: Option<tls::Pem>) -> Config {
     Config {
         address: args.addr.ip(),
         port: args.addr.port(),

@@ -7,7 +7,6 @@
 
 mod params;
 mod serve;
-mod tls;
 
 use async_stream::stream;
 use futures_util::{Stream, StreamExt, stream};

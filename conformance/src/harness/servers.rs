@@ -1,5 +1,6 @@
 //! Starting a server binary as a child process on an ephemeral port: it is started with
-//! `--addr 127.0.0.1:0` and must print `listening on http://IP:PORT` as its first stdout line.
+//! `--addr 127.0.0.1:0` and must print `listening on http://IP:PORT` (or `https://`) as its first
+//! stdout line.
 //! Its stderr (the logs) is kept for evidence. The process is killed when this is dropped.
 
 use std::{
@@ -143,12 +144,12 @@ impl Spawned {
             Err(_) => return Err(server.died(&format!("printed no address within {wait:?}"))),
         };
         match line.strip_prefix("listening on ") {
-            Some(base) if base.starts_with("http://") => {
+            Some(base) if base.starts_with("http://") || base.starts_with("https://") => {
                 server.base = base.trim_end_matches('/').to_owned();
                 Ok(server)
             }
             _ => Err(server.died(&format!(
-                "first stdout line is {line:?}, expected \"listening on http://IP:PORT\""
+                "first stdout line is {line:?}, expected \"listening on http(s)://IP:PORT\""
             ))),
         }
     }

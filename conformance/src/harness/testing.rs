@@ -170,6 +170,82 @@ pub fn run_diagnose(binary: &str) {
     );
 }
 
+/// The binary over HTTPS: started with `--tls-cert` and `--tls-key` (a certificate from a CA
+/// made for the test), it must say `listening on https://`, and `diagnose`, trusting that CA,
+/// must find each endpoint streaming over h2 (ALPN) and over HTTP/1.1. With
+/// `--tls-self-signed` it must serve too (`--insecure`).
+pub fn run_https(binary: &str) {
+    let dir = std::env::temp_dir().join(format!(
+        "streaming-tls-{}-{}",
+        std::process::id(),
+        Path::new(binary).file_name().and_then(|n| n.to_str()).unwrap_or("server")
+    ));
+    std::fs::create_dir_all(&dir).expect("a directory for the certificates");
+    crate::proxies::write_certificates(&dir).unwrap_or_else(|e| panic!("{e}"));
+    let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
+    let args =
+        ["--tls-cert", cert.to_str().expect("UTF-8"), "--tls-key", key.to_str().expect("UTF-8")];
+    let server = Spawned::with_args(Path::new(binary), &args, Duration::from_secs(60))
+        .unwrap_or_else(|e| panic!("{binary}: {e}"));
+    assert!(server.base.starts_with("https://"), "{binary} printed {}", server.base);
+    let diagnose = |base: &str, path: &str, trust: Option<std::path::PathBuf>| {
+        let options = crate::diagnose::Options {
+            url: format!("{base}{path}"),
+            method: None,
+            headers: Vec::new(),
+            data: None,
+            data_file: None,
+            http1: false,
+            http2: false,
+            insecure: trust.is_none(),
+            cacert: trust,
+            max_time: 30.0,
+            compare: None,
+            once: false,
+        };
+        let plan = crate::diagnose::plan(&options).unwrap_or_else(|e| panic!("{path}: {e}"));
+        runtime()
+            .block_on(crate::diagnose::run(&plan, &mut crate::diagnose::Live::new(false)))
+            .unwrap_or_else(|e| panic!("{path}: {e}"))
+    };
+    for path in [
+        "/stream?count=5&interval_ms=200",
+        "/stream.html?count=5&interval_ms=200",
+        "/events?count=5&interval_ms=200",
+    ] {
+        let diagnosis = diagnose(&server.base, path, Some(dir.join("ca.pem")));
+        let report = crate::diagnose::text(&diagnosis);
+        let run = &diagnosis.run;
+        let over_http1 = run.variants.iter().find(|v| v.name == "protocol");
+        let streams = |r: &crate::diagnose::RequestResult| {
+            r.judgement.verdict == crate::diagnose::Verdict::Streams
+        };
+        assert!(
+            run.main.protocol() == "h2"
+                && streams(&run.main)
+                && over_http1.and_then(|v| v.result.as_ref().ok()).is_some_and(streams),
+            "https {path}: expected h2 and HTTP/1.1 both streaming\n{report}\n--- server log ---\n{}",
+            server.stderr()
+        );
+        println!("https {path}: h2 and HTTP/1.1 stream ({})", run.main.judgement.reason);
+    }
+    drop(server);
+    let _ = std::fs::remove_dir_all(&dir);
+
+    let server =
+        Spawned::with_args(Path::new(binary), &["--tls-self-signed"], Duration::from_secs(60))
+            .unwrap_or_else(|e| panic!("{binary} --tls-self-signed: {e}"));
+    assert!(server.base.starts_with("https://"), "{binary} printed {}", server.base);
+    let diagnosis = diagnose(&server.base, "/stream?count=5&interval_ms=200", None);
+    assert_eq!(
+        diagnosis.verdict(),
+        crate::diagnose::Verdict::Streams,
+        "{}",
+        crate::diagnose::text(&diagnosis)
+    );
+    assert!(server.stderr().contains("self-signed"), "it says so on stderr: {}", server.stderr());
+}
+
 /// `target/<profile>/examples/read_stream`, beside this test's own directory.
 fn read_stream_program() -> Option<std::path::PathBuf> {
     let exe = std::env::current_exe().expect("the test's path");
@@ -249,6 +325,10 @@ macro_rules! suite {
             #[test]
             fn diagnose() {
                 $crate::testing::run_diagnose($binary);
+            }
+            #[test]
+            fn https() {
+                $crate::testing::run_https($binary);
             }
             #[test]
             fn nginx() {
