@@ -78,8 +78,9 @@ pub enum Setup {
     Http10Upstream,
     /// nginx only: as [`Setup::Stock`] with `proxy_buffering off`.
     BufferingOff,
-    /// nginx only: the TLS and HTTP/2 edge (`listen … ssl http2`, nginx 1.22's syntax) with a
-    /// certificate made at start-up by a CA of its own ([`Proxy::ca`]), buffering off.
+    /// nginx only: the TLS and HTTP/2 edge (`proxies/nginx-tls.conf`: `listen … ssl http2`,
+    /// nginx 1.22's syntax, buffering off) with a certificate made at start-up by a CA of its
+    /// own ([`Proxy::ca`]).
     TlsEdge,
 }
 
@@ -135,6 +136,7 @@ const OUTPUT: &str = "output.log";
 /// The configs the tests run, with `@DIR@`, `@PORT@`, `@UPSTREAM@` (and Apache's `@MODULES@`)
 /// to fill in. The book includes these same files.
 const NGINX_TEMPLATE: &str = include_str!("../../proxies/nginx.conf");
+const NGINX_TLS_TEMPLATE: &str = include_str!("../../proxies/nginx-tls.conf");
 const APACHE_TEMPLATE: &str = include_str!("../../proxies/apache.conf");
 
 /// A config for `kind` in `dir`, listening on 127.0.0.1:`port`, in front of `upstream`
@@ -160,7 +162,6 @@ fn edit(template: &str, line: &str, with: &str) -> String {
 
 fn nginx_template(setup: Setup) -> String {
     const HTTP11: &str = "            proxy_http_version 1.1;\n";
-    const LISTEN: &str = "        listen 127.0.0.1:@PORT@;\n";
     match setup {
         Setup::Stock => NGINX_TEMPLATE.to_owned(),
         Setup::Http10Upstream => edit(NGINX_TEMPLATE, HTTP11, ""),
@@ -172,13 +173,7 @@ fn nginx_template(setup: Setup) -> String {
         Setup::BufferingOff => {
             edit(NGINX_TEMPLATE, HTTP11, &format!("{HTTP11}            proxy_buffering off;\n"))
         }
-        Setup::TlsEdge => edit(
-            &edit(NGINX_TEMPLATE, HTTP11, &format!("{HTTP11}            proxy_buffering off;\n")),
-            LISTEN,
-            "        listen 127.0.0.1:@PORT@ ssl http2;\n\
-             \x20       ssl_certificate @DIR@/cert.pem;\n\
-             \x20       ssl_certificate_key @DIR@/key.pem;\n",
-        ),
+        Setup::TlsEdge => NGINX_TLS_TEMPLATE.to_owned(),
     }
 }
 
@@ -490,6 +485,7 @@ fn plan(kind: Kind) -> Vec<(Setup, &'static [CheckId])> {
         ),
     ];
     if kind == Kind::Nginx {
+        plan.push((Setup::TlsEdge, CHECKS));
         plan.push((
             Setup::Http10Upstream,
             &[
@@ -511,14 +507,21 @@ pub const PROXY_INTERVAL: Duration = Duration::from_millis(400);
 
 /// Runs `check` against `base` once, with [`PROXY_INTERVAL`].
 pub fn run_check(base: &str, check: CheckId) -> Outcome {
+    run_check_trusting(base, check, None)
+}
+
+/// [`run_check`], over TLS trusting the PEM certificates `ca`.
+fn run_check_trusting(base: &str, check: CheckId, ca: Option<Vec<u8>>) -> Outcome {
     let entry = crate::entry(check);
-    let cfg = Config::with_timing(base, 5, PROXY_INTERVAL);
+    let mut cfg = Config::with_timing(base, 5, PROXY_INTERVAL);
+    cfg.target.transport.cacert = ca;
     crate::testing::runtime().block_on(entry.run(&cfg))
 }
 
 /// Starts `binary` and runs [`CHECKS`] through the stock nginx in front of it (5 lines 400 ms
-/// apart, ±200 ms); then the compression checks through an nginx that does all the
-/// compressing, and the timing through nginx's HTTP/1.0 default (see [`Setup`]). Panics with the reasons, the evidence, the configs and the proxy's
+/// apart, ±200 ms) and through nginx as the TLS and HTTP/2 edge; then the compression checks
+/// through an nginx that does all the compressing, and the timing through nginx's HTTP/1.0
+/// default (see [`Setup`]). Panics with the reasons, the evidence, the configs and the proxy's
 /// and server's logs if any does not pass; prints the pass reasons. Skipped without nginx (see
 /// [`available`]).
 pub fn run_behind_nginx(binary: &str) {
@@ -544,8 +547,9 @@ fn run_behind(kind: Kind, binary: &str) {
             panic!("{binary} behind {e}\n--- server log ---\n{}", server.stderr())
         });
         let mut failed = false;
+        let ca = (setup == Setup::TlsEdge).then(|| fs::read(proxy.ca()).expect("the proxy's CA"));
         for &name in checks {
-            let outcome = run_check(&proxy.base, name);
+            let outcome = run_check_trusting(&proxy.base, name, ca.clone());
             let what = format!("{name} behind {program} ({setup:?})");
             if outcome.level == Level::Pass {
                 println!("{what}: {}", outcome.reason);
