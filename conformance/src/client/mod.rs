@@ -35,7 +35,7 @@ pub struct Target {
 }
 
 /// How to reach the server: the HTTP version to ask for and whom to trust over TLS.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Transport {
     pub protocol: Protocol,
     /// PEM certificates to trust instead of the system's roots (curl's `--cacert`).
@@ -186,15 +186,13 @@ pub(crate) fn client(timeout: Duration) -> reqwest::Client {
 /// system's root certificates, which 200 requests at once (the load check) made a measurable
 /// load on the server under test. Fails only on certificates that do not parse.
 pub fn client_for(transport: &Transport, timeout: Duration) -> Result<reqwest::Client, String> {
-    type Key = (Protocol, Option<Vec<u8>>, bool, Duration);
-    static CLIENTS: Mutex<Vec<(Key, reqwest::Client)>> = Mutex::new(Vec::new());
-    let key = (transport.protocol, transport.cacert.clone(), transport.insecure, timeout);
+    static CLIENTS: Mutex<Vec<(Transport, Duration, reqwest::Client)>> = Mutex::new(Vec::new());
     let mut clients = CLIENTS.lock().expect("not poisoned");
-    if let Some((_, client)) = clients.iter().find(|(k, _)| *k == key) {
+    if let Some((.., client)) = clients.iter().find(|(t, d, _)| t == transport && *d == timeout) {
         return Ok(client.clone());
     }
     let client = build_client(transport, timeout)?;
-    clients.push((key, client.clone()));
+    clients.push((transport.clone(), timeout, client.clone()));
     Ok(client)
 }
 

@@ -183,6 +183,7 @@ pub fn findings(run: &Run) -> Vec<Finding> {
     let got = &main.fetched;
     let verdict = main.judgement.verdict;
     let proxies = intermediaries(got);
+    let cdns: Vec<Intermediary> = proxies.iter().filter(|p| p.cdn).cloned().collect();
     let mut out = Vec::new();
     let variant = |which: fn(&Variant) -> bool| run.variants.iter().find(|v| which(v));
     let streams = |v: Option<&Variant>| {
@@ -291,7 +292,6 @@ pub fn findings(run: &Run) -> Vec<Finding> {
             ));
         }
         if out.is_empty() && !proxies.is_empty() {
-            let cdns: Vec<Intermediary> = proxies.iter().filter(|p| p.cdn).cloned().collect();
             if !cdns.is_empty() && !has_no_transform(got) {
                 out.push(cdn_finding(&cdns, Role::Cause));
             } else {
@@ -364,7 +364,6 @@ pub fn findings(run: &Run) -> Vec<Finding> {
             "keep text/event-stream out of compression, or make sure each layer flushes",
         ));
     }
-    let cdns: Vec<Intermediary> = proxies.iter().filter(|p| p.cdn).cloned().collect();
     if !cdns.is_empty()
         && !has_no_transform(got)
         && !out.iter().any(|f| f.cause == Cause::CdnTransform)

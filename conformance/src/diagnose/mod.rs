@@ -62,6 +62,16 @@ pub struct Options {
     pub once: bool,
 }
 
+impl Options {
+    /// The options of `conformance diagnose URL` with no flags, defaults as clap gives them.
+    pub fn for_url(url: &str) -> Self {
+        use clap::{Args, FromArgMatches};
+        let command = Self::augment_args(clap::Command::new("diagnose"));
+        let matches = command.try_get_matches_from(["diagnose", url]).expect("a URL is enough");
+        Self::from_arg_matches(&matches).expect("the defaults parse")
+    }
+}
+
 /// The exit codes, as documented in the CLI chapter.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Exit {
@@ -317,10 +327,7 @@ pub async fn run(plan: &Plan, live: &mut Live) -> Result<Diagnosis, Problem> {
         Ok(exchange) => exchange,
         Err(got) => {
             live.stop();
-            return Err(Problem::new(match got.unanswered() {
-                Some(error) => format!("cannot get an answer from {}: {error}", plan.url),
-                None => format!("{} answered without a body to read", plan.url),
-            }));
+            return Err(Problem::new(why_not(&plan.url, &got)));
         }
     };
     live.head(&exchange.out);
@@ -360,9 +367,7 @@ pub async fn run(plan: &Plan, live: &mut Live) -> Result<Diagnosis, Problem> {
     live.done(&got);
     let main = result(&plan.url, &plan.target, &plan.ask, got, framing);
     let mut done = Vec::new();
-    if let Some(compare) = compare {
-        variants.insert(0, compare);
-    }
+    variants.extend(compare);
     for variant in variants {
         done.push(variant.await.expect("a variant does not panic"));
     }
@@ -416,20 +421,24 @@ fn keep(name: &str, plan: &Plan, head: &Fetched) -> Result<String, String> {
 }
 
 async fn request(url: &str, target: &Target, ask: Ask) -> Result<RequestResult, String> {
-    let got = client::send(target, ask.clone()).await;
-    if let Some(error) = got.unanswered() {
-        return Err(format!("no answer: {error}"));
-    }
-    let status = got.status().unwrap_or_default();
-    if !(200..300).contains(&status) {
+    let mut exchange =
+        Exchange::start(target, ask.clone()).await.map_err(|got| why_not(url, &got))?;
+    while exchange.next().await {}
+    let framing = exchange.framing();
+    let got = exchange.finish();
+    if !(200..300).contains(&got.status().unwrap_or_default()) {
         return Err(status_problem(url, &got));
     }
-    let framing = match ask.framing {
-        Framing::Auto if client::is_event_stream(got.header("content-type")) => Framing::Events,
-        Framing::Auto => Framing::Lines,
-        other => other,
-    };
     Ok(result(url, target, &ask, got, framing))
+}
+
+/// Why an exchange ended before its body: no answer at all, or a body that cannot be decoded.
+fn why_not(url: &str, got: &Fetched) -> String {
+    let error = got.error.as_deref().unwrap_or("no response");
+    match got.status() {
+        None => format!("cannot get an answer from {url}: {error}"),
+        Some(_) => format!("cannot read the body from {url}: {error}"),
+    }
 }
 
 fn result(url: &str, target: &Target, ask: &Ask, got: Fetched, framing: Framing) -> RequestResult {

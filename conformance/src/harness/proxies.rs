@@ -33,6 +33,7 @@ use std::{
     time::{Duration, Instant},
 };
 
+use super::certs;
 use crate::{CheckId, Config, Level, Outcome, clients, servers::Spawned};
 
 /// Which proxy.
@@ -221,28 +222,6 @@ fn running_as_root() -> bool {
     })
 }
 
-const CA_FILE: &str = "ca.pem";
-
-/// A CA of its own (`ca.pem`), and a certificate it signed for `localhost` and `127.0.0.1`
-/// (`cert.pem`, `key.pem`), in `dir`.
-pub fn write_certificates(dir: &Path) -> Result<(), String> {
-    use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair};
-    let fail = |e: rcgen::Error| format!("cannot make a test certificate: {e}");
-    let mut ca = CertificateParams::new(Vec::<String>::new()).map_err(fail)?;
-    ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    ca.distinguished_name.push(rcgen::DnType::CommonName, "streaming test CA");
-    let ca = CertifiedIssuer::self_signed(ca, KeyPair::generate().map_err(fail)?).map_err(fail)?;
-    let names = vec!["localhost".to_owned(), "127.0.0.1".to_owned()];
-    let key = KeyPair::generate().map_err(fail)?;
-    let cert = CertificateParams::new(names).map_err(fail)?.signed_by(&key, &ca).map_err(fail)?;
-    for (name, pem) in
-        [(CA_FILE, ca.pem()), ("cert.pem", cert.pem()), ("key.pem", key.serialize_pem())]
-    {
-        fs::write(dir.join(name), pem).map_err(|e| format!("cannot write {name}: {e}"))?;
-    }
-    Ok(())
-}
-
 /// A free port on 127.0.0.1 just now: bound, read and released.
 fn free_port() -> Result<u16, String> {
     let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
@@ -326,7 +305,7 @@ impl Proxy {
         };
         let conf = dir.join(conf_name);
         if setup == Setup::TlsEdge {
-            write_certificates(dir).map_err(|e| (e, false))?;
+            certs::write(dir).map_err(|e| (e, false))?;
         }
         fs::write(&conf, config(kind, setup, dir, port, upstream))
             .map_err(|e| (format!("cannot write {}: {e}", conf.display()), false))?;
@@ -398,7 +377,7 @@ impl Proxy {
 
     /// The CA certificate (PEM) that [`Setup::TlsEdge`]'s certificate is signed by.
     pub fn ca(&self) -> PathBuf {
-        self.dir.join(CA_FILE)
+        self.dir.join(certs::CA)
     }
 
     /// The config file it runs with.

@@ -118,25 +118,9 @@ pub fn run_read_stream(binary: &str) {
 pub fn run_diagnose(binary: &str) {
     let server = Spawned::start(Path::new(binary), Duration::from_secs(60))
         .unwrap_or_else(|e| panic!("{binary}: {e}"));
-    let ask = |path: &str| crate::diagnose::Options {
-        url: format!("{}{path}", server.base),
-        method: None,
-        headers: Vec::new(),
-        data: None,
-        data_file: None,
-        http1: false,
-        http2: false,
-        cacert: None,
-        insecure: false,
-        max_time: 30.0,
-        compare: None,
-        once: false,
-    };
     let run = |path: &str| {
-        let plan = crate::diagnose::plan(&ask(path)).unwrap_or_else(|e| panic!("{path}: {e}"));
-        let mut quiet = crate::diagnose::Live::new(false);
-        runtime()
-            .block_on(crate::diagnose::run(&plan, &mut quiet))
+        let options = crate::diagnose::Options::for_url(&format!("{}{path}", server.base));
+        diagnosed(&options)
             .unwrap_or_else(|e| panic!("{path}: {e}\n--- server log ---\n{}", server.stderr()))
     };
     for path in [
@@ -181,39 +165,25 @@ pub fn run_https(binary: &str) {
         Path::new(binary).file_name().and_then(|n| n.to_str()).unwrap_or("server")
     ));
     std::fs::create_dir_all(&dir).expect("a directory for the certificates");
-    crate::proxies::write_certificates(&dir).unwrap_or_else(|e| panic!("{e}"));
-    let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
+    super::certs::write(&dir).unwrap_or_else(|e| panic!("{e}"));
+    let (cert, key) = (dir.join(super::certs::CERT), dir.join(super::certs::KEY));
     let args =
         ["--tls-cert", cert.to_str().expect("UTF-8"), "--tls-key", key.to_str().expect("UTF-8")];
     let server = Spawned::with_args(Path::new(binary), &args, Duration::from_secs(60))
         .unwrap_or_else(|e| panic!("{binary}: {e}"));
     assert!(server.base.starts_with("https://"), "{binary} printed {}", server.base);
     let diagnose = |base: &str, path: &str, trust: Option<std::path::PathBuf>| {
-        let options = crate::diagnose::Options {
-            url: format!("{base}{path}"),
-            method: None,
-            headers: Vec::new(),
-            data: None,
-            data_file: None,
-            http1: false,
-            http2: false,
-            insecure: trust.is_none(),
-            cacert: trust,
-            max_time: 30.0,
-            compare: None,
-            once: false,
-        };
-        let plan = crate::diagnose::plan(&options).unwrap_or_else(|e| panic!("{path}: {e}"));
-        runtime()
-            .block_on(crate::diagnose::run(&plan, &mut crate::diagnose::Live::new(false)))
-            .unwrap_or_else(|e| panic!("{path}: {e}"))
+        let mut options = crate::diagnose::Options::for_url(&format!("{base}{path}"));
+        options.insecure = trust.is_none();
+        options.cacert = trust;
+        diagnosed(&options).unwrap_or_else(|e| panic!("{path}: {e}"))
     };
     for path in [
         "/stream?count=5&interval_ms=200",
         "/stream.html?count=5&interval_ms=200",
         "/events?count=5&interval_ms=200",
     ] {
-        let diagnosis = diagnose(&server.base, path, Some(dir.join("ca.pem")));
+        let diagnosis = diagnose(&server.base, path, Some(dir.join(super::certs::CA)));
         let report = crate::diagnose::text(&diagnosis);
         let run = &diagnosis.run;
         let over_http1 = run.variants.iter().find(|v| v.name == "protocol");
@@ -244,6 +214,14 @@ pub fn run_https(binary: &str) {
         crate::diagnose::text(&diagnosis)
     );
     assert!(server.stderr().contains("self-signed"), "it says so on stderr: {}", server.stderr());
+}
+
+/// `diagnose` with `options`, quietly.
+fn diagnosed(
+    options: &crate::diagnose::Options,
+) -> Result<crate::diagnose::Diagnosis, crate::diagnose::Problem> {
+    let plan = crate::diagnose::plan(options)?;
+    runtime().block_on(crate::diagnose::run(&plan, &mut crate::diagnose::Live::new(false)))
 }
 
 /// `target/<profile>/examples/read_stream`, beside this test's own directory.
