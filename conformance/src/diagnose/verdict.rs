@@ -12,14 +12,14 @@ pub const TOGETHER_MS: f64 = 10.0;
 pub const MIN_DURATION_MS: f64 = 500.0;
 /// Fewer items than this give no spread to judge.
 pub const MIN_ITEMS: usize = 3;
-/// A burst whose items keep coming, less than [`TOGETHER_MS`] apart, for longer than this is a
+/// Bursts whose items keep coming, less than [`TOGETHER_MS`] apart, for longer than this are a
 /// fast stream, not a released buffer.
 pub const FLOW_MS: f64 = 100.0;
 
 /// The rule, as the output and the docs state it.
 pub const RULE: &str = "Items that arrive within 10 ms of each other arrived together (a burst). \
-    Inconclusive: fewer than 3 items, a response shorter than 500 ms, or most items in one \
-    burst that kept flowing for over 100 ms (a fast stream). Buffered: all items in one burst, \
+    Inconclusive: fewer than 3 items, a response shorter than 500 ms, or most items in bursts \
+    that kept flowing for over 100 ms (a fast stream). Buffered: all items in one burst, \
     or several items in the first burst and one at a time after it (the start was held). \
     Batched: the typical burst holds two items or more. Streams: most items arrive on their own.";
 
@@ -180,9 +180,13 @@ pub fn bursts(got: &Fetched, items: &[Item]) -> Vec<Burst> {
             }),
         }
     }
+    // Both are in time order; an item is stamped just after the piece that completed it.
+    let mut at = 0;
     for item in items {
-        // An item is stamped just after the piece that completed it.
-        if let Some(b) = bursts.iter_mut().rev().find(|b| b.at_ms <= item.at_ms + 0.5) {
+        while at + 1 < bursts.len() && bursts[at + 1].at_ms <= item.at_ms + 0.5 {
+            at += 1;
+        }
+        if let Some(b) = bursts.get_mut(at).filter(|b| b.at_ms <= item.at_ms + 0.5) {
             b.items += 1;
         }
     }
@@ -231,17 +235,20 @@ fn rule(kind: &str, items: &[Item], bursts: &[Burst], duration_ms: f64) -> (Verd
             ),
         );
     }
-    if let Some(flow) =
-        with_items.iter().find(|b| b.until_ms - b.at_ms > FLOW_MS && b.items * 2 > n)
-    {
+    // Bursts that kept flowing: a fast stream, which a big one may be cut into by short pauses.
+    let flows: Vec<&&Burst> =
+        with_items.iter().filter(|b| b.until_ms - b.at_ms > FLOW_MS).collect();
+    let flowing: usize = flows.iter().map(|b| b.items).sum();
+    if flowing * 2 > n {
         return (
             Inconclusive,
             format!(
-                "{} of {n} {kind}s came less than {TOGETHER_MS} ms apart for {:.0} ms (a fast \
-                 stream): holding back cannot be told from the server's own pace; ask for a \
-                 slower stream",
-                flow.items,
-                flow.until_ms - flow.at_ms
+                "{flowing} of {n} {kind}s came less than {TOGETHER_MS} ms apart, for {:.0} ms in \
+                 {} stretch{} (a fast stream): holding back cannot be told from the server's own \
+                 pace; ask for a slower stream",
+                flows.iter().map(|b| b.until_ms - b.at_ms).sum::<f64>(),
+                flows.len(),
+                if flows.len() == 1 { "" } else { "es" }
             ),
         );
     }
@@ -330,5 +337,9 @@ mod tests {
         assert_eq!(verdict(&[1.0, 900.0], 1200.0), Inconclusive);
         let fast: Vec<f64> = (0..300).map(|i| f64::from(i) * 2.0).collect();
         assert_eq!(verdict(&fast, 600.0), Inconclusive);
+        // The same fast stream cut into four by pauses of 20 ms: still a fast stream.
+        let cut: Vec<f64> =
+            (0..300).map(|i| f64::from(i) * 2.0 + f64::from(i / 75) * 20.0).collect();
+        assert_eq!(verdict(&cut, 700.0), Inconclusive);
     }
 }
