@@ -10,7 +10,7 @@ use clap::ValueEnum;
 use conformance::{
     CheckId, Config, Level, Local, Outcome,
     servers::Launch,
-    testing::{runtime, test_config},
+    testing::{runtime, share_machine, take_machine, test_config},
 };
 use support::broken::{self, Fault};
 
@@ -40,6 +40,7 @@ async fn broken_config(fault: Fault) -> Config {
 }
 
 fn run_check(fault: Fault, check: CheckId) -> Outcome {
+    let _machine = share_machine();
     let entry = conformance::entry(check);
     runtime().block_on(async { entry.run(&broken_config(fault).await).await })
 }
@@ -199,6 +200,7 @@ fn collected_body_fails_the_timing_checks() {
 
 #[test]
 fn fault_free_server_passes_everything() {
+    let _machine = share_machine();
     let report = runtime()
         .block_on(async { conformance::run(&broken_config(Fault::None).await, &[]).await });
     assert!(!report.failed(), "{}", report.table());
@@ -208,6 +210,7 @@ fn fault_free_server_passes_everything() {
 /// The CLI pointed at a buffering server exits non-zero and says why; at a good one, zero.
 #[test]
 fn cli_exit_code_follows_the_verdict() {
+    let _machine = share_machine();
     let rt = runtime();
     for (fault, success, says) in [(Fault::Buffered, false, "batched"), (Fault::None, true, "PASS")]
     {
@@ -233,6 +236,7 @@ fn chromium_holds_back_text_without_nosniff() {
     {
         return;
     }
+    let _machine = take_machine();
     runtime().block_on(async {
         let browser = clients::Browser::start().await.unwrap_or_else(|e| panic!("{e}"));
         let good = broken::start(Fault::None).await;
@@ -252,6 +256,7 @@ fn chromium_holds_back_text_without_nosniff() {
 /// curl sees a collected body arrive at once; the same server streaming, line by line.
 #[test]
 fn curl_sees_a_buffered_stream_arrive_at_once() {
+    let _machine = share_machine();
     use conformance::clients;
     if !clients::require("curl", "curl") {
         return;
@@ -280,6 +285,7 @@ fn chromium_page_needs_last_event_id() {
     {
         return;
     }
+    let _machine = take_machine();
     runtime().block_on(async {
         let browser = clients::Browser::start().await.unwrap_or_else(|e| panic!("{e}"));
         let good = broken::start(Fault::None).await;
@@ -301,6 +307,7 @@ fn chromium_page_needs_last_event_id() {
 /// a collected body arrives at once, and a server that ignores Last-Event-ID repeats events.
 #[test]
 fn read_stream_sees_buffering_and_ignored_last_event_id() {
+    let _machine = share_machine();
     use conformance::clients;
     let program = broken_program(Fault::None).program.with_file_name("read_stream");
     let interval = std::time::Duration::from_millis(200);
@@ -336,6 +343,7 @@ fn read_stream_sees_buffering_and_ignored_last_event_id() {
 /// says: the stream checks pass against it, so its figures are a fair floor.
 #[test]
 fn floor_streams_as_the_contract_says() {
+    let _machine = share_machine();
     let program = broken_program(Fault::None).program.with_file_name("floor");
     let server = conformance::servers::Spawned::start(&program, std::time::Duration::from_secs(60))
         .unwrap_or_else(|e| panic!("{e}"));

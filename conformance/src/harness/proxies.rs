@@ -533,6 +533,7 @@ fn run_behind(kind: Kind, binary: &str) {
     if !available(kind) {
         return;
     }
+    let _machine = crate::testing::share_machine();
     let program = kind.program();
     let server = Spawned::start(Path::new(binary), Duration::from_secs(60))
         .unwrap_or_else(|e| panic!("{binary}: {e}"));

@@ -2,7 +2,11 @@
 //! in a crate's `tests/` makes one `#[test]` per check, named `actix::<check>`, each starting
 //! the real binary on an ephemeral port and running that one check against it.
 
-use std::{path::Path, time::Duration};
+use std::{
+    path::Path,
+    sync::{RwLock, RwLockReadGuard, RwLockWriteGuard},
+    time::Duration,
+};
 
 use crate::{
     Config, Level, clients,
@@ -14,6 +18,24 @@ pub fn test_config(base: &str) -> Config {
     Config::with_timing(base, 5, Duration::from_millis(200))
 }
 
+/// Chromium's start-up and page loads take both cores of a 2-core machine for up to a second.
+/// In CI, timed tests that ran beside it saw a line 140 ms late in curl's output, and the
+/// browser's own first line came 390 ms late with the second on time. So the browser tests
+/// take the machine for themselves ([`take_machine`]) and every other timed test shares it
+/// ([`share_machine`]); within one test binary they never overlap. (A test that panics
+/// poisons the lock; the next one carries on.)
+static MACHINE: RwLock<()> = RwLock::new(());
+
+/// Held by a timed test: it may run beside other timed tests, never beside a browser test.
+pub fn share_machine() -> RwLockReadGuard<'static, ()> {
+    MACHINE.read().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// Held by a browser test: nothing else in this test binary runs meanwhile.
+pub fn take_machine() -> RwLockWriteGuard<'static, ()> {
+    MACHINE.write().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
 /// A check a framework cannot pass, with the reason it must fail for. Its test asserts the
 /// failure, so the day the framework can do it, the test says so.
 pub type KnownLimit = (crate::CheckId, &'static str);
@@ -22,6 +44,7 @@ pub type KnownLimit = (crate::CheckId, &'static str);
 /// server's log if it does not pass (a warning included), or, for a check in `known`, if it
 /// does not fail for the stated reason.
 pub fn run_check_against_binary(binary: &str, check: crate::CheckId, known: &[KnownLimit]) {
+    let _machine = share_machine();
     let entry = crate::entry(check);
     let server = Spawned::start(Path::new(binary), Duration::from_secs(60))
         .unwrap_or_else(|e| panic!("{binary}: {e}"));
@@ -84,6 +107,7 @@ pub fn run_curl(binary: &str, endpoint: &str, compressed: bool) {
     if !clients::require("curl", "curl") {
         return;
     }
+    let _machine = share_machine();
     let server = Spawned::start(Path::new(binary), Duration::from_secs(60))
         .unwrap_or_else(|e| panic!("{binary}: {e}"));
     let (count, interval) = (5, Duration::from_millis(200));
@@ -98,6 +122,7 @@ pub fn run_curl(binary: &str, endpoint: &str, compressed: bool) {
 /// `cargo test --workspace` builds the example; `cargo test -p examples-…` alone does not, and
 /// then this is skipped loudly (or fails with `STREAMING_REQUIRE_EXTERNAL=1`).
 pub fn run_read_stream(binary: &str) {
+    let _machine = share_machine();
     let Some(program) = read_stream_program() else {
         return;
     };
@@ -116,6 +141,7 @@ pub fn run_read_stream(binary: &str) {
 /// but the risk of a compressed event stream; and the same stream asked for with `interval_ms=0` is `inconclusive` (too quick to
 /// tell), neither `streams` nor `buffered`.
 pub fn run_diagnose(binary: &str) {
+    let _machine = share_machine();
     let server = Spawned::start(Path::new(binary), Duration::from_secs(60))
         .unwrap_or_else(|e| panic!("{binary}: {e}"));
     let run = |path: &str| {
@@ -159,6 +185,7 @@ pub fn run_diagnose(binary: &str) {
 /// must find each endpoint streaming over h2 (ALPN) and over HTTP/1.1. With
 /// `--tls-self-signed` it must serve too (`--insecure`).
 pub fn run_https(binary: &str) {
+    let _machine = share_machine();
     let dir = std::env::temp_dir().join(format!(
         "streaming-tls-{}-{}",
         std::process::id(),
@@ -250,6 +277,7 @@ pub fn run_chromium(binary: &str, screenshot: &Path) {
     {
         return;
     }
+    let _machine = take_machine();
     let server = Spawned::start(Path::new(binary), Duration::from_secs(60))
         .unwrap_or_else(|e| panic!("{binary}: {e}"));
     let base = server.base.clone();
