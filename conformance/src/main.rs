@@ -12,7 +12,7 @@ use std::{path::PathBuf, process::ExitCode, time::Duration};
 use clap::{CommandFactory, FromArgMatches, Parser, Subcommand, parser::ValueSource};
 use conformance::{
     Config, Progress, Report, diagnose,
-    servers::{Launch, Spawned},
+    transports::{Certificates, Serving},
 };
 use indicatif::{ProgressBar, ProgressStyle};
 
@@ -25,9 +25,12 @@ use indicatif::{ProgressBar, ProgressStyle};
 struct Cli {
     #[command(subcommand)]
     command: Option<Command>,
-    /// Base URL of the server to check, e.g. http://127.0.0.1:3000
+    /// Base URL of the server to check, e.g. http://127.0.0.1:3000 or https://localhost:8443
     #[arg(long, required = true)]
     url: Option<String>,
+    /// How to reach `--url` (`matrix` runs every transport itself).
+    #[command(flatten, next_help_heading = "Transport of --url")]
+    transport: conformance::client::TransportArgs,
     /// Print JSON instead of text.
     #[arg(global = true, long)]
     json: bool,
@@ -54,8 +57,12 @@ struct Options {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Start the four example servers and print the framework × check matrix.
-    Matrix,
+    /// Start the four example servers and print the framework × check matrix, per transport.
+    Matrix {
+        /// The transports to check over, comma-separated.
+        #[arg(long, value_delimiter = ',', default_value = "http1,https,h2,h2c")]
+        transports: Vec<Serving>,
+    },
     /// List the checks.
     List,
     /// Measure the four examples and a raw-hyper floor under load (release builds).
@@ -79,6 +86,16 @@ async fn main() -> ExitCode {
     let options = &cli.options;
     if let Some(unknown) = options.checks.iter().find(|c| conformance::check(c).is_none()) {
         eprintln!("error: no check named {unknown:?} (see `conformance list`)");
+        return ExitCode::from(2);
+    }
+    if let (Some(command), Some(flag)) = (matches.subcommand_name(), transport_flag_given(&matches))
+        && command != "matrix"
+    {
+        let instead = match command {
+            "diagnose" => "give it after `diagnose`".to_owned(),
+            other => format!("`{other}` does not use it"),
+        };
+        eprintln!("error: {flag} before `{command}` is for --url; {instead}");
         return ExitCode::from(2);
     }
     let reports = match cli.command {
@@ -120,29 +137,65 @@ async fn main() -> ExitCode {
                 }
             };
         }
-        Some(Command::Matrix) => match matrix(options).await {
-            Ok(reports) => reports,
-            Err(error) => {
-                eprintln!("error: {error}");
-                return ExitCode::FAILURE;
-            }
-        },
-        None => {
-            let url = cli.url.as_deref().expect("clap requires --url");
-            if !url.starts_with("http://") {
-                eprintln!("error: --url must start with http:// (got {url:?})");
+        Some(Command::Matrix { transports }) => {
+            if let Some(flag) = transport_flag_given(&matches) {
+                eprintln!(
+                    "error: {flag} is for --url; matrix runs over --transports (see `conformance matrix --help`)"
+                );
                 return ExitCode::from(2);
             }
-            let report = checked(&config(url, options), &options.checks, url).await;
+            match matrix(options, &transports).await {
+                Ok(groups) => {
+                    let failed = groups.iter().flat_map(|(_, r)| r).any(|(_, r)| r.failed());
+                    for (serving, reports) in &groups {
+                        if cli.json {
+                            continue;
+                        }
+                        println!("== over {} ==\n", serving.name());
+                        print!("{}", conformance::matrix(reports));
+                        println!();
+                    }
+                    if cli.json {
+                        let json: serde_json::Map<String, serde_json::Value> = groups
+                            .iter()
+                            .map(|(serving, reports)| (serving.name().to_owned(), to_json(reports)))
+                            .collect();
+                        println!("{}", serde_json::to_string_pretty(&json).expect("json"));
+                    }
+                    return if failed { ExitCode::FAILURE } else { ExitCode::SUCCESS };
+                }
+                Err(error) => {
+                    eprintln!("error: {error}");
+                    return ExitCode::FAILURE;
+                }
+            }
+        }
+        None => {
+            let url = cli.url.as_deref().expect("clap requires --url");
+            if !url.starts_with("http://") && !url.starts_with("https://") {
+                eprintln!("error: --url must start with http:// or https:// (got {url:?})");
+                return ExitCode::from(2);
+            }
+            let mut cfg = config(url, options);
+            cfg.target.transport = match cli.transport.transport() {
+                Ok(transport) => transport,
+                Err(error) => {
+                    eprintln!("error: {error}");
+                    return ExitCode::from(2);
+                }
+            };
+            if let Err(error) =
+                conformance::client::client_for(&cfg.target.transport, cfg.deadline())
+            {
+                eprintln!("error: {error}");
+                return ExitCode::from(2);
+            }
+            let report = checked(&cfg, &options.checks, url).await;
             vec![(url.to_owned(), report)]
         }
     };
     if cli.json {
-        let json: serde_json::Map<String, serde_json::Value> = reports
-            .iter()
-            .map(|(name, r)| (name.clone(), serde_json::to_value(r).expect("reports serialize")))
-            .collect();
-        println!("{}", serde_json::to_string_pretty(&json).expect("json"));
+        println!("{}", serde_json::to_string_pretty(&to_json(&reports)).expect("json"));
     } else if reports.len() == 1 {
         print!("{}", reports[0].1.table());
     } else {
@@ -177,6 +230,27 @@ async fn checked(cfg: &Config, only: &[String], what: &str) -> Report {
     let report = conformance::run_observed(cfg, only, &observe).await;
     bar.finish_and_clear();
     report
+}
+
+fn to_json(reports: &[(String, Report)]) -> serde_json::Value {
+    reports
+        .iter()
+        .map(|(name, r)| (name.clone(), serde_json::to_value(r).expect("reports serialize")))
+        .collect::<serde_json::Map<_, _>>()
+        .into()
+}
+
+/// A transport flag of `--url` given with `matrix`, which would otherwise ignore it.
+fn transport_flag_given(matches: &clap::ArgMatches) -> Option<&'static str> {
+    [
+        ("http1", "--http1.1"),
+        ("http2", "--http2"),
+        ("cacert", "--cacert"),
+        ("insecure", "--insecure"),
+    ]
+    .into_iter()
+    .find(|(id, _)| matches.value_source(id) == Some(ValueSource::CommandLine))
+    .map(|(_, flag)| flag)
 }
 
 /// A flag of the checks given to a subcommand that has no use for it.
@@ -226,9 +300,11 @@ fn config(url: &str, options: &Options) -> Config {
     cfg
 }
 
-/// Builds the four examples (same profile as this binary), starts each on an ephemeral port and
-/// checks them all at once.
-async fn matrix(options: &Options) -> Result<Vec<(String, Report)>, String> {
+/// Builds the four examples (same profile as this binary), starts each on an ephemeral port
+/// over each transport in turn and checks it; the reports grouped by transport.
+async fn matrix(
+    options: &Options, transports: &[Serving],
+) -> Result<Vec<(Serving, Vec<(String, Report)>)>, String> {
     let dir = std::env::current_exe()
         .map_err(|e| format!("cannot locate this binary: {e}"))?
         .parent()
@@ -249,18 +325,22 @@ async fn matrix(options: &Options) -> Result<Vec<(String, Report)>, String> {
         Ok(status) => eprintln!("warning: cargo build exited with {status}; using what is built"),
         Err(e) => eprintln!("warning: cannot run cargo ({e}); using what is built"),
     }
+    let tls = Certificates::new("matrix")?;
     // One server at a time: the others' load would show up in its timings.
-    let mut reports = Vec::new();
-    for (name, package) in EXAMPLES {
-        let program = dir.join(package);
-        let server = Spawned::start(&program, Duration::from_secs(60))?;
-        eprintln!("checking {name} at {}…", server.base);
-        let mut cfg = config(&server.base, options);
-        cfg.local = server.local(Some(Launch::new(program)));
-        let report = checked(&cfg, &options.checks, name).await;
-        reports.push((name.to_string(), report));
+    let mut groups = Vec::new();
+    for &serving in transports {
+        let mut reports = Vec::new();
+        for (name, package) in EXAMPLES {
+            let program = dir.join(package);
+            let (server, cfg) = serving.start(&program, &tls, |base| config(base, options))?;
+            eprintln!("checking {name} over {} at {}…", serving.name(), server.base);
+            let label = format!("{name} {}", serving.name());
+            let report = checked(&cfg, &options.checks, &label).await;
+            reports.push((name.to_string(), report));
+        }
+        groups.push((serving, reports));
     }
-    Ok(reports)
+    Ok(groups)
 }
 
 #[cfg(test)]

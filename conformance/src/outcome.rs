@@ -4,10 +4,13 @@ use std::fmt;
 
 use serde::Serialize;
 
-/// Three levels, as in the TechEmpower verifier: a run fails if any check fails.
+/// Three levels, as in the TechEmpower verifier: a run fails if any check fails. A fourth says
+/// the check does not apply over this transport (the chunked and HTTP/1.0 checks over h2).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Level {
+    #[serde(rename = "n/a")]
+    NotApplicable,
     Pass,
     Warn,
     Fail,
@@ -16,6 +19,7 @@ pub enum Level {
 impl fmt::Display for Level {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
+            Level::NotApplicable => "N/A",
             Level::Pass => "PASS",
             Level::Warn => "WARN",
             Level::Fail => "FAIL",
@@ -69,6 +73,10 @@ impl Outcome {
     }
     pub fn fail(reason: impl Into<String>) -> Self {
         Self::new(Level::Fail, reason)
+    }
+    /// The check does not apply here; the reason says why.
+    pub fn not_applicable(reason: impl Into<String>) -> Self {
+        Self::new(Level::NotApplicable, reason)
     }
     fn new(level: Level, reason: impl Into<String>) -> Self {
         Self { level, reason: reason.into(), evidence: Vec::new() }

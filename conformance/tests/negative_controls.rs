@@ -9,6 +9,7 @@ use std::process::Command;
 use clap::ValueEnum;
 use conformance::{
     CheckId, Config, Level, Local, Outcome,
+    client::Protocol,
     servers::Launch,
     testing::{runtime, share_machine, take_machine, test_config},
 };
@@ -39,10 +40,17 @@ async fn broken_config(fault: Fault) -> Config {
     cfg
 }
 
+/// Runs `check` against the broken server with `fault`: the HTTP/2 checks over h2c.
 fn run_check(fault: Fault, check: CheckId) -> Outcome {
     let _machine = share_machine();
     let entry = conformance::entry(check);
-    runtime().block_on(async { entry.run(&broken_config(fault).await).await })
+    runtime().block_on(async {
+        let mut cfg = broken_config(fault).await;
+        if entry.concern == "http2" {
+            cfg.target.transport.protocol = Protocol::Http2;
+        }
+        entry.run(&cfg).await
+    })
 }
 
 fn expect_fail(check: CheckId, fault: Fault, reason: &str) {
@@ -97,6 +105,10 @@ controls! {
     http10_close_delimited: ChunkedToHttp10 => "Transfer-Encoding: chunked";
     http10_streams: BufferedForHttp10 => "batched";
     http10_compressed_close_delimited: ChunkedToCompressedHttp10 => "Content-Encoding gzip and Transfer-Encoding: chunked";
+    h2_headers_first: H2HeadersLate => "the response head (HEADERS) came after";
+    h2_item_per_data_frame: H2Coalesced => "carried 2 items";
+    h2_100_streams_one_connection: H2FewStreams => "allows 10 concurrent streams";
+    h2_reset_stops_only_its_stream: KeepsGenerating => "the generator kept running";
     bad_input_rejected: AcceptsBadInput => "?count=abc got 200";
     bad_input_explained: SilentBadInput => "empty message";
     streams_after_bad_input: DiesAfterBadInput => "after the bad queries";
@@ -200,11 +212,25 @@ fn collected_body_fails_the_timing_checks() {
 
 #[test]
 fn fault_free_server_passes_everything() {
-    let _machine = share_machine();
-    let report = runtime()
-        .block_on(async { conformance::run(&broken_config(Fault::None).await, &[]).await });
+    let report = {
+        let _machine = share_machine();
+        runtime().block_on(async { conformance::run(&broken_config(Fault::None).await, &[]).await })
+    };
     assert!(!report.failed(), "{}", report.table());
-    assert_eq!(report.count(Level::Pass), conformance::catalogue().len(), "{}", report.table());
+    let h2 = conformance::catalogue().iter().filter(|c| c.concern == "http2").count();
+    assert_eq!(report.count(Level::NotApplicable), h2, "{}", report.table());
+    assert_eq!(
+        report.count(Level::Pass) + h2,
+        conformance::catalogue().len(),
+        "{}",
+        report.table()
+    );
+    // Over h2c the server serves `/stream` only: the HTTP/2 checks, each of which must pass.
+    for check in conformance::catalogue().into_iter().filter(|c| c.concern == "http2") {
+        let outcome = run_check(Fault::None, check.id);
+        assert_eq!(outcome.level, Level::Pass, "{check:?} over h2c: {}", outcome.reason);
+        println!("{check:?} over h2c: {}", outcome.reason);
+    }
 }
 
 /// The CLI pointed at a buffering server exits non-zero and says why; at a good one, zero.

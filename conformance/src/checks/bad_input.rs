@@ -290,6 +290,11 @@ fn raw_cases(cfg: &Config) -> Vec<RawCase> {
 /// Malformed requests over raw TCP, all at once, while a normal stream runs: each gets a 4xx
 /// or a closed connection (never a 2xx, a 5xx or a hang), and the stream keeps its timing.
 pub async fn malformed_requests_refused(cfg: &Config) -> Outcome {
+    let why = "its cases are malformed HTTP/1 request lines and headers; HTTP/2's framing \
+               is the h2 library's to police";
+    if let Some(outcome) = judge::http1_only(cfg, why) {
+        return outcome;
+    }
     let cases = raw_cases(cfg);
     let deadline = HEADER_BOUND + Duration::from_secs(5);
     let probes =

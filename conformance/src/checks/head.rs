@@ -2,14 +2,28 @@
 //! runs the generator for HEAD (and throws the lines away) answers only when the stream would
 //! have ended.
 
+use reqwest::Method;
+
 use crate::{
     Config, Level, Outcome,
     checks::endpoint::{self, Endpoint},
     client::{self, Fetched},
 };
 
-/// HEAD over a raw connection, so any body bytes the server sends anyway are seen.
+/// HEAD over a raw connection, so any body bytes the server sends anyway are seen; over
+/// HTTP/2, a HEAD read to its end (DATA frames after the head would be body bytes).
 async fn head(cfg: &Config, endpoint: Endpoint) -> Result<Fetched, Outcome> {
+    if cfg.target.speaks_h2() {
+        let mut ask = endpoint.ask(cfg);
+        ask.method = Method::HEAD;
+        let got = client::send(&cfg.target, ask).await;
+        return match got.unanswered() {
+            Some(error) => {
+                Err(Outcome::fail(format!("no response to HEAD: {error}")).with(got.evidence))
+            }
+            None => Ok(got),
+        };
+    }
     let request = format!(
         "HEAD {} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n\r\n",
         cfg.target.path(&endpoint.path(cfg.count, cfg.interval)),

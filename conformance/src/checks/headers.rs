@@ -126,6 +126,10 @@ pub async fn no_last_modified(cfg: &Config) -> Outcome {
 }
 
 pub async fn chunked_on_http11(cfg: &Config) -> Outcome {
+    let why = "HTTP/2 has no chunked encoding; each piece of body is a DATA frame";
+    if let Some(outcome) = super::judge::http1_only(cfg, why) {
+        return outcome;
+    }
     expect_header(cfg, &endpoint::ALL, "transfer-encoding", "chunked on HTTP/1.1", |v| {
         v.split(',').any(|c| c.trim().eq_ignore_ascii_case("chunked"))
     })

@@ -3,10 +3,13 @@
 
 use crate::{
     Config, Level, Outcome,
-    checks::judge::{expect_lines, first_line_outcome, gaps_outcome},
+    checks::judge::{expect_lines, first_line_outcome, gaps_outcome, http1_only},
     client::Decoder,
     client::{self, Fetched},
 };
+
+const NOT_OVER_H2: &str =
+    "an HTTP/1.0 request has no HTTP/2 form, and HTTP/2 has no close-delimited body";
 
 async fn get_http10(cfg: &Config) -> Fetched {
     let request = format!(
@@ -19,6 +22,9 @@ async fn get_http10(cfg: &Config) -> Fetched {
 
 /// Compression middleware may switch chunking back on after the handler turned it off.
 pub async fn http10_compressed_close_delimited(cfg: &Config) -> Outcome {
+    if let Some(outcome) = http1_only(cfg, NOT_OVER_H2) {
+        return outcome;
+    }
     let request = format!(
         "GET {} HTTP/1.0\r\nHost: {}\r\nAccept-Encoding: gzip, deflate, br, zstd\r\n\r\n",
         cfg.target.path(&cfg.stream_path()),
@@ -57,6 +63,9 @@ pub async fn http10_compressed_close_delimited(cfg: &Config) -> Outcome {
 }
 
 pub async fn http10_close_delimited(cfg: &Config) -> Outcome {
+    if let Some(outcome) = http1_only(cfg, NOT_OVER_H2) {
+        return outcome;
+    }
     let got = get_http10(cfg).await;
     if let Some(error) = got.unanswered() {
         return Outcome::fail(format!("no response: {error}")).with(got.evidence);
@@ -85,6 +94,9 @@ pub async fn http10_close_delimited(cfg: &Config) -> Outcome {
 }
 
 pub async fn http10_streams(cfg: &Config) -> Outcome {
+    if let Some(outcome) = http1_only(cfg, NOT_OVER_H2) {
+        return outcome;
+    }
     let got = match expect_lines(get_http10(cfg).await, cfg.count) {
         Ok(got) => got,
         Err(outcome) => return outcome,

@@ -20,6 +20,14 @@ pub(crate) async fn fetch_stream(cfg: &Config) -> Result<Fetched, Outcome> {
 }
 
 /// The body must be exactly `1\n` … `count\n`.
+/// For the checks of HTTP/1's own framing (chunked encoding, HTTP/1.0, request-line syntax):
+/// over HTTP/2 they do not apply, and say so with `why`.
+pub(crate) fn http1_only(cfg: &Config, why: &str) -> Option<Outcome> {
+    cfg.target.speaks_h2().then(|| {
+        Outcome::not_applicable(format!("HTTP/1 only, and this target speaks HTTP/2: {why}"))
+    })
+}
+
 pub(crate) fn expect_lines(got: Fetched, count: u32) -> Result<Fetched, Outcome> {
     if let Some(error) = got.unanswered() {
         return Err(Outcome::fail(format!("no response: {error}")).with(got.evidence));

@@ -13,6 +13,7 @@ mod head;
 mod headers;
 mod html;
 mod http10;
+mod http2;
 mod reachability;
 mod routing;
 mod shutdown;
@@ -22,10 +23,11 @@ mod timing;
 use std::{future::Future, pin::Pin, time::Duration};
 
 use futures_util::StreamExt;
+use reqwest::Method;
 
 use crate::{
     CheckResult, Level, Outcome, Report,
-    client::Target,
+    client::{self, Protocol, Target},
     harness::servers::{Launch, ServerLog},
 };
 
@@ -188,6 +190,10 @@ macro_rules! __with_catalogue {
             http10::http10_close_delimited,
             http10::http10_streams,
             http10::http10_compressed_close_delimited,
+            http2::h2_headers_first,
+            http2::h2_item_per_data_frame,
+            http2::h2_100_streams_one_connection,
+            http2::h2_reset_stops_only_its_stream,
             bad_input::bad_input_rejected,
             bad_input::bad_input_explained,
             bad_input::streams_after_bad_input,
@@ -264,6 +270,7 @@ pub async fn run_observed(
         .filter(|c| only.is_empty() || only.iter().any(|n| n == c.name))
         .collect();
     observe(Progress::Selected(selected.len()));
+    let cfg = &resolved(cfg).await;
     let reachable = reachability::reachable(cfg).await;
     if reachable.level == Level::Fail {
         let results = selected
@@ -291,6 +298,20 @@ pub async fn run_observed(
     .await;
     let results = selected.iter().zip(outcomes).map(|(c, o)| CheckResult::new(c, o)).collect();
     Report::new(&cfg.target.base, results)
+}
+
+/// Over TLS with no protocol asked for, ALPN decides: the checks are told what it chose, so the
+/// HTTP/1-only ones know whether they apply.
+async fn resolved(cfg: &Config) -> Config {
+    let mut cfg = cfg.clone();
+    if cfg.target.transport.protocol == Protocol::Auto && cfg.target.is_tls() {
+        let got = client::fetch(&cfg.target, Method::GET, "/", cfg.deadline(), true).await;
+        cfg.target.transport.protocol = match got.version.as_deref() {
+            Some("h2") => Protocol::Http2,
+            _ => Protocol::Http1,
+        };
+    }
+    cfg
 }
 
 #[cfg(test)]

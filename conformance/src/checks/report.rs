@@ -52,20 +52,27 @@ impl Report {
             let _ = writeln!(out, "{}  {:<width$}  {}", r.outcome.level, r.check, r.outcome.reason);
         }
         out.push_str(&self.details());
-        let _ = writeln!(
+        let _ = write!(
             out,
             "\n{} passed, {} warned, {} failed",
             self.count(Level::Pass),
             self.count(Level::Warn),
             self.count(Level::Fail)
         );
+        match self.count(Level::NotApplicable) {
+            0 => out.push('\n'),
+            n => {
+                let _ = writeln!(out, ", {n} do not apply over this transport");
+            }
+        }
         out
     }
 
     /// The evidence behind every warning and failure.
     pub fn details(&self) -> String {
         let mut out = String::new();
-        for r in self.results.iter().filter(|r| r.outcome.level != Level::Pass) {
+        let noted = |level: Level| !matches!(level, Level::Pass | Level::NotApplicable);
+        for r in self.results.iter().filter(|r| noted(r.outcome.level)) {
             let _ = writeln!(out, "\n{} {}: {}", r.outcome.level, r.check, r.outcome.reason);
             for evidence in &r.outcome.evidence {
                 let _ = write!(out, "{evidence}");
@@ -92,16 +99,17 @@ pub fn matrix(reports: &[(String, Report)]) -> String {
         return String::new();
     };
     let width = first.name_width();
+    let columns: Vec<usize> = reports.iter().map(|(name, _)| name.len().max(8)).collect();
     let mut out = format!("{:<width$}", "check");
-    for (name, _) in reports {
-        let _ = write!(out, "  {name:<8}");
+    for ((name, _), column) in reports.iter().zip(&columns) {
+        let _ = write!(out, "  {name:<column$}");
     }
     out.push('\n');
     for (i, r) in first.results.iter().enumerate() {
         let _ = write!(out, "{:<width$}", r.check);
-        for (_, report) in reports {
+        for ((_, report), column) in reports.iter().zip(&columns) {
             let level = report.results.get(i).map(|r| r.outcome.level.to_string());
-            let _ = write!(out, "  {:<8}", level.unwrap_or_default());
+            let _ = write!(out, "  {:<column$}", level.unwrap_or_default());
         }
         out.push('\n');
     }

@@ -10,7 +10,7 @@ use tokio::sync::mpsc;
 
 use crate::{
     Config, Outcome,
-    client::{self, ms},
+    client::{self, Target, ms},
     servers::Spawned,
 };
 
@@ -25,12 +25,19 @@ struct Seen {
 
 /// Reads `path` to its end; says on `first` when line 1 is in.
 async fn read_across(
-    base: String, path: String, first: mpsc::Sender<()>,
+    target: Target, path: String, first: mpsc::Sender<()>,
     signalled: tokio::sync::watch::Receiver<Option<Instant>>, deadline: Duration,
 ) -> Seen {
     let mut seen = Seen::default();
-    let client = client::client(deadline);
-    let mut response = match client.get(format!("{base}{path}")).send().await {
+    let response = match client::client_for(&target.transport, deadline) {
+        Ok(client) => client.get(format!("{}{path}", target.base)).send().await,
+        Err(error) => {
+            seen.error = Some(error);
+            let _ = first.send(()).await;
+            return seen;
+        }
+    };
+    let mut response = match response {
         Ok(response) => response,
         Err(e) => {
             seen.error = Some(format!("no response: {e}"));
@@ -94,7 +101,7 @@ async fn exit_after(server: &mut Spawned, since: Instant, limit: Duration) -> Op
 
 /// Does connecting to `base` fail with "refused" within `limit`?
 async fn refused_within(base: &str, limit: Duration) -> Option<f64> {
-    let addr = base.trim_start_matches("http://").to_owned();
+    let addr = Target::new(base).host_and_address().1;
     let start = Instant::now();
     while start.elapsed() < limit {
         if let Err(e) = tokio::net::TcpStream::connect(&addr).await
@@ -134,7 +141,7 @@ async fn signal_during(
         .map_err(|e| Outcome::fail(format!("cannot start another instance: {e}")))?;
     let idle = match idle {
         true => Some(
-            tokio::net::TcpStream::connect(server.base.trim_start_matches("http://"))
+            tokio::net::TcpStream::connect(Target::new(&server.base).host_and_address().1)
                 .await
                 .map_err(|e| Outcome::fail(format!("cannot open an idle connection: {e}")))?,
         ),
@@ -145,7 +152,7 @@ async fn signal_during(
     let readers: Vec<_> = (0..streams)
         .map(|_| {
             tokio::spawn(read_across(
-                server.base.clone(),
+                Target { base: server.base.clone(), transport: cfg.target.transport.clone() },
                 path.to_owned(),
                 first_tx.clone(),
                 signal_rx.clone(),

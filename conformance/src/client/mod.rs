@@ -1,8 +1,9 @@
 //! The client layer, shared by the catalogue's checks and `diagnose`: send one request and
 //! timestamp every item of the answer as the bytes that complete it are decoded. Two ways in:
 //! reqwest for ordinary exchanges (HTTP/1.1, HTTP/2 by ALPN or prior knowledge, TLS with
-//! rustls), and a raw TCP exchange for what an HTTP library hides (an HTTP/1.0 request, bytes
-//! after a HEAD response). It knows no verdicts and no catalogue.
+//! rustls), and a raw HTTP/1 exchange (over TCP, or TLS by [`tls`]) for what an HTTP library
+//! hides (an HTTP/1.0 request, bytes after a HEAD response). It knows no verdicts and no
+//! catalogue.
 
 use std::{
     sync::{Arc, Mutex, Once},
@@ -12,13 +13,15 @@ use std::{
 use reqwest::Method;
 use serde::Serialize;
 use tokio::{
-    io::{AsyncReadExt, AsyncWriteExt},
+    io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt},
     net::TcpStream,
     sync::Semaphore,
 };
 
 mod decode;
+pub mod http2;
 mod split;
+mod tls;
 
 pub(crate) use decode::Decoder;
 use split::Splitter;
@@ -57,15 +60,79 @@ pub enum Protocol {
     Http2,
 }
 
+/// The transport flags, named as curl's; `diagnose` and the catalogue's `--url` take them.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct TransportArgs {
+    /// HTTP/1.1 only.
+    #[arg(long = "http1.1", conflicts_with = "http2")]
+    pub http1: bool,
+    /// HTTP/2 only: ALPN h2 over TLS, h2c with prior knowledge on http://.
+    #[arg(long = "http2")]
+    pub http2: bool,
+    /// Trust the PEM certificates in FILE instead of the system's roots.
+    #[arg(long, value_name = "FILE")]
+    pub cacert: Option<std::path::PathBuf>,
+    /// Accept any TLS certificate.
+    #[arg(short = 'k', long)]
+    pub insecure: bool,
+}
+
+impl TransportArgs {
+    /// The transport these flags ask for; fails on a `--cacert` file that cannot be read.
+    pub fn transport(&self) -> Result<Transport, String> {
+        let protocol = match (self.http1, self.http2) {
+            (true, _) => Protocol::Http1,
+            (_, true) => Protocol::Http2,
+            _ => Protocol::Auto,
+        };
+        let cacert = match &self.cacert {
+            Some(path) => Some(
+                std::fs::read(path)
+                    .map_err(|e| format!("--cacert {}: cannot read it: {e}", path.display()))?,
+            ),
+            None => None,
+        };
+        Ok(Transport { protocol, cacert, insecure: self.insecure })
+    }
+}
+
 impl Target {
     pub fn new(base: &str) -> Self {
         Self { base: base.trim_end_matches('/').to_owned(), transport: Transport::default() }
     }
 
-    /// `host:port` of the base URL, for raw TCP exchanges.
+    /// `host:port` of the base URL as written in it (the port may be left out), for the
+    /// `Host` header of raw exchanges.
     pub fn host_port(&self) -> &str {
         let rest = self.base.split_once("://").map_or(&*self.base, |(_, r)| r);
         rest.split('/').next().unwrap_or(rest)
+    }
+
+    /// Whether the base URL is `https://`.
+    pub fn is_tls(&self) -> bool {
+        self.base.starts_with("https://")
+    }
+
+    /// The host (as written: a name, an address, `[v6]`) and the address to connect to, with
+    /// the scheme's port when the URL gives none.
+    pub fn host_and_address(&self) -> (&str, String) {
+        let authority = self.host_port();
+        let port_at = authority.rfind(':').filter(|&i| !authority[i..].contains(']'));
+        match port_at {
+            Some(i) => (&authority[..i], authority.to_owned()),
+            None => (authority, format!("{authority}:{}", if self.is_tls() { 443 } else { 80 })),
+        }
+    }
+
+    /// Whether requests to this target speak HTTP/2: asked for, or (the default over TLS)
+    /// what ALPN is expected to choose. [`crate::run`] replaces the default by what the server
+    /// chose.
+    pub fn speaks_h2(&self) -> bool {
+        match self.transport.protocol {
+            Protocol::Http2 => true,
+            Protocol::Http1 => false,
+            Protocol::Auto => self.is_tls(),
+        }
     }
 
     /// The request target for `path` on a raw connection: the base URL's own path (a proxy
@@ -177,11 +244,6 @@ pub fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1000.0
 }
 
-/// A client for the checks: plain HTTP/1.1, a fresh connection per request.
-pub(crate) fn client(timeout: Duration) -> reqwest::Client {
-    client_for(&Transport::default(), timeout).expect("a client without extra roots builds")
-}
-
 /// A client for `transport`, made once per transport and timeout: building one loads the
 /// system's root certificates, which 200 requests at once (the load check) made a measurable
 /// load on the server under test. Fails only on certificates that do not parse.
@@ -196,12 +258,16 @@ pub fn client_for(transport: &Transport, timeout: Duration) -> Result<reqwest::C
     Ok(client)
 }
 
-fn build_client(transport: &Transport, timeout: Duration) -> Result<reqwest::Client, String> {
+/// ring, as named in Cargo.toml; installed once so reqwest and every rustls config agree.
+fn install_provider() {
     static PROVIDER: Once = Once::new();
-    // ring, as named in Cargo.toml; installed once so reqwest and every rustls config agree.
     PROVIDER.call_once(|| {
         let _ = rustls::crypto::ring::default_provider().install_default();
     });
+}
+
+fn build_client(transport: &Transport, timeout: Duration) -> Result<reqwest::Client, String> {
+    install_provider();
     let mut builder = reqwest::Client::builder()
         // Environment proxy settings would apply even to 127.0.0.1, and would add a layer.
         .no_proxy()
@@ -439,9 +505,26 @@ pub(crate) fn describe(err: &reqwest::Error) -> String {
     text
 }
 
-/// Sends `request` (a complete HTTP request head) over a fresh TCP connection and reads until
-/// the server closes it or `deadline` passes. The body is everything after the response head,
-/// not decoded: this is for close-delimited answers, where the raw bytes are the body.
+/// A connection that reads and writes: plain TCP, or TLS over it.
+trait Io: AsyncRead + AsyncWrite + Unpin + Send {}
+impl<T: AsyncRead + AsyncWrite + Unpin + Send> Io for T {}
+
+/// A connection for a raw HTTP/1 exchange: TCP, and over `https://` TLS with ALPN `http/1.1`.
+async fn connect_http1(target: &Target) -> Result<Box<dyn Io>, String> {
+    let (host, address) = target.host_and_address();
+    let tcp = TcpStream::connect(&address)
+        .await
+        .map_err(|err| format!("cannot connect to {address}: {err}"))?;
+    if !target.is_tls() {
+        return Ok(Box::new(tcp));
+    }
+    Ok(Box::new(tls::connect(&target.transport, host, tcp, &[b"http/1.1"]).await?))
+}
+
+/// Sends `request` (a complete HTTP/1 request head) over a fresh connection (TLS with ALPN
+/// `http/1.1` for `https://`) and reads until the server closes it or `deadline` passes. The
+/// body is everything after the response head, not decoded: this is for close-delimited
+/// answers, where the raw bytes are the body.
 pub async fn raw(target: &Target, request: impl AsRef<[u8]>, deadline: Duration) -> Fetched {
     let request = request.as_ref();
     let mut out = Fetched::default();
@@ -451,17 +534,12 @@ pub async fn raw(target: &Target, request: impl AsRef<[u8]>, deadline: Duration)
         shown.push_str(&format!("… ({} bytes)", first_line.len()));
     }
     out.evidence.request = shown.trim_end().to_owned();
-    if !target.base.starts_with("http://") {
-        out.error = Some("raw exchanges are plain TCP; this one needs an http:// URL".into());
-        return out;
-    }
     let sent = Instant::now();
     let end = sent + deadline;
-    let connect = tokio::time::timeout_at(end.into(), TcpStream::connect(target.host_port()));
-    let mut tcp = match connect.await {
-        Ok(Ok(tcp)) => tcp,
-        Ok(Err(err)) => {
-            out.error = Some(format!("cannot connect to {}: {err}", target.host_port()));
+    let mut tcp = match tokio::time::timeout_at(end.into(), connect_http1(target)).await {
+        Ok(Ok(io)) => io,
+        Ok(Err(error)) => {
+            out.error = Some(error);
             return out;
         }
         Err(_) => {

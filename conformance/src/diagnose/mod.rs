@@ -16,7 +16,7 @@ use std::{path::PathBuf, time::Duration};
 use reqwest::{Method, header::HeaderName};
 use serde::Serialize;
 
-use crate::client::{self, Ask, Exchange, Fetched, Framing, Protocol, Target, Transport};
+use crate::client::{self, Ask, Exchange, Fetched, Framing, Protocol, Target};
 pub use findings::{Cause, Finding, Role};
 pub use output::{Live, json, text};
 pub use verdict::{Judgement, Verdict};
@@ -39,18 +39,8 @@ pub struct Options {
     /// The request body, read from FILE.
     #[arg(long = "data-file", value_name = "FILE")]
     pub data_file: Option<PathBuf>,
-    /// HTTP/1.1 only.
-    #[arg(long = "http1.1", conflicts_with = "http2")]
-    pub http1: bool,
-    /// HTTP/2 only: ALPN h2 over TLS, h2c with prior knowledge on http://.
-    #[arg(long = "http2")]
-    pub http2: bool,
-    /// Trust the PEM certificates in FILE instead of the system's roots.
-    #[arg(long, value_name = "FILE")]
-    pub cacert: Option<PathBuf>,
-    /// Accept any TLS certificate.
-    #[arg(short = 'k', long)]
-    pub insecure: bool,
+    #[command(flatten)]
+    pub transport: client::TransportArgs,
     /// Stop reading after SECS seconds and judge what arrived.
     #[arg(short = 'm', long = "max-time", value_name = "SECS", default_value_t = 30.0)]
     pub max_time: f64,
@@ -138,23 +128,11 @@ pub fn plan(options: &Options) -> Result<Plan, Problem> {
         )));
     }
     let max_time = Duration::from_secs_f64(options.max_time);
-    let mut transport = Transport {
-        protocol: match (options.http1, options.http2) {
-            (true, _) => Protocol::Http1,
-            (_, true) => Protocol::Http2,
-            _ => Protocol::Auto,
-        },
-        cacert: None,
-        insecure: options.insecure,
-    };
-    if let Some(path) = &options.cacert {
-        let pem = std::fs::read(path).map_err(|e| {
-            Problem::new(format!("--cacert {}: cannot read it: {e}", path.display()))
-        })?;
-        transport.cacert = Some(pem);
-        client::client_for(&transport, max_time)
-            .map_err(|e| Problem::new(format!("--cacert {}: {e}", path.display())))?;
-    }
+    let transport = options.transport.transport().map_err(Problem::new)?;
+    client::client_for(&transport, max_time).map_err(|e| match &options.transport.cacert {
+        Some(path) => Problem::new(format!("--cacert {}: {e}", path.display())),
+        None => Problem::new(e),
+    })?;
     let body = match (&options.data, &options.data_file) {
         (Some(data), _) if data.starts_with('@') => {
             Some(read_body(&PathBuf::from(&data[1..]), "-d @")?)
@@ -214,7 +192,9 @@ pub fn plan(options: &Options) -> Result<Plan, Problem> {
         None => None,
     };
     let mut notes = Vec::new();
-    if target.base.starts_with("http://") && (options.cacert.is_some() || options.insecure) {
+    if target.base.starts_with("http://")
+        && (options.transport.cacert.is_some() || options.transport.insecure)
+    {
         notes.push("--cacert and --insecure have no effect on http:// (no TLS)".to_owned());
     }
     Ok(Plan { url: options.url.clone(), target, ask, compare, once: options.once, max_time, notes })

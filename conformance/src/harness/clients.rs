@@ -363,6 +363,8 @@ impl Browser {
         let mut capabilities = fantoccini::wd::Capabilities::new();
         capabilities.insert("goog:chromeOptions".into(), options);
         capabilities.insert("pageLoadStrategy".into(), json!("none"));
+        // The HTTPS tests serve certificates from a CA of their own.
+        capabilities.insert("acceptInsecureCerts".into(), json!(true));
         let connector = hyper_util::client::legacy::connect::HttpConnector::new();
         let client = fantoccini::ClientBuilder::new(connector)
             .capabilities(capabilities)
@@ -438,6 +440,53 @@ pub async fn browser_renders_html_early(browser: &Browser, base: &str, pad: usiz
         ),
         Err(error) => Outcome::fail(error),
     }
+}
+
+/// How many EventSources the page opens at once in [`browser_eventsources`]: two more than the
+/// six connections per origin a browser opens over HTTP/1.1.
+pub const EVENT_SOURCES: usize = 8;
+
+/// Opens [`EVENT_SOURCES`] EventSources on `/events` at once from a page of `base`'s origin
+/// (its 404 page, which opens no stream of its own), each closed after its last event, and
+/// says when each got its first event, in ms after they were opened, in the order opened.
+pub async fn browser_eventsources(
+    browser: &Browser, base: &str, count: u32, interval: Duration,
+) -> Result<Vec<f64>, String> {
+    let page = format!("{base}/an-origin-page");
+    browser.client.goto(&page).await.map_err(|e| format!("cannot open {page}: {e}"))?;
+    let open = format!(
+        "if (!document.body) return false;
+         window.firsts = [];
+         const t0 = performance.now();
+         for (let i = 0; i < {EVENT_SOURCES}; i++) {{
+           window.firsts.push(null);
+           const es = new EventSource('/events?count={count}&interval_ms={}');
+           es.onmessage = (e) => {{
+             if (window.firsts[i] === null) window.firsts[i] = performance.now() - t0;
+             if (e.lastEventId === '{count}') es.close();
+           }};
+         }}
+         return true;",
+        interval.as_millis()
+    );
+    let limit = interval * count * 4 + Duration::from_secs(5);
+    let start = Instant::now();
+    while browser.eval(&open).await.ok() != Some(Value::Bool(true)) {
+        if start.elapsed() > limit {
+            return Err(format!("{page} never had a body"));
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let mut firsts: Vec<Option<f64>> = Vec::new();
+    while start.elapsed() < limit {
+        let value = browser.eval("return window.firsts;").await.unwrap_or(Value::Null);
+        firsts = serde_json::from_value(value).unwrap_or_default();
+        if firsts.len() == EVENT_SOURCES && firsts.iter().all(Option::is_some) {
+            return Ok(firsts.into_iter().flatten().collect());
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    Err(format!("after {limit:?} the EventSources' first events were at {firsts:?} ms"))
 }
 
 /// The `/` page (through a relay that can cut connections): its EventSource receives events

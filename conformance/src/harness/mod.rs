@@ -7,3 +7,4 @@ pub mod clients;
 pub mod proxies;
 pub mod servers;
 pub mod testing;
+pub mod transports;

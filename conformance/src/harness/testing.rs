@@ -9,8 +9,11 @@ use std::{
 };
 
 use crate::{
-    Config, Level, clients,
+    Config, Level,
+    client::ms,
+    clients,
     servers::{Launch, Spawned},
+    transports::{Certificates, Serving},
 };
 
 /// Timing used by the test suite: 5 lines 200 ms apart, ±100 ms.
@@ -35,6 +38,10 @@ pub fn share_machine() -> RwLockReadGuard<'static, ()> {
 pub fn take_machine() -> RwLockWriteGuard<'static, ()> {
     MACHINE.write().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
+
+/// One catalogue run at a time: each runs several checks at once, and two side by side on two
+/// cores would put their load into each other's timings.
+static CATALOGUE: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
 /// A check a framework cannot pass, with the reason it must fail for. Its test asserts the
 /// failure, so the day the framework can do it, the test says so.
@@ -68,9 +75,13 @@ pub fn run_check_against_binary(binary: &str, check: crate::CheckId, known: &[Kn
         return;
     }
     // Our examples pass cleanly: a warning (e.g. `/` no longer compressed) is a regression.
+    // Over plain HTTP/1.1 only the HTTP/2 checks may not apply (`transports` runs them).
     match outcome.level {
         Level::Pass => println!("{check}: {}", outcome.reason),
-        Level::Warn | Level::Fail => panic!(
+        Level::NotApplicable if entry.concern == "http2" => {
+            println!("{check}: {}", outcome.reason)
+        }
+        Level::NotApplicable | Level::Warn | Level::Fail => panic!(
             "{check}: {} against {binary}: {}\n{evidence}--- server log ---\n{}",
             outcome.level,
             outcome.reason,
@@ -99,6 +110,51 @@ fn expect_pass(what: &str, outcome: &crate::Outcome, server: &Spawned) {
             server.stderr()
         ),
     }
+}
+
+/// The whole catalogue against one instance of `binary` served over `serving`, as `matrix` runs
+/// it: every check passes, or (over HTTP/2 only) says it does not apply, or is a known limit
+/// failing for its stated reason. Panics with the table and the evidence otherwise.
+pub fn run_catalogue_over(binary: &str, serving: Serving, known: &[KnownLimit]) {
+    let _machine = share_machine();
+    let _alone = CATALOGUE.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    let name = Path::new(binary).file_name().and_then(|n| n.to_str()).unwrap_or("server");
+    let tls =
+        Certificates::new(&format!("{name}-{}", serving.name())).unwrap_or_else(|e| panic!("{e}"));
+    let (server, cfg) = serving
+        .start(Path::new(binary), &tls, test_config)
+        .unwrap_or_else(|e| panic!("{binary} over {}: {e}", serving.name()));
+    let report = runtime().block_on(crate::run(&cfg, &[]));
+    let h2 = cfg.target.speaks_h2();
+    let mut problems = Vec::new();
+    for result in &report.results {
+        let outcome = &result.outcome;
+        let limit = known.iter().find(|(id, _)| id.name() == result.check);
+        let fine = match (outcome.level, limit) {
+            // The HTTP/1-only checks over h2, the h2 checks over HTTP/1.1.
+            (Level::NotApplicable, _) => h2 != (result.concern == "http2"),
+            (Level::Pass, None) => true,
+            (Level::Fail, Some((_, reason))) => outcome.reason.contains(reason),
+            _ => false,
+        };
+        if !fine {
+            let expected = match limit {
+                Some((_, reason)) => format!("a known limit, expected to fail with {reason:?}"),
+                None => "expected PASS, or N/A for checks of the other HTTP version".into(),
+            };
+            problems.push(format!("{} says {} ({expected})", result.check, outcome.level));
+        }
+    }
+    if !problems.is_empty() {
+        panic!(
+            "{binary} over {}: {}\n{}--- server log ---\n{}",
+            serving.name(),
+            problems.join("; "),
+            report.table(),
+            server.stderr()
+        );
+    }
+    print!("{}", report.table());
 }
 
 /// `curl -N` (plain, or `--compressed`) against `path` of the binary: the count arrives line by
@@ -201,8 +257,8 @@ pub fn run_https(binary: &str) {
     assert!(server.base.starts_with("https://"), "{binary} printed {}", server.base);
     let diagnose = |base: &str, path: &str, trust: Option<std::path::PathBuf>| {
         let mut options = crate::diagnose::Options::for_url(&format!("{base}{path}"));
-        options.insecure = trust.is_none();
-        options.cacert = trust;
+        options.transport.insecure = trust.is_none();
+        options.transport.cacert = trust;
         diagnosed(&options).unwrap_or_else(|e| panic!("{path}: {e}"))
     };
     for path in [
@@ -267,10 +323,16 @@ fn read_stream_program() -> Option<std::path::PathBuf> {
     None
 }
 
+/// Events per EventSource, and their interval, in the 8-EventSource test.
+const ES_COUNT: u32 = 5;
+const ES_INTERVAL: Duration = Duration::from_millis(400);
+
 /// Headless Chromium against the binary: `/stream` shows its first line early, `/stream.html`
 /// lays out `<div>1</div>` early (with `pad=0` and the classic `pad=1024`), and the `/` page's
-/// EventSource resumes after a cut connection. A screenshot of the page is saved as
-/// `screenshot`. Skipped without chromium and chromedriver (see [`clients::require`]).
+/// EventSource resumes after a cut connection. Then 8 EventSources at once: over HTTP/1.1 the
+/// 7th and 8th wait for one of the first six to end (six connections per origin); over h2 (a
+/// second instance serving TLS, its test certificate accepted) all 8 start at once. A
+/// screenshot of the page is saved as `screenshot`. Skipped without chromium and chromedriver (see [`clients::require`]).
 pub fn run_chromium(binary: &str, screenshot: &Path) {
     if !clients::require("chromium", "chromium")
         || !clients::require("chromedriver", "chromium-driver")
@@ -281,13 +343,48 @@ pub fn run_chromium(binary: &str, screenshot: &Path) {
     let server = Spawned::start(Path::new(binary), Duration::from_secs(60))
         .unwrap_or_else(|e| panic!("{binary}: {e}"));
     let base = server.base.clone();
+    let tls = Certificates::new("chromium").unwrap_or_else(|e| panic!("{e}"));
+    let (tls_server, _) = Serving::H2
+        .start(Path::new(binary), &tls, test_config)
+        .unwrap_or_else(|e| panic!("{binary} over TLS: {e}"));
     runtime().block_on(async {
         let browser = clients::Browser::start().await.unwrap_or_else(|e| panic!("{e}"));
         let first = clients::browser_shows_first_line_early(&browser, &base).await;
         let pad0 = clients::browser_renders_html_early(&browser, &base, 0).await;
         let pad1024 = clients::browser_renders_html_early(&browser, &base, 1024).await;
         let page = clients::browser_page_resumes_events(&browser, &base, Some(screenshot)).await;
+        let h1 = clients::browser_eventsources(&browser, &base, ES_COUNT, ES_INTERVAL).await;
+        let h2 = clients::browser_eventsources(&browser, &tls_server.base, ES_COUNT, ES_INTERVAL);
+        let h2 = h2.await;
         browser.close().await;
+        let h1 = h1.unwrap_or_else(|e| panic!("chromium EventSources over HTTP/1.1: {e}"));
+        let h2 = h2.unwrap_or_else(|e| panic!("chromium EventSources over h2: {e}"));
+        let shown = |firsts: &[f64]| {
+            firsts.iter().map(|ms| format!("{ms:.0}")).collect::<Vec<_>>().join(", ")
+        };
+        // Over HTTP/1.1, six connections per origin: six streams start at once, and the 7th
+        // and 8th wait until one of them has ended (after count - 1 intervals).
+        let (prompt, ended) = (ms(ES_INTERVAL), ms(ES_INTERVAL * (ES_COUNT - 1)));
+        let mut sorted = h1.clone();
+        sorted.sort_by(f64::total_cmp);
+        assert!(
+            sorted[..6].iter().all(|&at| at <= prompt)
+                && sorted[6..].iter().all(|&at| at >= ended - prompt / 2.0),
+            "over HTTP/1.1 expected 6 EventSources within {prompt:.0} ms and the other 2 after              about {ended:.0} ms, got their first events at [{}] ms",
+            shown(&h1)
+        );
+        assert!(
+            h2.iter().all(|&at| at <= prompt),
+            "over h2 expected all {} EventSources within {prompt:.0} ms, got [{}] ms",
+            h2.len(),
+            shown(&h2)
+        );
+        println!(
+            "chromium {} EventSources: HTTP/1.1 first events at [{}] ms, h2 at [{}] ms",
+            h2.len(),
+            shown(&h1),
+            shown(&h2)
+        );
         expect_pass("chromium /stream", &first, &server);
         expect_pass("chromium /stream.html", &pad0, &server);
         expect_pass("chromium /stream.html", &pad1024, &server);
@@ -306,6 +403,34 @@ macro_rules! suite {
     ($module:ident, $binary:expr, known_limits: [$($known:expr),* $(,)?]) => {
         const KNOWN_LIMITS: &[$crate::testing::KnownLimit] = &[$($known),*];
         $crate::__with_catalogue!($crate::__suite_tests; $module, $binary,);
+
+        /// The whole catalogue again over TLS (HTTP/1.1 and h2) and h2c.
+        mod transports {
+            #[test]
+            fn https() {
+                $crate::testing::run_catalogue_over(
+                    $binary,
+                    $crate::transports::Serving::Https,
+                    super::KNOWN_LIMITS,
+                );
+            }
+            #[test]
+            fn h2() {
+                $crate::testing::run_catalogue_over(
+                    $binary,
+                    $crate::transports::Serving::H2,
+                    super::KNOWN_LIMITS,
+                );
+            }
+            #[test]
+            fn h2c() {
+                $crate::testing::run_catalogue_over(
+                    $binary,
+                    $crate::transports::Serving::H2c,
+                    super::KNOWN_LIMITS,
+                );
+            }
+        }
 
         mod clients {
             #[test]

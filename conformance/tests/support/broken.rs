@@ -126,6 +126,12 @@ pub enum Fault {
     /// Over HTTP/2 (h2c with prior knowledge), collects the body and sends it at the end;
     /// HTTP/1.1 streams.
     Http2Buffered,
+    /// Over HTTP/2, holds the response head until the first item, one interval late.
+    H2HeadersLate,
+    /// Over HTTP/2, holds every odd item and sends it with the next in one DATA frame.
+    H2Coalesced,
+    /// Over HTTP/2, allows 10 concurrent streams per connection.
+    H2FewStreams,
 }
 
 /// Where the server logs: stderr, and a [`ServerLog`] the tests can read.
@@ -432,11 +438,27 @@ async fn handle(
     mut stopping: watch::Receiver<bool>,
 ) -> std::io::Result<Answer> {
     tcp.set_nodelay(true)?;
-    if fault == Fault::Http2Buffered {
-        let mut preface = [0u8; 3];
-        if tcp.peek(&mut preface).await? == 3 && &preface == b"PRI" {
-            return h2_buffered(tcp).await;
+    // HTTP/2 with prior knowledge starts with its preface, `PRI * HTTP/2.0`.
+    // A connection that sends nothing is closed after 10 s, or at once when shutting down.
+    let mut preface = [0u8; 3];
+    let peek = async {
+        match fault {
+            Fault::NoHeaderTimeout => Some(tcp.peek(&mut preface).await),
+            _ => tokio::time::timeout(Duration::from_secs(10), tcp.peek(&mut preface)).await.ok(),
         }
+    };
+    let peeked = tokio::select! {
+        peeked = peek => match peeked {
+            Some(peeked) => peeked?,
+            None => return Ok(Answer::Ok),
+        },
+        _ = stopping.wait_for(|stopping| *stopping) => return Ok(Answer::Ok),
+    };
+    if peeked == 3 && &preface == b"PRI" {
+        return match fault {
+            Fault::Http2Buffered => h2_buffered(tcp).await,
+            fault => h2_stream(tcp, fault, logger.clone()).await,
+        };
     }
     let read = async {
         if fault == Fault::NoHeaderTimeout {
@@ -773,4 +795,89 @@ async fn h2_buffered(tcp: TcpStream) -> std::io::Result<Answer> {
         .await
         .map_err(std::io::Error::other)?;
     Ok(Answer::Ok)
+}
+
+/// Every fault but [`Fault::Http2Buffered`] over h2c: `/stream` as the contract says (through
+/// hyper, which makes each body frame a DATA frame), but for the h2 faults and
+/// [`Fault::KeepsGenerating`]; other paths are 404.
+async fn h2_stream(tcp: TcpStream, fault: Fault, logger: Logger) -> std::io::Result<Answer> {
+    use http_body_util::{BodyExt, Full, StreamBody, combinators::BoxBody};
+    use hyper::body::Frame;
+    type Body = BoxBody<bytes::Bytes, std::convert::Infallible>;
+    let text = |status: u16, body: String| {
+        hyper::Response::builder()
+            .status(status)
+            .header("content-type", "text/plain; charset=utf-8")
+            .body(Full::new(bytes::Bytes::from(body)).boxed())
+    };
+    let service = hyper::service::service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
+        let logger = logger.clone();
+        async move {
+            let query = req.uri().query().unwrap_or("").to_owned();
+            if req.uri().path() != "/stream" {
+                return text(404, "not found\n".into());
+            }
+            let params = match parse(&query, Endpoint::Stream, fault) {
+                Ok(params) => params,
+                Err(message) => return text(400, message + "\n"),
+            };
+            if fault == Fault::H2HeadersLate {
+                sleep(params.interval).await;
+            }
+            let (tx, rx) = tokio::sync::mpsc::channel::<bytes::Bytes>(1);
+            tokio::spawn(h2_generate(tx, params, fault, logger));
+            let frames = futures_util::stream::unfold(rx, |mut rx| async move {
+                let data = rx.recv().await?;
+                Some((Ok(Frame::data(data)), rx))
+            });
+            let body: Body = StreamBody::new(frames).boxed();
+            hyper::Response::builder()
+                .header("content-type", "text/plain; charset=utf-8")
+                .header("cache-control", "no-cache")
+                .header("x-accel-buffering", "no")
+                .header("x-content-type-options", "nosniff")
+                .body(body)
+        }
+    });
+    let mut builder =
+        hyper::server::conn::http2::Builder::new(hyper_util::rt::TokioExecutor::new());
+    if fault == Fault::H2FewStreams {
+        builder.max_concurrent_streams(10);
+    }
+    builder
+        .serve_connection(hyper_util::rt::TokioIo::new(tcp), service)
+        .await
+        .map_err(std::io::Error::other)?;
+    Ok(Answer::Ok)
+}
+
+/// The counting stream's items into `tx` on schedule, logged as the HTTP/1 path logs them; a
+/// reset stream (the receiver gone) is cancelled, unless the fault keeps generating.
+async fn h2_generate(
+    tx: tokio::sync::mpsc::Sender<bytes::Bytes>, params: Params, fault: Fault, logger: Logger,
+) {
+    let start = Instant::now();
+    let mut progress = Progress { logger: &logger, produced: 0, of: params.count };
+    let mut held = String::new();
+    let mut gone = false;
+    for k in 1..=params.count {
+        sleep_until(start + params.interval * (k - 1)).await;
+        progress.produced = k;
+        held.push_str(&format!("{k}\n"));
+        if fault == Fault::H2Coalesced && k % 2 == 1 && k < params.count {
+            continue;
+        }
+        let item = bytes::Bytes::from(std::mem::take(&mut held));
+        if !gone && tx.send(item).await.is_err() {
+            gone = true;
+        }
+        if gone && fault != Fault::KeepsGenerating {
+            progress.produced = k - 1;
+            return;
+        }
+    }
+    if gone {
+        // The stream ran to its end for nobody: it was cancelled when the client left.
+        progress.produced = progress.produced.min(progress.of - 1);
+    }
 }

@@ -1,0 +1,285 @@
+//! HTTP/2's own ways to break a stream, on one connection held by hand
+//! ([`crate::client::http2`]): a response head held back, items coalesced into fewer DATA
+//! frames, a limit on concurrent streams that makes a page's streams wait, and a reset stream
+//! whose generator runs on or whose siblings suffer. Over HTTP/1 they do not apply.
+
+use std::time::{Duration, Instant};
+
+use futures_util::future::join_all;
+
+use crate::{
+    Config, Level, LineArrival, Outcome,
+    checks::{
+        judge::{first_line_outcome, schedule_outcome, spacing_outcome},
+        stream_path,
+    },
+    client::{
+        http2::{Connection, Frame},
+        ms,
+    },
+};
+
+/// The streams [`h2_100_streams_one_connection`] opens on one connection.
+const STREAMS: usize = 100;
+/// Items of the stream [`h2_reset_stops_only_its_stream`] resets; an unusual number, so no
+/// other check's stream is mistaken for it in the log.
+const RESET_OF: u32 = 41;
+
+fn h2_only(cfg: &Config) -> Option<Outcome> {
+    (!cfg.target.speaks_h2()).then(|| {
+        Outcome::not_applicable(
+            "HTTP/2 only, and this target speaks HTTP/1.1 (ask for h2 with an https:// URL or \
+             --http2)",
+        )
+    })
+}
+
+async fn open(cfg: &Config) -> Result<Connection, Outcome> {
+    Connection::open(&cfg.target).await.map_err(|e| Outcome::fail(format!("HTTP/2: {e}")))
+}
+
+/// The lines that DATA frames carried, each timed when the frame that completed it arrived.
+fn lines(frames: &[Frame]) -> Vec<LineArrival> {
+    let mut out = Vec::new();
+    let mut pending = Vec::new();
+    for frame in frames {
+        for &b in frame.data.iter() {
+            if b == b'\n' {
+                let text = String::from_utf8_lossy(&pending).into_owned();
+                out.push(LineArrival { text, at_ms: frame.at_ms });
+                pending.clear();
+            } else {
+                pending.push(b);
+            }
+        }
+    }
+    out
+}
+
+fn content(lines: &[LineArrival], count: u32) -> Option<String> {
+    let got: Vec<&str> = lines.iter().map(|l| l.text.as_str()).collect();
+    let want: Vec<String> = (1..=count).map(|k| k.to_string()).collect();
+    (got != want).then(|| format!("the stream carried {got:?}, expected 1..={count}"))
+}
+
+/// GET the configured stream on a connection of its own: the head, and every DATA frame.
+async fn one_stream(cfg: &Config) -> Result<(f64, Vec<Frame>), Outcome> {
+    let connection = open(cfg).await?;
+    let path = cfg.stream_path();
+    let mut stream = connection
+        .get(&cfg.target, &path, cfg.deadline())
+        .await
+        .map_err(|e| Outcome::fail(format!("GET {path} over h2: {e}")))?;
+    if stream.status != 200 {
+        return Err(Outcome::fail(format!("GET {path} over h2 answered {}", stream.status)));
+    }
+    let (frames, error) = stream.frames(cfg.deadline()).await;
+    if let Some(error) = error {
+        return Err(Outcome::fail(format!("GET {path} over h2: {error}")));
+    }
+    Ok((stream.head_ms, frames))
+}
+
+/// The response head (a HEADERS frame) comes at once, before the first item is due, not held
+/// until the generator has produced something.
+pub async fn h2_headers_first(cfg: &Config) -> Outcome {
+    if let Some(outcome) = h2_only(cfg) {
+        return outcome;
+    }
+    let (head_ms, frames) = match one_stream(cfg).await {
+        Ok(got) => got,
+        Err(outcome) => return outcome,
+    };
+    let tol = ms(cfg.tolerance);
+    let first = frames.first().map_or(f64::NAN, |f| f.at_ms);
+    Outcome::judge(
+        head_ms <= tol,
+        format!("HEADERS after {head_ms:.1} ms, first DATA frame after {first:.1} ms"),
+        format!(
+            "the response head (HEADERS) came after {head_ms:.0} ms, expected within {tol:.0} ms: \
+             the server holds the head until its first item, so a client cannot even tell \
+             that the stream has started"
+        ),
+    )
+}
+
+/// Each item arrives in DATA frames of its own, at its due time: HTTP/2 has no chunks, and
+/// a server that coalesces items into fewer frames has held some of them.
+pub async fn h2_item_per_data_frame(cfg: &Config) -> Outcome {
+    if let Some(outcome) = h2_only(cfg) {
+        return outcome;
+    }
+    let (_, frames) = match one_stream(cfg).await {
+        Ok(got) => got,
+        Err(outcome) => return outcome,
+    };
+    let lines = lines(&frames);
+    if let Some(problem) = content(&lines, cfg.count) {
+        return Outcome::fail(problem);
+    }
+    let shared = frames.iter().find_map(|frame| {
+        let items = frame.data.iter().filter(|&&b| b == b'\n').count();
+        (items > 1).then_some((frame.at_ms, items))
+    });
+    if let Some((at, items)) = shared {
+        return Outcome::fail(format!(
+            "one DATA frame at {at:.0} ms carried {items} items: the server coalesced items it \
+             should have sent as each was produced"
+        ));
+    }
+    let timing = schedule_outcome(&lines, cfg.interval, cfg.tolerance);
+    match timing.level {
+        Level::Pass => Outcome::pass(format!(
+            "{} items in {} DATA frames, {}",
+            lines.len(),
+            frames.len(),
+            timing.reason
+        )),
+        _ => timing,
+    }
+}
+
+/// 100 streams at once on one connection (the page of a busy app, a dashboard): the server
+/// allows them (SETTINGS_MAX_CONCURRENT_STREAMS of at least 100, as RFC 9113 recommends) and
+/// every one arrives on schedule.
+pub async fn h2_100_streams_one_connection(cfg: &Config) -> Outcome {
+    if let Some(outcome) = h2_only(cfg) {
+        return outcome;
+    }
+    let connection = match open(cfg).await {
+        Ok(connection) => connection,
+        Err(outcome) => return outcome,
+    };
+    let path = cfg.stream_path();
+    // The limit is known once the server's SETTINGS are in: after the first response.
+    let outcomes = join_all((0..STREAMS).map(|_| async {
+        let mut stream = connection
+            .get(&cfg.target, &path, cfg.deadline())
+            .await
+            .map_err(|e| Outcome::fail(format!("GET {path} over h2: {e}")))?;
+        let (frames, error) = stream.frames(cfg.deadline()).await;
+        if let Some(error) = error {
+            return Err(Outcome::fail(format!("GET {path} over h2: {error}")));
+        }
+        let lines = lines(&frames);
+        if let Some(problem) = content(&lines, cfg.count) {
+            return Err(Outcome::fail(problem));
+        }
+        // Opening 100 streams takes the client a moment of its own: line 1 may take up to
+        // one interval, as in the load check; the schedule is judged from there.
+        let first = first_line_outcome(&lines, cfg.interval);
+        if first.level != Level::Pass {
+            return Err(first);
+        }
+        let offset = lines[0].at_ms;
+        let spacing = spacing_outcome(&lines, cfg.interval, cfg.tolerance);
+        match spacing.level {
+            Level::Pass => Ok(offset),
+            _ => Err(spacing),
+        }
+    }))
+    .await;
+    let limit = connection.max_streams();
+    if limit < STREAMS {
+        return Outcome::fail(format!(
+            "the server allows {limit} concurrent streams per connection \
+             (SETTINGS_MAX_CONCURRENT_STREAMS): the streams past that wait for others to end, \
+             as a 7th EventSource waits over HTTP/1.1; allow at least 100"
+        ));
+    }
+    let failed: Vec<&Outcome> = outcomes.iter().filter_map(|o| o.as_ref().err()).collect();
+    if let Some(first) = failed.first() {
+        return Outcome::fail(format!(
+            "{} of {STREAMS} streams on one connection failed; the first: {}",
+            failed.len(),
+            first.reason
+        ));
+    }
+    let slowest = outcomes.iter().filter_map(|o| o.as_ref().ok()).fold(0.0, |a: f64, &b| a.max(b));
+    Outcome::pass(format!(
+        "{STREAMS} streams on one connection (the server allows {limit}) all on schedule; \
+         slowest first line {slowest:.1} ms"
+    ))
+}
+
+/// Two streams on one connection; the client resets one (RST_STREAM) after two items: its
+/// generator stops within one interval + 200 ms, as the disconnect check asks of a closed
+/// socket, and the other stream carries on to its end on schedule.
+pub async fn h2_reset_stops_only_its_stream(cfg: &Config) -> Outcome {
+    if let Some(outcome) = h2_only(cfg) {
+        return outcome;
+    }
+    let Some(log) = &cfg.local.log else {
+        return Outcome::warn("needs the server's log: run it from the test suite or `matrix`");
+    };
+    let connection = match open(cfg).await {
+        Ok(connection) => connection,
+        Err(outcome) => return outcome,
+    };
+    let reset_path = stream_path(RESET_OF, cfg.interval);
+    let sibling_path = cfg.stream_path();
+    let (reset, sibling) = tokio::join!(
+        connection.get(&cfg.target, &reset_path, cfg.deadline()),
+        connection.get(&cfg.target, &sibling_path, cfg.deadline()),
+    );
+    let (mut reset, mut sibling) = match (reset, sibling) {
+        (Ok(reset), Ok(sibling)) => (reset, sibling),
+        (Err(e), _) | (_, Err(e)) => return Outcome::fail(format!("GET over h2: {e}")),
+    };
+    let sibling = tokio::spawn(async move { sibling.frames(Duration::from_secs(60)).await });
+    let mut items = 0;
+    while items < 2 {
+        match reset.frame().await {
+            Some(Ok(frame)) => items += frame.data.iter().filter(|&&b| b == b'\n').count(),
+            other => {
+                let what = other.map_or("the end".into(), |r| r.err().unwrap_or_default());
+                return Outcome::fail(format!("GET {reset_path} ended early: {what}"));
+            }
+        }
+    }
+    let gone = Instant::now();
+    drop(reset);
+    let bound = cfg.interval + Duration::from_millis(200);
+    let wanted = format!("of {RESET_OF} items");
+    let cancelled = log
+        .wait_for(gone, gone + bound + Duration::from_secs(5), |line| {
+            line.contains("stream cancelled after") && line.contains(&wanted)
+        })
+        .await;
+    let (frames, error) = match sibling.await {
+        Ok(got) => got,
+        Err(e) => return Outcome::fail(format!("the sibling stream's reader failed: {e}")),
+    };
+    let after = match cancelled {
+        None => {
+            return Outcome::fail(format!(
+                "no \"stream cancelled after K of {RESET_OF} items\" in the log within {} ms \
+                 of the client's RST_STREAM: the generator kept running",
+                bound.as_millis() + 5000
+            ));
+        }
+        Some((at, _)) => ms(at - gone),
+    };
+    if after > ms(bound) {
+        return Outcome::fail(format!(
+            "the reset stream was cancelled {after:.0} ms after the client's RST_STREAM, \
+             expected within {} ms: the generator kept running",
+            bound.as_millis()
+        ));
+    }
+    if let Some(error) = error {
+        return Outcome::fail(format!("the other stream on the connection: {error}"));
+    }
+    let lines = lines(&frames);
+    if let Some(problem) = content(&lines, cfg.count) {
+        return Outcome::fail(format!("the other stream on the connection: {problem}"));
+    }
+    let timing = schedule_outcome(&lines, cfg.interval, cfg.tolerance);
+    match timing.level {
+        Level::Pass => Outcome::pass(format!(
+            "cancelled {after:.0} ms after RST_STREAM; the other stream on the connection: {}",
+            timing.reason
+        )),
+        _ => Outcome::fail(format!("the other stream on the connection: {}", timing.reason)),
+    }
+}

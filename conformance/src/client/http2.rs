@@ -1,0 +1,131 @@
+//! One HTTP/2 connection held by hand with the `h2` crate (hyper's own), for what reqwest
+//! hides: many streams on the same connection, each DATA frame as it arrives, a stream reset
+//! on purpose (RST_STREAM), the server's limit on concurrent streams, its GOAWAY.
+
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use h2::{RecvStream, client::SendRequest};
+use hyper::http;
+use tokio::{net::TcpStream, task::JoinHandle};
+
+use super::{Io, Target, ms, tls};
+
+/// An open HTTP/2 connection; the task driving it ends with the connection.
+pub struct Connection {
+    send: SendRequest<Bytes>,
+    pub driver: JoinHandle<Result<(), h2::Error>>,
+}
+
+/// One DATA frame: when it arrived (ms after its stream was opened) and what it carried.
+#[derive(Debug, Clone)]
+pub struct Frame {
+    pub at_ms: f64,
+    pub data: Bytes,
+}
+
+/// A stream whose response head is in; [`Stream::frame`] reads its body frame by frame, and
+/// dropping it before the end resets it (RST_STREAM with CANCEL).
+pub struct Stream {
+    pub status: u16,
+    pub head_ms: f64,
+    opened: Instant,
+    body: RecvStream,
+}
+
+impl Connection {
+    /// Connects to `target`: TLS with ALPN `h2` for `https://`, prior knowledge (h2c) otherwise.
+    pub async fn open(target: &Target) -> Result<Self, String> {
+        let (host, address) = target.host_and_address();
+        let tcp = TcpStream::connect(&address)
+            .await
+            .map_err(|e| format!("cannot connect to {address}: {e}"))?;
+        let _ = tcp.set_nodelay(true);
+        let io: Box<dyn Io> = match target.is_tls() {
+            true => {
+                let tls = tls::connect(&target.transport, host, tcp, &[b"h2"]).await?;
+                if tls.get_ref().1.alpn_protocol() != Some(&b"h2"[..]) {
+                    return Err("the server did not choose h2 by ALPN".into());
+                }
+                Box::new(tls)
+            }
+            false => Box::new(tcp),
+        };
+        // h2's default budget for small DATA frames waiting unread (25 600 bytes of overhead,
+        // about a hundred one-line frames) ends the connection with ENHANCE_YOUR_CALM as soon
+        // as a reader pauses on a fast stream; allow a whole 64 KiB window of 7-byte frames
+        // (9 362 of them, 2.3 MB of overhead), as a browser keeps them.
+        let (send, connection) = h2::client::Builder::new()
+            .data_frame_budget(4 << 20)
+            .handshake(io)
+            .await
+            .map_err(|e| format!("HTTP/2 handshake failed: {e}"))?;
+        Ok(Self { send, driver: tokio::spawn(connection) })
+    }
+
+    /// How many streams at once the server allows, as its SETTINGS said.
+    pub fn max_streams(&self) -> usize {
+        self.send.current_max_send_streams()
+    }
+
+    /// Opens a GET stream for `path` (waiting while the server's stream limit is reached) and
+    /// waits for its response head, at most `deadline`.
+    pub async fn get(
+        &self, target: &Target, path: &str, deadline: Duration,
+    ) -> Result<Stream, String> {
+        let uri = format!("{}{path}", target.base);
+        let request = http::Request::get(&uri)
+            .body(())
+            .map_err(|e| format!("cannot make a request for {uri}: {e}"))?;
+        let opened = Instant::now();
+        let answer = async {
+            let mut send = self.send.clone().ready().await.map_err(describe)?;
+            let (response, _) = send.send_request(request, true).map_err(describe)?;
+            response.await.map_err(describe)
+        };
+        let response = tokio::time::timeout(deadline, answer)
+            .await
+            .map_err(|_| format!("no response head within {} ms", deadline.as_millis()))??;
+        let head_ms = ms(opened.elapsed());
+        let status = response.status().as_u16();
+        Ok(Stream { status, head_ms, opened, body: response.into_body() })
+    }
+}
+
+impl Stream {
+    /// The next DATA frame, `None` at the end of the stream; gives its bytes back to the flow
+    /// control window at once.
+    pub async fn frame(&mut self) -> Option<Result<Frame, String>> {
+        let data = self.body.data().await?;
+        Some(data.map_err(describe).map(|data| {
+            let _ = self.body.flow_control().release_capacity(data.len());
+            Frame { at_ms: ms(self.opened.elapsed()), data }
+        }))
+    }
+
+    /// Every frame until the end of the stream or `deadline` after it was opened.
+    pub async fn frames(&mut self, deadline: Duration) -> (Vec<Frame>, Option<String>) {
+        let end = self.opened + deadline;
+        let mut frames = Vec::new();
+        loop {
+            match tokio::time::timeout_at(end.into(), self.frame()).await {
+                Ok(Some(Ok(frame))) => frames.push(frame),
+                Ok(Some(Err(error))) => return (frames, Some(error)),
+                Ok(None) => return (frames, None),
+                Err(_) => {
+                    let error =
+                        format!("the stream had not ended after {} ms", deadline.as_millis());
+                    return (frames, Some(error));
+                }
+            }
+        }
+    }
+}
+
+fn describe(error: h2::Error) -> String {
+    match (error.is_go_away(), error.reason()) {
+        (true, Some(reason)) => format!("the server sent GOAWAY ({reason:?})"),
+        (false, Some(reason)) => format!("stream reset ({reason:?}): {error}"),
+        _ => error.to_string(),
+    }
+}
