@@ -81,7 +81,6 @@ where
     let (server, scheme) = match tls {
         // actix offers h2 and http/1.1 by ALPN itself.
         Some(tls) => (server.bind_rustls_0_23(args.addr, tls)?, "https"),
-        // HTTP/1.1, and h2c for clients with prior knowledge.
         None => (server.bind_auto_h2c(args.addr)?, "http"),
     };
     println!("listening on {scheme}://{}", server.addrs()[0]);
