@@ -89,10 +89,12 @@ async fn main() -> ExitCode {
         return ExitCode::from(2);
     }
     if let (Some(command), Some(flag)) = (matches.subcommand_name(), transport_flag_given(&matches))
-        && command != "matrix"
     {
         let instead = match command {
             "diagnose" => "give it after `diagnose`".to_owned(),
+            "matrix" => {
+                "matrix runs over --transports (see `conformance matrix --help`)".to_owned()
+            }
             other => format!("`{other}` does not use it"),
         };
         eprintln!("error: {flag} before `{command}` is for --url; {instead}");
@@ -137,39 +139,31 @@ async fn main() -> ExitCode {
                 }
             };
         }
-        Some(Command::Matrix { transports }) => {
-            if let Some(flag) = transport_flag_given(&matches) {
-                eprintln!(
-                    "error: {flag} is for --url; matrix runs over --transports (see `conformance matrix --help`)"
-                );
-                return ExitCode::from(2);
-            }
-            match matrix(options, &transports).await {
-                Ok(groups) => {
-                    let failed = groups.iter().flat_map(|(_, r)| r).any(|(_, r)| r.failed());
-                    for (serving, reports) in &groups {
-                        if cli.json {
-                            continue;
-                        }
-                        println!("== over {} ==\n", serving.name());
-                        print!("{}", conformance::matrix(reports));
-                        println!();
-                    }
+        Some(Command::Matrix { transports }) => match matrix(options, &transports).await {
+            Ok(groups) => {
+                let failed = groups.iter().flat_map(|(_, r)| r).any(|(_, r)| r.failed());
+                for (serving, reports) in &groups {
                     if cli.json {
-                        let json: serde_json::Map<String, serde_json::Value> = groups
-                            .iter()
-                            .map(|(serving, reports)| (serving.name().to_owned(), to_json(reports)))
-                            .collect();
-                        println!("{}", serde_json::to_string_pretty(&json).expect("json"));
+                        continue;
                     }
-                    return if failed { ExitCode::FAILURE } else { ExitCode::SUCCESS };
+                    println!("== over {} ==\n", serving.name());
+                    print!("{}", conformance::matrix(reports));
+                    println!();
                 }
-                Err(error) => {
-                    eprintln!("error: {error}");
-                    return ExitCode::FAILURE;
+                if cli.json {
+                    let json: serde_json::Map<String, serde_json::Value> = groups
+                        .iter()
+                        .map(|(serving, reports)| (serving.name().to_owned(), to_json(reports)))
+                        .collect();
+                    println!("{}", serde_json::to_string_pretty(&json).expect("json"));
                 }
+                return if failed { ExitCode::FAILURE } else { ExitCode::SUCCESS };
             }
-        }
+            Err(error) => {
+                eprintln!("error: {error}");
+                return ExitCode::FAILURE;
+            }
+        },
         None => {
             let url = cli.url.as_deref().expect("clap requires --url");
             if !url.starts_with("http://") && !url.starts_with("https://") {
@@ -240,7 +234,7 @@ fn to_json(reports: &[(String, Report)]) -> serde_json::Value {
         .into()
 }
 
-/// A transport flag of `--url` given with `matrix`, which would otherwise ignore it.
+/// A transport flag of `--url` given before a subcommand, which would otherwise ignore it.
 fn transport_flag_given(matches: &clap::ArgMatches) -> Option<&'static str> {
     [
         ("http1", "--http1.1"),

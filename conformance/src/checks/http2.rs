@@ -8,13 +8,13 @@ use std::time::{Duration, Instant};
 use futures_util::future::join_all;
 
 use crate::{
-    Config, Level, LineArrival, Outcome,
+    Config, Level, Outcome,
     checks::{
-        judge::{first_line_outcome, schedule_outcome, spacing_outcome},
+        judge::{content_problem, first_line_outcome, schedule_outcome, spacing_outcome},
         stream_path,
     },
     client::{
-        http2::{Connection, Frame},
+        http2::{Connection, Frame, Read},
         ms,
     },
 };
@@ -38,46 +38,38 @@ async fn open(cfg: &Config) -> Result<Connection, Outcome> {
     Connection::open(&cfg.target).await.map_err(|e| Outcome::fail(format!("HTTP/2: {e}")))
 }
 
-/// The lines that DATA frames carried, each timed when the frame that completed it arrived.
-fn lines(frames: &[Frame]) -> Vec<LineArrival> {
-    let mut out = Vec::new();
-    let mut pending = Vec::new();
-    for frame in frames {
-        for &b in frame.data.iter() {
-            if b == b'\n' {
-                let text = String::from_utf8_lossy(&pending).into_owned();
-                out.push(LineArrival { text, at_ms: frame.at_ms });
-                pending.clear();
-            } else {
-                pending.push(b);
-            }
-        }
+/// What is wrong with what the stream carried as the counting stream up to `count`.
+fn content(read: &Read, count: u32) -> Option<String> {
+    match &read.got.error {
+        Some(error) => Some(error.clone()),
+        None => content_problem(&read.got.body, count),
     }
-    out
 }
 
-fn content(lines: &[LineArrival], count: u32) -> Option<String> {
-    let got: Vec<&str> = lines.iter().map(|l| l.text.as_str()).collect();
-    let want: Vec<String> = (1..=count).map(|k| k.to_string()).collect();
-    (got != want).then(|| format!("the stream carried {got:?}, expected 1..={count}"))
+/// How many items (lines) a DATA frame carries.
+fn items(frame: &Frame) -> usize {
+    frame.data.iter().filter(|&&b| b == b'\n').count()
 }
 
-/// GET the configured stream on a connection of its own: the head, and every DATA frame.
-async fn one_stream(cfg: &Config) -> Result<(f64, Vec<Frame>), Outcome> {
+/// GET the configured stream on a connection of its own, read to its end.
+async fn one_stream(cfg: &Config) -> Result<Read, Outcome> {
     let connection = open(cfg).await?;
     let path = cfg.stream_path();
     let mut stream = connection
         .get(&cfg.target, &path, cfg.deadline())
         .await
         .map_err(|e| Outcome::fail(format!("GET {path} over h2: {e}")))?;
+    let read = stream.read(cfg.deadline()).await;
     if stream.status != 200 {
-        return Err(Outcome::fail(format!("GET {path} over h2 answered {}", stream.status)));
+        let outcome = Outcome::fail(format!("GET {path} over h2 answered {}", stream.status));
+        return Err(outcome.with(read.got.evidence));
     }
-    let (frames, error) = stream.frames(cfg.deadline()).await;
-    if let Some(error) = error {
-        return Err(Outcome::fail(format!("GET {path} over h2: {error}")));
+    match content(&read, cfg.count) {
+        Some(problem) => {
+            Err(Outcome::fail(format!("GET {path} over h2: {problem}")).with(read.got.evidence))
+        }
+        None => Ok(read),
     }
-    Ok((stream.head_ms, frames))
 }
 
 /// The response head (a HEADERS frame) comes at once, before the first item is due, not held
@@ -86,12 +78,13 @@ pub async fn h2_headers_first(cfg: &Config) -> Outcome {
     if let Some(outcome) = h2_only(cfg) {
         return outcome;
     }
-    let (head_ms, frames) = match one_stream(cfg).await {
-        Ok(got) => got,
+    let read = match one_stream(cfg).await {
+        Ok(read) => read,
         Err(outcome) => return outcome,
     };
+    let head_ms = read.got.evidence.head_ms.unwrap_or(f64::NAN);
     let tol = ms(cfg.tolerance);
-    let first = frames.first().map_or(f64::NAN, |f| f.at_ms);
+    let first = read.frames.first().map_or(f64::NAN, |f| f.at_ms);
     Outcome::judge(
         head_ms <= tol,
         format!("HEADERS after {head_ms:.1} ms, first DATA frame after {first:.1} ms"),
@@ -101,6 +94,7 @@ pub async fn h2_headers_first(cfg: &Config) -> Outcome {
              that the stream has started"
         ),
     )
+    .with(read.got.evidence)
 }
 
 /// Each item arrives in DATA frames of its own, at its due time: HTTP/2 has no chunks, and
@@ -109,34 +103,33 @@ pub async fn h2_item_per_data_frame(cfg: &Config) -> Outcome {
     if let Some(outcome) = h2_only(cfg) {
         return outcome;
     }
-    let (_, frames) = match one_stream(cfg).await {
-        Ok(got) => got,
+    let read = match one_stream(cfg).await {
+        Ok(read) => read,
         Err(outcome) => return outcome,
     };
-    let lines = lines(&frames);
-    if let Some(problem) = content(&lines, cfg.count) {
-        return Outcome::fail(problem);
-    }
-    let shared = frames.iter().find_map(|frame| {
-        let items = frame.data.iter().filter(|&&b| b == b'\n').count();
-        (items > 1).then_some((frame.at_ms, items))
-    });
-    if let Some((at, items)) = shared {
-        return Outcome::fail(format!(
-            "one DATA frame at {at:.0} ms carried {items} items: the server coalesced items it \
-             should have sent as each was produced"
-        ));
-    }
-    let timing = schedule_outcome(&lines, cfg.interval, cfg.tolerance);
-    match timing.level {
-        Level::Pass => Outcome::pass(format!(
-            "{} items in {} DATA frames, {}",
-            lines.len(),
-            frames.len(),
-            timing.reason
+    let shared = read.frames.iter().find(|frame| items(frame) > 1);
+    let outcome = match shared {
+        Some(frame) => Outcome::fail(format!(
+            "one DATA frame at {:.0} ms carried {} items: the server coalesced items it \
+             should have sent as each was produced",
+            frame.at_ms,
+            items(frame)
         )),
-        _ => timing,
-    }
+        None => {
+            let lines = read.got.lines();
+            let timing = schedule_outcome(lines, cfg.interval, cfg.tolerance);
+            match timing.level {
+                Level::Pass => Outcome::pass(format!(
+                    "{} items in {} DATA frames, {}",
+                    lines.len(),
+                    read.frames.len(),
+                    timing.reason
+                )),
+                _ => timing,
+            }
+        }
+    };
+    outcome.with(read.got.evidence)
 }
 
 /// 100 streams at once on one connection (the page of a busy app, a dashboard): the server
@@ -151,34 +144,31 @@ pub async fn h2_100_streams_one_connection(cfg: &Config) -> Outcome {
         Err(outcome) => return outcome,
     };
     let path = cfg.stream_path();
-    // The limit is known once the server's SETTINGS are in: after the first response.
     let outcomes = join_all((0..STREAMS).map(|_| async {
         let mut stream = connection
             .get(&cfg.target, &path, cfg.deadline())
             .await
             .map_err(|e| Outcome::fail(format!("GET {path} over h2: {e}")))?;
-        let (frames, error) = stream.frames(cfg.deadline()).await;
-        if let Some(error) = error {
-            return Err(Outcome::fail(format!("GET {path} over h2: {error}")));
+        let read = stream.read(cfg.deadline()).await;
+        if let Some(problem) = content(&read, cfg.count) {
+            return Err(Outcome::fail(format!("GET {path} over h2: {problem}")));
         }
-        let lines = lines(&frames);
-        if let Some(problem) = content(&lines, cfg.count) {
-            return Err(Outcome::fail(problem));
-        }
+        let lines = read.got.lines();
         // Opening 100 streams takes the client a moment of its own: line 1 may take up to
         // one interval, as in the load check; the schedule is judged from there.
-        let first = first_line_outcome(&lines, cfg.interval);
+        let first = first_line_outcome(lines, cfg.interval);
         if first.level != Level::Pass {
             return Err(first);
         }
         let offset = lines[0].at_ms;
-        let spacing = spacing_outcome(&lines, cfg.interval, cfg.tolerance);
+        let spacing = spacing_outcome(lines, cfg.interval, cfg.tolerance);
         match spacing.level {
             Level::Pass => Ok(offset),
             _ => Err(spacing),
         }
     }))
     .await;
+    // Known once the server's SETTINGS are in, which they are after the first response.
     let limit = connection.max_streams();
     if limit < STREAMS {
         return Outcome::fail(format!(
@@ -226,11 +216,11 @@ pub async fn h2_reset_stops_only_its_stream(cfg: &Config) -> Outcome {
         (Ok(reset), Ok(sibling)) => (reset, sibling),
         (Err(e), _) | (_, Err(e)) => return Outcome::fail(format!("GET over h2: {e}")),
     };
-    let sibling = tokio::spawn(async move { sibling.frames(Duration::from_secs(60)).await });
+    let sibling = tokio::spawn(async move { sibling.read(Duration::from_secs(60)).await });
     let mut items = 0;
     while items < 2 {
         match reset.frame().await {
-            Some(Ok(frame)) => items += frame.data.iter().filter(|&&b| b == b'\n').count(),
+            Some(Ok(frame)) => items += self::items(&frame),
             other => {
                 let what = other.map_or("the end".into(), |r| r.err().unwrap_or_default());
                 return Outcome::fail(format!("GET {reset_path} ended early: {what}"));
@@ -246,8 +236,8 @@ pub async fn h2_reset_stops_only_its_stream(cfg: &Config) -> Outcome {
             line.contains("stream cancelled after") && line.contains(&wanted)
         })
         .await;
-    let (frames, error) = match sibling.await {
-        Ok(got) => got,
+    let sibling = match sibling.await {
+        Ok(read) => read,
         Err(e) => return Outcome::fail(format!("the sibling stream's reader failed: {e}")),
     };
     let after = match cancelled {
@@ -267,19 +257,18 @@ pub async fn h2_reset_stops_only_its_stream(cfg: &Config) -> Outcome {
             bound.as_millis()
         ));
     }
-    if let Some(error) = error {
-        return Outcome::fail(format!("the other stream on the connection: {error}"));
+    if let Some(problem) = content(&sibling, cfg.count) {
+        return Outcome::fail(format!("the other stream on the connection: {problem}"))
+            .with(sibling.got.evidence);
     }
-    let lines = lines(&frames);
-    if let Some(problem) = content(&lines, cfg.count) {
-        return Outcome::fail(format!("the other stream on the connection: {problem}"));
-    }
-    let timing = schedule_outcome(&lines, cfg.interval, cfg.tolerance);
-    match timing.level {
+    let lines = sibling.got.lines();
+    let timing = schedule_outcome(lines, cfg.interval, cfg.tolerance);
+    let outcome = match timing.level {
         Level::Pass => Outcome::pass(format!(
             "cancelled {after:.0} ms after RST_STREAM; the other stream on the connection: {}",
             timing.reason
         )),
         _ => Outcome::fail(format!("the other stream on the connection: {}", timing.reason)),
-    }
+    };
+    outcome.with(sibling.got.evidence)
 }

@@ -7,14 +7,14 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use h2::{RecvStream, client::SendRequest};
 use hyper::http;
-use tokio::{net::TcpStream, task::JoinHandle};
+use tokio::net::TcpStream;
 
-use super::{Io, Target, ms, tls};
+use super::{Chunk, Fetched, Framing, Io, Splitter, Target, ms, tls};
+use crate::Evidence;
 
 /// An open HTTP/2 connection; the task driving it ends with the connection.
 pub struct Connection {
     send: SendRequest<Bytes>,
-    pub driver: JoinHandle<Result<(), h2::Error>>,
 }
 
 /// One DATA frame: when it arrived (ms after its stream was opened) and what it carried.
@@ -29,8 +29,16 @@ pub struct Frame {
 pub struct Stream {
     pub status: u16,
     pub head_ms: f64,
+    request: String,
     opened: Instant,
     body: RecvStream,
+}
+
+/// A stream read to its end: what came, as the client layer records any response (each line
+/// timed when the frame that completes it arrived, one chunk per DATA frame), and the frames.
+pub struct Read {
+    pub got: Fetched,
+    pub frames: Vec<Frame>,
 }
 
 impl Connection {
@@ -60,7 +68,9 @@ impl Connection {
             .handshake(io)
             .await
             .map_err(|e| format!("HTTP/2 handshake failed: {e}"))?;
-        Ok(Self { send, driver: tokio::spawn(connection) })
+        // The connection's own task; it ends when the connection closes.
+        tokio::spawn(connection);
+        Ok(Self { send })
     }
 
     /// How many streams at once the server allows, as its SETTINGS said.
@@ -88,7 +98,8 @@ impl Connection {
             .map_err(|_| format!("no response head within {} ms", deadline.as_millis()))??;
         let head_ms = ms(opened.elapsed());
         let status = response.status().as_u16();
-        Ok(Stream { status, head_ms, opened, body: response.into_body() })
+        let request = format!("GET {path} (h2)");
+        Ok(Stream { status, head_ms, request, opened, body: response.into_body() })
     }
 }
 
@@ -103,22 +114,44 @@ impl Stream {
         }))
     }
 
-    /// Every frame until the end of the stream or `deadline` after it was opened.
-    pub async fn frames(&mut self, deadline: Duration) -> (Vec<Frame>, Option<String>) {
-        let end = self.opened + deadline;
+    /// Reads to the end of the stream, or until `deadline` after it was opened.
+    pub async fn read(&mut self, deadline: Duration) -> Read {
+        let evidence = Evidence {
+            request: self.request.clone(),
+            status: Some(self.status),
+            head_ms: Some(self.head_ms),
+            ..Default::default()
+        };
+        let mut got = Fetched { evidence, version: Some("h2".into()), ..Default::default() };
+        let mut splitter = Splitter::new(self.opened, Framing::Lines);
         let mut frames = Vec::new();
+        let end = self.opened + deadline;
         loop {
             match tokio::time::timeout_at(end.into(), self.frame()).await {
-                Ok(Some(Ok(frame))) => frames.push(frame),
-                Ok(Some(Err(error))) => return (frames, Some(error)),
-                Ok(None) => return (frames, None),
+                Ok(Some(Ok(frame))) => {
+                    splitter.push(&frame.data, &mut got);
+                    let bytes = frame.data.len();
+                    got.chunks.push(Chunk { at_ms: frame.at_ms, bytes, decoded: bytes });
+                    got.body.extend_from_slice(&frame.data);
+                    frames.push(frame);
+                }
+                Ok(Some(Err(error))) => {
+                    got.error = Some(error);
+                    break;
+                }
+                Ok(None) => {
+                    got.evidence.end_ms = Some(ms(self.opened.elapsed()));
+                    break;
+                }
                 Err(_) => {
                     let error =
                         format!("the stream had not ended after {} ms", deadline.as_millis());
-                    return (frames, Some(error));
+                    got.error = Some(error);
+                    break;
                 }
             }
         }
+        Read { got, frames }
     }
 }
 

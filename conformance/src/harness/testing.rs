@@ -242,17 +242,10 @@ pub fn run_diagnose(binary: &str) {
 /// `--tls-self-signed` it must serve too (`--insecure`).
 pub fn run_https(binary: &str) {
     let _machine = share_machine();
-    let dir = std::env::temp_dir().join(format!(
-        "streaming-tls-{}-{}",
-        std::process::id(),
-        Path::new(binary).file_name().and_then(|n| n.to_str()).unwrap_or("server")
-    ));
-    std::fs::create_dir_all(&dir).expect("a directory for the certificates");
-    super::certs::write(&dir).unwrap_or_else(|e| panic!("{e}"));
-    let (cert, key) = (dir.join(super::certs::CERT), dir.join(super::certs::KEY));
-    let args =
-        ["--tls-cert", cert.to_str().expect("UTF-8"), "--tls-key", key.to_str().expect("UTF-8")];
-    let server = Spawned::with_args(Path::new(binary), &args, Duration::from_secs(60))
+    let name = Path::new(binary).file_name().and_then(|n| n.to_str()).unwrap_or("server");
+    let tls = Certificates::new(&format!("{name}-https")).unwrap_or_else(|e| panic!("{e}"));
+    let (server, _) = Serving::Https
+        .start(Path::new(binary), &tls, test_config)
         .unwrap_or_else(|e| panic!("{binary}: {e}"));
     assert!(server.base.starts_with("https://"), "{binary} printed {}", server.base);
     let diagnose = |base: &str, path: &str, trust: Option<std::path::PathBuf>| {
@@ -266,7 +259,7 @@ pub fn run_https(binary: &str) {
         "/stream.html?count=5&interval_ms=200",
         "/events?count=5&interval_ms=200",
     ] {
-        let diagnosis = diagnose(&server.base, path, Some(dir.join(super::certs::CA)));
+        let diagnosis = diagnose(&server.base, path, Some(tls.ca()));
         let report = crate::diagnose::text(&diagnosis);
         let run = &diagnosis.run;
         let over_http1 = run.variants.iter().find(|v| v.name == "protocol");
@@ -283,7 +276,7 @@ pub fn run_https(binary: &str) {
         println!("https {path}: h2 and HTTP/1.1 stream ({})", run.main.judgement.reason);
     }
     drop(server);
-    let _ = std::fs::remove_dir_all(&dir);
+    drop(tls);
 
     let server =
         Spawned::with_args(Path::new(binary), &["--tls-self-signed"], Duration::from_secs(60))

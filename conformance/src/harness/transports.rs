@@ -54,16 +54,13 @@ impl Serving {
     }
 
     /// How the checker reaches the server: the HTTP version to ask for and the CA to trust.
-    pub fn transport(self, tls: &Certificates) -> Result<Transport, String> {
+    pub fn transport(self, tls: &Certificates) -> Transport {
         let protocol = match self {
             Serving::Http1 | Serving::Https => Protocol::Http1,
             Serving::H2 | Serving::H2c => Protocol::Http2,
         };
-        let cacert = match self.is_tls() {
-            true => Some(std::fs::read(tls.ca()).map_err(|e| format!("cannot read the CA: {e}"))?),
-            false => None,
-        };
-        Ok(Transport { protocol, cacert, insecure: false })
+        let cacert = self.is_tls().then(|| tls.ca_pem.clone());
+        Transport { protocol, cacert, insecure: false }
     }
 
     /// Starts `program` for this transport and returns it with a config for the checks (the
@@ -76,7 +73,7 @@ impl Serving {
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
         let server = Spawned::with_args(program, &args, std::time::Duration::from_secs(60))?;
         let mut cfg = timing(&server.base);
-        cfg.target.transport = self.transport(tls)?;
+        cfg.target.transport = self.transport(tls);
         cfg.local = server.local(Some(launch));
         Ok((server, cfg))
     }
@@ -87,17 +84,24 @@ impl Serving {
 #[derive(Debug)]
 pub struct Certificates {
     dir: PathBuf,
+    /// The CA certificate, to trust.
+    pub ca_pem: Vec<u8>,
 }
 
 impl Certificates {
-    /// Makes them in a fresh directory under the system's temporary directory.
+    /// Makes them in a fresh directory under the system's temporary directory, one of its own
+    /// for every call (tests running at once each get theirs).
     pub fn new(label: &str) -> Result<Self, String> {
+        static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let dir =
-            std::env::temp_dir().join(format!("streaming-tls-{}-{label}", std::process::id()));
+            std::env::temp_dir().join(format!("streaming-tls-{}-{n}-{label}", std::process::id()));
         std::fs::create_dir_all(&dir)
             .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
         certs::write(&dir)?;
-        Ok(Self { dir })
+        let ca_pem = std::fs::read(dir.join(certs::CA))
+            .map_err(|e| format!("cannot read the test CA back: {e}"))?;
+        Ok(Self { dir, ca_pem })
     }
     pub fn ca(&self) -> PathBuf {
         self.dir.join(certs::CA)
