@@ -42,14 +42,17 @@ async fn broken_config(fault: Fault) -> Config {
 
 /// Runs `check` against the broken server with `fault`: the HTTP/2 checks over h2c.
 fn run_check(fault: Fault, check: CheckId) -> Outcome {
-    let _machine = share_machine();
     let entry = conformance::entry(check);
+    let protocol = if entry.concern == "http2" { Protocol::Http2 } else { Protocol::Auto };
+    run_check_over(fault, check, protocol)
+}
+
+fn run_check_over(fault: Fault, check: CheckId, protocol: Protocol) -> Outcome {
+    let _machine = share_machine();
     runtime().block_on(async {
         let mut cfg = broken_config(fault).await;
-        if entry.concern == "http2" {
-            cfg.target.transport.protocol = Protocol::Http2;
-        }
-        entry.run(&cfg).await
+        cfg.target.transport.protocol = protocol;
+        conformance::entry(check).run(&cfg).await
     })
 }
 
@@ -174,6 +177,19 @@ fn unflushed_compression_fails_on_timing_not_content() {
     );
     let identity = run_check(Fault::NeverFlushes, conformance::ids::streams_with_identity);
     assert_eq!(identity.level, Level::Pass, "{}", identity.reason);
+}
+
+/// HEAD over h2 is read to its end: DATA frames after the head are a body, as bytes after an
+/// HTTP/1.1 HEAD response are.
+#[test]
+fn head_body_fails_over_h2_too() {
+    let check = conformance::ids::head_has_no_body;
+    let good = run_check_over(Fault::None, check, Protocol::Http2);
+    assert_eq!(good.level, Level::Pass, "{}", good.reason);
+    let bad = run_check_over(Fault::HeadBody, check, Protocol::Http2);
+    assert_eq!(bad.level, Level::Fail, "{}", bad.reason);
+    assert!(bad.reason.contains("HEAD response carries"), "{}", bad.reason);
+    println!("over h2c: {}; with a body: {}", good.reason, bad.reason);
 }
 
 /// A server with no compression at all cannot break its streams that way: a warning.
@@ -391,6 +407,27 @@ fn floor_streams_as_the_contract_says() {
             println!("floor {name}: {}", outcome.reason);
         }
     });
+}
+
+/// The transport flags of `--url` are refused where they would be ignored, and `--url` refuses
+/// what it cannot reach.
+#[test]
+fn url_transport_flags_are_checked() {
+    for (args, says) in [
+        (&["--http2", "matrix"][..], "--http2 before `matrix` is for --url"),
+        (&["--cacert", "ca.pem", "diagnose", "http://127.0.0.1:1"], "give it after `diagnose`"),
+        (&["-k", "bench"], "`bench` does not use it"),
+        (&["--url", "ftp://127.0.0.1:1"], "--url must start with http:// or https://"),
+        (&["--url", "https://127.0.0.1:1", "--cacert", "/nonexistent.pem"], "cannot read it"),
+    ] {
+        let output = Command::new(env!("CARGO_BIN_EXE_conformance"))
+            .args(args)
+            .output()
+            .expect("run the CLI");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(2), "{args:?}:\n{stderr}");
+        assert!(stderr.contains(says), "{args:?}: expected {says:?} in\n{stderr}");
+    }
 }
 
 /// `bench` refuses, before building anything, the checks' options and values it cannot use.

@@ -29,7 +29,7 @@ fn app(
     grace_over: CancellationToken,
 ) -> impl Filter<Extract = (impl Reply,), Error = Rejection> + Clone {
     let grace_over = warp::any().map(move || grace_over.clone());
-    // `serve::get_or_head`: `warp::get()` rejects HEAD; hyper never polls a HEAD body.
+    // `serve::get_or_head`: `warp::get()` rejects HEAD.
     let index =
         warp::path::end().and(serve::get_or_head()).map(|| reply::html(include_str!("index.html")));
     let stream = warp::path!("stream")

@@ -50,15 +50,16 @@ struct Args {
 
 /// Serves `app` until SIGTERM or Ctrl-C, then stops accepting, lets open streams run for
 /// `--grace-secs`, cancels the token `app` was given to end those still running, and returns.
-pub async fn run<F>(app: fn(CancellationToken) -> F) -> io::Result<()>
+pub async fn run<F, R>(app: fn(CancellationToken) -> F) -> io::Result<()>
 where
-    F: Filter + Clone + Send + Sync + 'static,
-    F::Extract: Reply,
+    F: Filter<Extract = (R,), Error = Rejection> + Clone + Send + Sync + 'static,
+    R: Reply + 'static,
 {
     let args = Args::parse();
     init_logging();
     let grace_over = CancellationToken::new();
-    let (app, grace) = (app(grace_over.clone()), Duration::from_secs(args.grace_secs));
+    let (app, grace) =
+        (bodiless_head(app(grace_over.clone())), Duration::from_secs(args.grace_secs));
     let tls = args.tls.pem()?.map(|pem| tls_acceptor(&pem)).transpose()?;
     // ANCHOR: serve
     let listener = bind(args.addr)?;
@@ -217,8 +218,25 @@ async fn accept(listener: &TcpListener) -> TcpStream {
     }
 }
 
+/// HEAD answered with the head alone. hyper leaves a HEAD response's body out over HTTP/1.1,
+/// but over HTTP/2 it sends it as DATA frames, which clients refuse as a protocol error (curl:
+/// "PROTOCOL_ERROR"; measured with warp 0.4.3 and hyper 1.12).
+fn bodiless_head<F, R>(app: F) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone
+where
+    F: Filter<Extract = (R,), Error = Rejection> + Clone + Send + Sync + 'static,
+    R: Reply,
+{
+    warp::method().and(app).map(|method: warp::http::Method, reply: R| {
+        let mut response = reply.into_response();
+        if method == warp::http::Method::HEAD {
+            drop(std::mem::take(response.body_mut()));
+        }
+        response
+    })
+}
+
 /// GET or HEAD, else a 405 naming both: `warp::get()` rejects HEAD, and warp's own 405 has no
-/// `Allow`. hyper never polls the body of a HEAD response.
+/// `Allow`. The body of a HEAD response is dropped by [`bodiless_head`].
 pub fn get_or_head() -> impl Filter<Extract = (), Error = Rejection> + Copy {
     let not_allowed = |_| async { Err::<(), _>(reject::custom(NotAllowed("GET, HEAD"))) };
     warp::get().or(warp::head()).unify().or_else(not_allowed)

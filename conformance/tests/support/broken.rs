@@ -798,8 +798,8 @@ async fn h2_buffered(tcp: TcpStream) -> std::io::Result<Answer> {
 }
 
 /// Every fault but [`Fault::Http2Buffered`] over h2c: `/stream` as the contract says (through
-/// hyper, which makes each body frame a DATA frame), but for the h2 faults and
-/// [`Fault::KeepsGenerating`]; other paths are 404.
+/// hyper, which makes each body frame a DATA frame), but for the h2 faults,
+/// [`Fault::KeepsGenerating`] and [`Fault::HeadBody`]; other paths are 404.
 async fn h2_stream(tcp: TcpStream, fault: Fault, logger: Logger) -> std::io::Result<Answer> {
     use http_body_util::{BodyExt, Full, StreamBody, combinators::BoxBody};
     use hyper::body::Frame;
@@ -812,7 +812,9 @@ async fn h2_stream(tcp: TcpStream, fault: Fault, logger: Logger) -> std::io::Res
     };
     let service = hyper::service::service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
         let logger = logger.clone();
-        async move {
+        // hyper sends whatever body a HEAD response is given; only the fault keeps it.
+        let bodiless = req.method() == hyper::Method::HEAD && fault != Fault::HeadBody;
+        let answer = async move {
             let query = req.uri().query().unwrap_or("").to_owned();
             if req.uri().path() != "/stream" {
                 return text(404, "not found\n".into());
@@ -837,6 +839,13 @@ async fn h2_stream(tcp: TcpStream, fault: Fault, logger: Logger) -> std::io::Res
                 .header("x-accel-buffering", "no")
                 .header("x-content-type-options", "nosniff")
                 .body(body)
+        };
+        async move {
+            let response = answer.await?;
+            Ok::<_, hyper::http::Error>(match bodiless {
+                true => response.map(|_| Full::new(bytes::Bytes::new()).boxed()),
+                false => response,
+            })
         }
     });
     let mut builder =
