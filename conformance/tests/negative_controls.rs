@@ -112,6 +112,7 @@ controls! {
     h2_item_per_data_frame: H2Coalesced => "carried 2 items";
     h2_100_streams_one_connection: H2FewStreams => "allows 10 concurrent streams";
     h2_reset_stops_only_its_stream: KeepsGenerating => "the generator kept running";
+    h2_shutdown_goaway: H2NoGoaway => "got no GOAWAY";
     bad_input_rejected: AcceptsBadInput => "?count=abc got 200";
     bad_input_explained: SilentBadInput => "empty message";
     streams_after_bad_input: DiesAfterBadInput => "after the bad queries";
@@ -440,6 +441,8 @@ fn bench_refuses_options_it_cannot_use() {
         (&["bench", "--fast-streams", "1,x"], "--fast-streams"),
         (&["bench", "--server", "floor=/bin/true"], "NAME=PROGRAM"),
         (&["bench", "--frameworks", "django"], "--frameworks"),
+        (&["bench", "--transports", "quic"], "--transports"),
+        (&["bench", "--h2-connections", "0"], "--h2-connections"),
     ] {
         let output = Command::new(env!("CARGO_BIN_EXE_conformance"))
             .args(args)
@@ -453,6 +456,8 @@ fn bench_refuses_options_it_cannot_use() {
     for (args, says) in [
         (&["bench", "--concurrency", "10,20,10"][..], "--concurrency lists 10 twice"),
         (&["bench", "--server", "axum=/bin/true"], "two servers are named \"axum\""),
+        (&["bench", "--transports", "h2c"], "h2c is not benchmarked"),
+        (&["bench", "--transports", "h2,http1,h2"], "--transports lists h2 twice"),
     ] {
         let output = Command::new(env!("CARGO_BIN_EXE_conformance"))
             .args(args)

@@ -1,4 +1,13 @@
 //! The whole conformance catalogue against the real `examples-actix` binary, one test per check:
 //! a failure reads like `actix::head_is_prompt`.
 
-conformance::suite!(actix, env!("CARGO_BIN_EXE_examples-actix"));
+conformance::suite!(
+    actix,
+    env!("CARGO_BIN_EXE_examples-actix"),
+    known_limits: [
+        // actix-http 3.20 drains HTTP/1 connections on graceful shutdown (its h1 dispatcher
+        // polls the shutdown signal) but its h2 dispatcher never looks at it: no GOAWAY, and an
+        // open connection keeps taking new streams until the shutdown timeout closes it.
+        (conformance::ids::h2_shutdown_goaway, "got no GOAWAY"),
+    ]
+);

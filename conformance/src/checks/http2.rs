@@ -1,7 +1,8 @@
 //! HTTP/2's own ways to break a stream, on one connection held by hand
 //! ([`crate::client::http2`]): a response head held back, items coalesced into fewer DATA
-//! frames, a limit on concurrent streams that makes a page's streams wait, and a reset stream
-//! whose generator runs on or whose siblings suffer. Over HTTP/1 they do not apply.
+//! frames, a limit on concurrent streams that makes a page's streams wait, a reset stream
+//! whose generator runs on or whose siblings suffer, and a shutdown without GOAWAY. Over
+//! HTTP/1 they do not apply.
 
 use std::time::{Duration, Instant};
 
@@ -13,7 +14,9 @@ use crate::{
         judge::{content_problem, first_line_outcome, schedule_outcome, spacing_outcome},
         stream_path,
     },
+    checks::shutdown::exit_after,
     client::{
+        Target,
         http2::{Connection, Frame, Read},
         ms,
     },
@@ -271,4 +274,96 @@ pub async fn h2_reset_stops_only_its_stream(cfg: &Config) -> Outcome {
         _ => Outcome::fail(format!("the other stream on the connection: {}", timing.reason)),
     };
     outcome.with(sibling.got.evidence)
+}
+
+/// SIGTERM while a stream is open on an HTTP/2 connection: within 1 s the server says GOAWAY on
+/// it (so a client opens its next streams elsewhere, not on a connection about to close), the
+/// open stream still gets every item and ends cleanly, and then the connection closes and the
+/// process exits.
+pub async fn h2_shutdown_goaway(cfg: &Config) -> Outcome {
+    if let Some(outcome) = h2_only(cfg) {
+        return outcome;
+    }
+    let Some(launch) = &cfg.local.launch else {
+        return Outcome::warn(
+            "needs to start the server itself: run it from the test suite or `matrix`",
+        );
+    };
+    let mut server = match launch.spawn(&[]) {
+        Ok(server) => server,
+        Err(e) => return Outcome::fail(format!("cannot start another instance: {e}")),
+    };
+    let target = Target { base: server.base.clone(), transport: cfg.target.transport.clone() };
+    let (count, interval) = (5, Duration::from_millis(500));
+    let path = stream_path(count, interval);
+    let limit = Duration::from_secs(1);
+    let connection = match Connection::open(&target).await {
+        Ok(connection) => connection,
+        Err(e) => return Outcome::fail(format!("HTTP/2: {e}")),
+    };
+    let mut stream = match connection.get(&target, &path, cfg.deadline()).await {
+        Ok(stream) => stream,
+        Err(e) => return Outcome::fail(format!("GET {path} over h2: {e}")),
+    };
+    if !matches!(stream.frame().await, Some(Ok(_))) {
+        return Outcome::fail(format!("GET {path} over h2 ended before its first item"));
+    }
+    let signalled = Instant::now();
+    if let Err(e) = server.terminate() {
+        return Outcome::fail(e);
+    }
+    let reader = tokio::spawn(async move {
+        let read = stream.read(Duration::from_secs(30)).await;
+        (read, Instant::now())
+    });
+    let goaway = connection.goaway(limit).await;
+    let probe = match goaway {
+        Ok(_) => None,
+        // Without GOAWAY a client keeps opening streams on the connection: what happens to one?
+        Err(_) => Some(match connection.get(&target, "/stream?count=1&interval_ms=0", limit).await {
+            Ok(probe) => format!("a new stream on it was answered {}", probe.status),
+            Err(e) => format!("a new stream on it failed: {e}"),
+        }),
+    };
+    let (read, done) = match reader.await {
+        Ok(read) => read,
+        Err(e) => return Outcome::fail(format!("the stream's reader failed: {e}")),
+    };
+    let ended = connection.ended(Duration::from_millis(1500)).await;
+    let closed_ms = ms(signalled.elapsed());
+    let exit = exit_after(&mut server, signalled, Duration::from_secs(5)).await;
+    // The stream's first item was read before the signal; the rest of it came after.
+    let rest = String::from_utf8_lossy(&read.got.body).into_owned();
+    let want: String = (2..=count).map(|k| format!("{k}\n")).collect();
+    let outcome = match (goaway, probe) {
+        (Err(e), probe) => Outcome::fail(format!(
+            "after SIGTERM the open HTTP/2 connection got no GOAWAY ({e}){}: clients keep \
+             sending requests on a connection the shutdown will close; the server should send \
+             GOAWAY on every connection when it stops accepting",
+            probe.map(|p| format!("; {p}")).unwrap_or_default()
+        )),
+        (Ok(_), _) if read.got.error.is_some() || rest != want => Outcome::fail(format!(
+            "after GOAWAY the open stream was cut short: it got {rest:?} after SIGTERM, \
+             expected {want:?}{}",
+            read.got.error.as_ref().map(|e| format!(" ({e})")).unwrap_or_default()
+        )),
+        (Ok(_), _) if ended.is_none() => Outcome::fail(format!(
+            "the connection was still open 1.5 s after its last stream ended \
+             ({closed_ms:.0} ms after SIGTERM)"
+        )),
+        (Ok(after), _) => match exit {
+            None => Outcome::fail("still running 5 s after SIGTERM, its streams all ended"),
+            Some((_, code)) if code != 0 => Outcome::fail(format!("exited with status {code}")),
+            Some((at, _)) => Outcome::pass(format!(
+                "GOAWAY {:.0} ms after SIGTERM; the open stream got its {} remaining items and \
+                 ended {:.0} ms after it; the connection {} and the process exited 0 after \
+                 {at:.0} ms",
+                ms(after),
+                count - 1,
+                ms(done - signalled),
+                ended.unwrap_or_default(),
+            )),
+        },
+    };
+    outcome.with(read.got.evidence)
 }

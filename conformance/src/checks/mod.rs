@@ -194,6 +194,7 @@ macro_rules! __with_catalogue {
             http2::h2_item_per_data_frame,
             http2::h2_100_streams_one_connection,
             http2::h2_reset_stops_only_its_stream,
+            http2::h2_shutdown_goaway,
             bad_input::bad_input_rejected,
             bad_input::bad_input_explained,
             bad_input::streams_after_bad_input,

@@ -15,6 +15,8 @@ use crate::Evidence;
 /// An open HTTP/2 connection; the task driving it ends with the connection.
 pub struct Connection {
     send: SendRequest<Bytes>,
+    /// Set when the connection has ended: how it ended.
+    ended: tokio::sync::watch::Receiver<Option<String>>,
 }
 
 /// One DATA frame: when it arrived (ms after its stream was opened) and what it carried.
@@ -69,8 +71,42 @@ impl Connection {
             .await
             .map_err(|e| format!("HTTP/2 handshake failed: {e}"))?;
         // The connection's own task; it ends when the connection closes.
-        tokio::spawn(connection);
-        Ok(Self { send })
+        let (ended_tx, ended) = tokio::sync::watch::channel(None);
+        tokio::spawn(async move {
+            let how = match connection.await {
+                Ok(()) => "closed cleanly".to_owned(),
+                Err(e) => describe(e),
+            };
+            ended_tx.send_replace(Some(how));
+        });
+        Ok(Self { send, ended })
+    }
+
+    /// Waits at most `limit` for the server's GOAWAY, after which a client opens no new
+    /// stream on the connection (h2 refuses them), and says how long it took; `Err` says what
+    /// else happened instead.
+    pub async fn goaway(&self, limit: Duration) -> Result<Duration, String> {
+        let start = Instant::now();
+        while start.elapsed() < limit {
+            // Ready at once while the connection takes new streams; an error once the server
+            // has said GOAWAY (or the connection has failed).
+            match self.send.clone().ready().await {
+                Ok(_) => tokio::time::sleep(Duration::from_millis(5)).await,
+                Err(e) if e.is_go_away() => return Ok(start.elapsed()),
+                Err(e) => return Err(describe(e)),
+            }
+        }
+        Err(format!("no GOAWAY within {} ms", limit.as_millis()))
+    }
+
+    /// Waits at most `limit` for the connection to end, and says how it ended.
+    pub async fn ended(&self, limit: Duration) -> Option<String> {
+        let mut ended = self.ended.clone();
+        let wait = ended.wait_for(Option::is_some);
+        match tokio::time::timeout(limit, wait).await {
+            Ok(Ok(how)) => how.clone(),
+            _ => None,
+        }
     }
 
     /// How many streams at once the server allows, as its SETTINGS said.

@@ -132,6 +132,8 @@ pub enum Fault {
     H2Coalesced,
     /// Over HTTP/2, allows 10 concurrent streams per connection.
     H2FewStreams,
+    /// Over HTTP/2, shuts down without GOAWAY: open connections keep taking new streams.
+    H2NoGoaway,
 }
 
 /// Where the server logs: stderr, and a [`ServerLog`] the tests can read.
@@ -457,7 +459,7 @@ async fn handle(
     if peeked == 3 && &preface == b"PRI" {
         return match fault {
             Fault::Http2Buffered => h2_buffered(tcp).await,
-            fault => h2_stream(tcp, fault, logger.clone()).await,
+            fault => h2_stream(tcp, fault, logger.clone(), stopping).await,
         };
     }
     let read = async {
@@ -799,8 +801,11 @@ async fn h2_buffered(tcp: TcpStream) -> std::io::Result<Answer> {
 
 /// Every fault but [`Fault::Http2Buffered`] over h2c: `/stream` as the contract says (through
 /// hyper, which makes each body frame a DATA frame), but for the h2 faults,
-/// [`Fault::KeepsGenerating`] and [`Fault::HeadBody`]; other paths are 404.
-async fn h2_stream(tcp: TcpStream, fault: Fault, logger: Logger) -> std::io::Result<Answer> {
+/// [`Fault::KeepsGenerating`] and [`Fault::HeadBody`]; other paths are 404. When shutdown
+/// starts it says GOAWAY and finishes the streams it has (but for [`Fault::H2NoGoaway`]).
+async fn h2_stream(
+    tcp: TcpStream, fault: Fault, logger: Logger, mut stopping: watch::Receiver<bool>,
+) -> std::io::Result<Answer> {
     use http_body_util::{BodyExt, Full, StreamBody, combinators::BoxBody};
     use hyper::body::Frame;
     type Body = BoxBody<bytes::Bytes, std::convert::Infallible>;
@@ -853,10 +858,19 @@ async fn h2_stream(tcp: TcpStream, fault: Fault, logger: Logger) -> std::io::Res
     if fault == Fault::H2FewStreams {
         builder.max_concurrent_streams(10);
     }
-    builder
-        .serve_connection(hyper_util::rt::TokioIo::new(tcp), service)
-        .await
-        .map_err(std::io::Error::other)?;
+    let connection = builder.serve_connection(hyper_util::rt::TokioIo::new(tcp), service);
+    tokio::pin!(connection);
+    let stop = async {
+        let _ = stopping.wait_for(|stopping| *stopping).await;
+    };
+    let served = tokio::select! {
+        served = connection.as_mut() => served,
+        () = stop, if fault != Fault::H2NoGoaway => {
+            connection.as_mut().graceful_shutdown();
+            connection.await
+        }
+    };
+    served.map_err(std::io::Error::other)?;
     Ok(Answer::Ok)
 }
 
