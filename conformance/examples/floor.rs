@@ -5,22 +5,36 @@
 //! It keeps the contract's streaming behaviour (each line flushed as it is due, deadlines not
 //! sleeps, TCP_NODELAY, the headers that keep proxies and browsers from buffering) and the
 //! parameter validation, and nothing else: `cargo run -p conformance --example floor`.
+//!
+//! With `--tls-cert` and `--tls-key` it serves HTTPS (tokio-rustls, ALPN h2 and http/1.1, hyper's
+//! auto builder), so the bench measures TLS and HTTP/2 against a floor too.
 
-use std::{convert::Infallible, net::SocketAddr, time::Duration};
+use std::{convert::Infallible, net::SocketAddr, path::PathBuf, sync::Arc, time::Duration};
 
 use async_stream::stream;
 use bytes::Bytes;
 use clap::Parser;
 use http_body_util::{BodyExt, Full, StreamBody, combinators::BoxBody};
 use hyper::{Request, Response, StatusCode, body::Frame, server::conn::http1, service::service_fn};
-use hyper_util::rt::TokioIo;
+use hyper_util::{
+    rt::{TokioExecutor, TokioIo},
+    server::conn::auto,
+};
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, pem::PemObject};
 use tokio::time::{Instant, sleep_until};
+use tokio_rustls::TlsAcceptor;
 
 #[derive(Parser)]
 struct Args {
     /// Address to listen on; port 0 picks a free port.
     #[arg(long, default_value = "127.0.0.1:3009")]
     addr: SocketAddr,
+    /// PEM certificate chain: serve HTTPS (with --tls-key).
+    #[arg(long, requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// PEM private key of --tls-cert.
+    #[arg(long, requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
 }
 
 type Body = BoxBody<Bytes, Infallible>;
@@ -28,8 +42,13 @@ type Body = BoxBody<Bytes, Infallible>;
 #[tokio::main]
 async fn main() -> std::io::Result<()> {
     let args = Args::parse();
+    let tls = match (&args.tls_cert, &args.tls_key) {
+        (Some(cert), Some(key)) => Some(acceptor(cert, key)?),
+        _ => None,
+    };
     let listener = bind(args.addr)?;
-    println!("listening on http://{}", listener.local_addr()?);
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    println!("listening on {scheme}://{}", listener.local_addr()?);
     loop {
         let (tcp, _) = match listener.accept().await {
             Ok(accepted) => accepted,
@@ -37,11 +56,42 @@ async fn main() -> std::io::Result<()> {
             Err(_) => continue,
         };
         let _ = tcp.set_nodelay(true);
+        let tls = tls.clone();
         tokio::spawn(async move {
-            let io = TokioIo::new(tcp);
-            let _ = http1::Builder::new().serve_connection(io, service_fn(handle)).await;
+            let Some(tls) = tls else {
+                let io = TokioIo::new(tcp);
+                let _ = http1::Builder::new().serve_connection(io, service_fn(handle)).await;
+                return;
+            };
+            if let Ok(tls) = tls.accept(tcp).await {
+                let io = TokioIo::new(tls);
+                let auto = auto::Builder::new(TokioExecutor::new());
+                let _ = auto.serve_connection(io, service_fn(handle)).await;
+            }
         });
     }
+}
+
+/// rustls with the certificate chain and key in `cert` and `key`, offering h2 and http/1.1.
+fn acceptor(cert: &PathBuf, key: &PathBuf) -> std::io::Result<TlsAcceptor> {
+    let bad = |what: &PathBuf, e: rustls::pki_types::pem::Error| {
+        std::io::Error::other(format!("{}: {e}", what.display()))
+    };
+    let chain = CertificateDer::pem_file_iter(cert)
+        .map_err(|e| bad(cert, e))?
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| bad(cert, e))?;
+    let key = PrivateKeyDer::from_pem_file(key).map_err(|e| bad(key, e))?;
+    let mut config = rustls::ServerConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .map_err(std::io::Error::other)?
+    .with_no_client_auth()
+    .with_single_cert(chain, key)
+    .map_err(std::io::Error::other)?;
+    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    Ok(TlsAcceptor::from(Arc::new(config)))
 }
 
 /// A listen backlog of 1024, as the examples have: `TcpListener::bind` asks for 128.

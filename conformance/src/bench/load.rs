@@ -1,5 +1,6 @@
-//! The load client: one HTTP/1.1 connection per stream (hyper's client connection, no pool, no
-//! retries), every line stamped with the time its bytes arrived.
+//! The load client: hyper's client connections (no pool, no retries), every line stamped with
+//! the time its bytes arrived. Over HTTP/1.1 (plain or TLS) each stream has a connection of its
+//! own; over h2 the streams share a given number of TLS connections.
 
 use std::{
     collections::BTreeMap,
@@ -14,14 +15,23 @@ use std::{
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Empty};
-use hyper::{Request, client::conn::http1};
-use hyper_util::rt::TokioIo;
+use hyper::{
+    Request, Response,
+    body::Incoming,
+    client::conn::{http1, http2},
+};
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use rustls::client::Resumption;
 use tokio::{net::TcpStream, sync::Semaphore, task::JoinSet};
+use tokio_rustls::TlsConnector;
+
+use crate::client::{Io, Transport, tls};
 
 /// Live counters, read by the progress bar and the memory sampler while a scenario runs.
 #[derive(Debug, Default)]
 pub struct Gauge {
-    /// Streams that have received their first line and not ended.
+    /// Streams that have received their first line and not ended; in the handshake scenario,
+    /// connections answered and held open.
     pub open: AtomicUsize,
     /// Streams that have ended, however.
     pub done: AtomicUsize,
@@ -32,34 +42,114 @@ pub struct Gauge {
 /// Errors by kind ("connect: ConnectionRefused", "status 503", …) and how often each happened.
 pub type Errors = BTreeMap<String, u32>;
 
-/// Sends `GET path` on a new connection and hands each piece of a 200's body to `on_data` as
-/// it arrives. The connection is driven in this task: one task per stream, no hand-over
-/// between tasks for each piece.
-async fn stream(
-    addr: SocketAddr, path: &str, mut on_data: impl FnMut(Bytes),
-) -> Result<(), String> {
-    let tcp = TcpStream::connect(addr).await.map_err(|e| format!("connect: {}", e.kind()))?;
-    let _ = tcp.set_nodelay(true);
-    let (mut sender, connection) = http1::handshake::<_, Empty<Bytes>>(TokioIo::new(tcp))
-        .await
-        .map_err(|e| format!("handshake: {e}"))?;
-    let request = Request::get(path)
-        .header("host", addr.to_string())
-        .body(Empty::new())
-        .map_err(|e| format!("request: {e}"))?;
-    let reading = async move {
-        let response = sender.send_request(request).await.map_err(|e| format!("request: {e}"))?;
-        if response.status() != 200 {
-            return Err(format!("status {}", response.status().as_u16()));
-        }
-        let mut body = response.into_body();
-        while let Some(frame) = body.frame().await {
-            if let Ok(data) = frame.map_err(body_error)?.into_data() {
-                on_data(data);
+/// How the load client reaches the server: the address, TLS or not, and the HTTP version.
+#[derive(Clone)]
+pub struct Dialer {
+    addr: SocketAddr,
+    tls: Option<TlsConnector>,
+    h2: bool,
+}
+
+type Sender2 = http2::SendRequest<Empty<Bytes>>;
+
+impl Dialer {
+    /// Plain HTTP/1.1.
+    pub fn plain(addr: SocketAddr) -> Self {
+        Self { addr, tls: None, h2: false }
+    }
+
+    /// TLS trusting `ca_pem`, with ALPN `h2` or `http/1.1`. Every handshake is a full one
+    /// (no session resumption), as a browser's first visit is.
+    pub fn tls(addr: SocketAddr, ca_pem: &[u8], h2: bool) -> Result<Self, String> {
+        let transport = Transport { cacert: Some(ca_pem.to_vec()), ..Default::default() };
+        let mut config = tls::config(&transport)?;
+        config.alpn_protocols = vec![if h2 { b"h2".to_vec() } else { b"http/1.1".to_vec() }];
+        config.resumption = Resumption::disabled();
+        Ok(Self { addr, tls: Some(TlsConnector::from(Arc::new(config))), h2 })
+    }
+
+    pub fn is_h2(&self) -> bool {
+        self.h2
+    }
+
+    /// A TCP connection, and the TLS handshake over it if there is one.
+    async fn io(&self) -> Result<Box<dyn Io>, String> {
+        let tcp =
+            TcpStream::connect(self.addr).await.map_err(|e| format!("connect: {}", e.kind()))?;
+        let _ = tcp.set_nodelay(true);
+        match &self.tls {
+            None => Ok(Box::new(tcp)),
+            Some(connector) => {
+                let name = rustls::pki_types::ServerName::IpAddress(self.addr.ip().into());
+                let tls = connector.connect(name, tcp).await.map_err(|e| format!("TLS: {e}"))?;
+                Ok(Box::new(tls))
             }
         }
-        Ok(())
-    };
+    }
+
+    /// An HTTP/2 connection, driven by a task of its own.
+    async fn h2(&self) -> Result<Sender2, String> {
+        let io = self.io().await?;
+        // h2 ends a connection with ENHANCE_YOUR_CALM (too_many_data_frames) once small DATA
+        // frames worth half the connection window of overhead (256 bytes each, less their
+        // payload) wait unread, and hyper cannot raise that budget. A fast stream whose lines
+        // come one per frame tripped it with hyper's 2 MiB stream window (axum and the floor,
+        // after about 0.3 s). HTTP/2's own default, 64 KiB, holds at most 9 362 such frames
+        // unread per stream: 2.3 MB of overhead, under the 2.5 MB budget of hyper's 5 MiB
+        // connection window.
+        let (sender, connection) = http2::Builder::new(TokioExecutor::new())
+            .initial_stream_window_size(65_535)
+            .handshake(TokioIo::new(io))
+            .await
+            .map_err(|e| format!("h2 handshake: {e}"))?;
+        tokio::spawn(connection);
+        Ok(sender)
+    }
+
+    fn request(&self, path: &str) -> Result<Request<Empty<Bytes>>, String> {
+        let uri = match (&self.tls, self.h2) {
+            (_, false) => path.to_owned(),
+            (Some(_), true) => format!("https://{}{path}", self.addr),
+            (None, true) => format!("http://{}{path}", self.addr),
+        };
+        Request::get(uri)
+            .header("host", self.addr.to_string())
+            .body(Empty::new())
+            .map_err(|e| format!("request: {e}"))
+    }
+}
+
+/// Hands each piece of a 200's body to `on_data` as it arrives.
+async fn body(
+    response: Result<Response<Incoming>, hyper::Error>, on_data: &mut impl FnMut(Bytes),
+) -> Result<(), String> {
+    let response = response.map_err(|e| format!("request: {e}"))?;
+    if response.status() != 200 {
+        return Err(format!("status {}", response.status().as_u16()));
+    }
+    let mut body = response.into_body();
+    while let Some(frame) = body.frame().await {
+        if let Ok(data) = frame.map_err(body_error)?.into_data() {
+            on_data(data);
+        }
+    }
+    Ok(())
+}
+
+/// Sends `GET path` on a new connection and hands each piece of a 200's body to `on_data` as
+/// it arrives. An HTTP/1.1 connection is driven in this task: one task per stream, no
+/// hand-over between tasks for each piece.
+async fn stream(dialer: &Dialer, path: &str, mut on_data: impl FnMut(Bytes)) -> Result<(), String> {
+    if dialer.h2 {
+        let sender = dialer.h2().await?;
+        return on(&sender, dialer, path, on_data).await;
+    }
+    let io = dialer.io().await?;
+    let (mut sender, connection) = http1::handshake::<_, Empty<Bytes>>(TokioIo::new(io))
+        .await
+        .map_err(|e| format!("handshake: {e}"))?;
+    let request = dialer.request(path)?;
+    let reading = async move { body(sender.send_request(request).await, &mut on_data).await };
     let (mut connection, mut reading) = (pin!(connection), pin!(reading));
     let mut connected = true;
     loop {
@@ -71,6 +161,15 @@ async fn stream(
     }
 }
 
+/// Sends `GET path` as a new stream on an HTTP/2 connection.
+async fn on(
+    sender: &Sender2, dialer: &Dialer, path: &str, mut on_data: impl FnMut(Bytes),
+) -> Result<(), String> {
+    let mut sender = sender.clone();
+    sender.ready().await.map_err(|e| format!("h2: {e}"))?;
+    body(sender.send_request(dialer.request(path)?).await, &mut on_data).await
+}
+
 fn body_error(e: hyper::Error) -> String {
     match std::error::Error::source(&e) {
         Some(cause) => format!("body: {e}: {cause}"),
@@ -79,19 +178,20 @@ fn body_error(e: hyper::Error) -> String {
 }
 
 /// Reads a whole stream, e.g. to warm a server up.
-pub async fn fetch(addr: SocketAddr, path: &str) -> Result<Vec<u8>, String> {
+pub async fn fetch(dialer: &Dialer, path: &str) -> Result<Vec<u8>, String> {
     let mut body = Vec::new();
-    stream(addr, path, |data| body.extend_from_slice(&data)).await?;
+    stream(dialer, path, |data| body.extend_from_slice(&data)).await?;
     Ok(body)
 }
 
 /// The concurrency scenario: `streams` simultaneous `GET /stream?count=&interval_ms=`, with at
-/// most `connecting` connections being set up at once (a stream stops counting as connecting
-/// when its first line arrives). Per stream: the arrival of each line in ms since its connection
-/// was started, or what went wrong.
+/// most `connecting` streams being set up at once (a stream stops counting as connecting when
+/// its first line arrives). Over h2 stream `i` goes on connection `i % connections`, opened by
+/// the first stream that needs it. Per stream: the arrival of each line in ms since the stream
+/// was started (its connection included, where it opened one), or what went wrong.
 pub async fn concurrent(
-    addr: SocketAddr, streams: u32, count: u32, interval: Duration, connecting: u32,
-    gauge: Arc<Gauge>,
+    dialer: &Dialer, streams: u32, count: u32, interval: Duration, connecting: u32,
+    connections: u32, gauge: Arc<Gauge>,
 ) -> Vec<Result<Vec<f64>, String>> {
     let path: Arc<str> =
         format!("/stream?count={count}&interval_ms={}", interval.as_millis()).into();
@@ -100,10 +200,13 @@ pub async fn concurrent(
     // Generous: a stream that is this late is reported, not waited for.
     let limit = interval * count + Duration::from_secs(60);
     let gate = Arc::new(Semaphore::new(connecting as usize));
+    let shared: Arc<[tokio::sync::OnceCell<Result<Sender2, String>>]> =
+        (0..connections.max(1)).map(|_| tokio::sync::OnceCell::new()).collect();
     let mut tasks = JoinSet::new();
-    for _ in 0..streams {
+    for i in 0..streams {
         let (path, expected, gate, gauge) =
             (path.clone(), expected.clone(), gate.clone(), gauge.clone());
+        let (dialer, shared) = (dialer.clone(), shared.clone());
         tasks.spawn(async move {
             let permit = gate.acquire_owned().await.expect("the gate is never closed");
             let started = Instant::now();
@@ -111,7 +214,7 @@ pub async fn concurrent(
             let outcome = tokio::time::timeout(limit, async {
                 let mut permit = Some(permit);
                 let (mut arrivals, mut text) = (Vec::with_capacity(count as usize), Vec::new());
-                stream(addr, &path, |data| {
+                let on_data = |data: Bytes| {
                     let at = started.elapsed().as_secs_f64() * 1e3;
                     let lines = data.iter().filter(|b| **b == b'\n').count();
                     arrivals.extend(std::iter::repeat_n(at, lines));
@@ -120,8 +223,15 @@ pub async fn concurrent(
                     if lines > 0 && permit.take().is_some() {
                         opened.open();
                     }
-                })
-                .await?;
+                };
+                match dialer.h2 {
+                    true => {
+                        let cell = &shared[i as usize % shared.len()];
+                        let sender = cell.get_or_init(|| dialer.h2()).await.clone()?;
+                        on(&sender, &dialer, &path, on_data).await?;
+                    }
+                    false => stream(&dialer, &path, on_data).await?,
+                }
                 if text != *expected {
                     return Err(format!(
                         "content: {} bytes, not the {} of 1..={count}",
@@ -175,18 +285,19 @@ pub struct Delivered {
 
 /// The throughput scenario: `streams` simultaneous `GET /stream?count=&interval_ms=0`, read as
 /// fast as they come. Each must end with line `count` after exactly `count` lines.
-pub async fn fast(addr: SocketAddr, streams: u32, count: u32, gauge: Arc<Gauge>) -> Delivered {
+pub async fn fast(dialer: &Dialer, streams: u32, count: u32, gauge: Arc<Gauge>) -> Delivered {
     let path: Arc<str> = format!("/stream?count={count}&interval_ms=0").into();
     let ending: Arc<[u8]> = format!("\n{count}\n").into_bytes().into();
     let started = Instant::now();
     let mut tasks = JoinSet::new();
     for _ in 0..streams {
         let (path, ending, gauge) = (path.clone(), ending.clone(), gauge.clone());
+        let dialer = dialer.clone();
         tasks.spawn(async move {
             let (mut lines, mut bytes) = (0u64, 0u64);
             // The last few bytes seen, to check the final line.
             let mut tail = Vec::with_capacity(32);
-            stream(addr, &path, |data| {
+            stream(&dialer, &path, |data| {
                 let n = data.iter().filter(|b| **b == b'\n').count() as u64;
                 lines += n;
                 bytes += data.len() as u64;
@@ -219,4 +330,80 @@ pub async fn fast(addr: SocketAddr, streams: u32, count: u32, gauge: Arc<Gauge>)
     }
     delivered.wall = started.elapsed();
     delivered
+}
+
+/// The handshake scenario: `n` new connections, at most `connecting` being set up at once; each
+/// sends one `GET /stream?count=1&interval_ms=0`, reads the answer and is then held open (idle)
+/// until `hold` is closed, so the server's memory per connection can be read. Per connection:
+/// ms from connecting to the end of its answer, or what went wrong.
+pub async fn handshakes(
+    dialer: &Dialer, n: u32, connecting: u32, gauge: Arc<Gauge>, hold: Arc<Semaphore>,
+) -> Vec<Result<f64, String>> {
+    const PATH: &str = "/stream?count=1&interval_ms=0";
+    let gate = Arc::new(Semaphore::new(connecting as usize));
+    let mut tasks = JoinSet::new();
+    for _ in 0..n {
+        let (dialer, gate, hold, gauge) =
+            (dialer.clone(), gate.clone(), hold.clone(), gauge.clone());
+        tasks.spawn(async move {
+            let permit = gate.acquire_owned().await.expect("the gate is never closed");
+            let started = Instant::now();
+            let answered = async {
+                let mut got = Vec::new();
+                let keep: Box<dyn std::any::Any + Send> = match dialer.h2 {
+                    true => {
+                        let sender = dialer.h2().await?;
+                        on(&sender, &dialer, PATH, |d| got.extend_from_slice(&d)).await?;
+                        Box::new(sender)
+                    }
+                    false => {
+                        let io = dialer.io().await?;
+                        let (mut sender, connection) =
+                            http1::handshake::<_, Empty<Bytes>>(TokioIo::new(io))
+                                .await
+                                .map_err(|e| format!("handshake: {e}"))?;
+                        let driver = tokio::spawn(connection);
+                        let response = sender.send_request(dialer.request(PATH)?).await;
+                        body(response, &mut |d: Bytes| got.extend_from_slice(&d)).await?;
+                        Box::new((sender, AbortOnDrop(driver)))
+                    }
+                };
+                if got != b"1\n" {
+                    return Err(format!(
+                        "content: {:?}, not \"1\\n\"",
+                        String::from_utf8_lossy(&got)
+                    ));
+                }
+                Ok((started.elapsed().as_secs_f64() * 1e3, keep))
+            };
+            let outcome = tokio::time::timeout(Duration::from_secs(60), answered)
+                .await
+                .unwrap_or_else(|_| Err("timeout: unanswered after 60 s".into()));
+            drop(permit);
+            gauge.done.fetch_add(1, Ordering::Relaxed);
+            match outcome {
+                Ok((ms, keep)) => {
+                    gauge.open.fetch_add(1, Ordering::Relaxed);
+                    let _ = hold.acquire().await;
+                    drop(keep);
+                    Ok(ms)
+                }
+                Err(e) => Err(e),
+            }
+        });
+    }
+    let mut results = Vec::with_capacity(n as usize);
+    while let Some(result) = tasks.join_next().await {
+        results.push(result.unwrap_or_else(|e| Err(format!("client task: {e}"))));
+    }
+    results
+}
+
+/// Ends the task driving an HTTP/1.1 connection (and so the connection) when dropped.
+struct AbortOnDrop(tokio::task::JoinHandle<Result<(), hyper::Error>>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }

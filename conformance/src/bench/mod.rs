@@ -2,8 +2,10 @@
 //! at a time, each in a release build and started afresh for every scenario.
 //!
 //! Scenarios: many simultaneous slow streams (on time? how much memory per stream?), a few
-//! fast streams (how many lines per second?), and start-up (spawn to `listening on`). Every
-//! figure is also given as a ratio to the floor measured in the same run.
+//! fast streams (how many lines per second?), many new connections (how many per second, how
+//! much memory each?), and start-up (spawn to `listening on`). Each runs over the transports
+//! asked for: plain HTTP/1.1, HTTP/1.1 over TLS, h2 over TLS. Every figure is also given as a
+//! ratio to the floor measured in the same run, over the same transport.
 
 pub mod charts;
 mod load;
@@ -21,8 +23,11 @@ use std::{
 use indicatif::{ProgressBar, ProgressStyle};
 use serde::Serialize;
 
-use crate::servers::Spawned;
-use load::Gauge;
+use crate::{
+    servers::Spawned,
+    transports::{Certificates, Serving},
+};
+use load::{Dialer, Gauge};
 pub use report::{Figure, Target, markdown as summary};
 use system::{FdLimit, Machine};
 
@@ -80,6 +85,17 @@ pub struct Options {
     #[arg(long, value_delimiter = ',', default_values = ["1", "16"],
           value_parser = clap::value_parser!(u32).range(1..=1024))]
     pub fast_streams: Vec<u32>,
+    /// New connections in the handshake scenario, each answering one short request and then
+    /// held open (0 leaves the scenario out).
+    #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u32).range(0..=50_000))]
+    pub handshakes: u32,
+    /// Transports to run every scenario over: http1 (plain HTTP/1.1), https (HTTP/1.1 over TLS,
+    /// a connection per stream), h2 (HTTP/2 over TLS).
+    #[arg(long, value_enum, value_delimiter = ',', default_values = ["http1"])]
+    pub transports: Vec<Serving>,
+    /// TLS connections that the slow streams share over h2.
+    #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u32).range(1..=10_000))]
+    pub h2_connections: u32,
     /// Also measure your own server (repeatable): PROGRAM must take `--addr 127.0.0.1:0`,
     /// print `listening on http://IP:PORT` first on stdout, and serve the same `/stream`.
     #[arg(long = "server", value_name = "NAME=PROGRAM", value_parser = parse_server)]
@@ -125,6 +141,7 @@ pub struct ServerResults {
     pub startup_ms: Vec<f64>,
     pub concurrency: Vec<Concurrency>,
     pub throughput: Vec<Throughput>,
+    pub handshakes: Vec<Handshakes>,
 }
 
 #[derive(Debug, Clone, Copy, Serialize)]
@@ -156,6 +173,9 @@ impl Quantiles {
 
 #[derive(Debug, Serialize)]
 pub struct Concurrency {
+    pub transport: Serving,
+    /// Connections the streams went over: one each over HTTP/1.1, shared over h2.
+    pub connections: u32,
     pub streams: u32,
     pub completed: u32,
     pub errors: BTreeMap<String, u32>,
@@ -182,6 +202,7 @@ pub struct Concurrency {
 
 #[derive(Debug, Serialize)]
 pub struct Throughput {
+    pub transport: Serving,
     pub streams: u32,
     pub completed: u32,
     pub errors: BTreeMap<String, u32>,
@@ -194,6 +215,26 @@ pub struct Throughput {
     pub client_cpu_ms: f64,
 }
 
+/// New connections, each answering `GET /stream?count=1&interval_ms=0` and then held open.
+#[derive(Debug, Serialize)]
+pub struct Handshakes {
+    pub transport: Serving,
+    pub connections: u32,
+    pub completed: u32,
+    pub errors: BTreeMap<String, u32>,
+    /// From connecting (TLS handshake included) to the end of the answer.
+    pub answer_ms: Option<Quantiles>,
+    /// Completed connections per second of wall time, all being answered.
+    pub per_s: f64,
+    pub rss_idle_kib: u64,
+    /// With every answered connection held open.
+    pub rss_held_kib: u64,
+    pub kib_per_connection: Option<f64>,
+    pub server_cpu_ms: f64,
+    pub client_cpu_ms: f64,
+    pub wall_ms: f64,
+}
+
 /// Runs every scenario against the floor and the chosen frameworks; writes bench.json,
 /// summary.md and the SVG charts to `options.out`.
 pub async fn run(options: &Options) -> Result<Results, String> {
@@ -203,6 +244,16 @@ pub async fn run(options: &Options) -> Result<Results, String> {
         if let Some(twice) = values.iter().find(|v| values.iter().filter(|w| w == v).count() > 1) {
             return Err(format!("{flag} lists {twice} twice"));
         }
+    }
+    if options.transports.contains(&Serving::H2c) {
+        return Err("--transports: h2c is not benchmarked (the floor serves no h2c); use \
+                    http1, https or h2"
+            .into());
+    }
+    if let Some(twice) =
+        options.transports.iter().find(|t| options.transports.iter().filter(|u| u == t).count() > 1)
+    {
+        return Err(format!("--transports lists {} twice", twice.name()));
     }
     let names = options.frameworks.iter().map(|f| f.name());
     let mut names: Vec<&str> =
@@ -216,7 +267,7 @@ pub async fn run(options: &Options) -> Result<Results, String> {
         "open-file limit: {} (was {}, hard limit {})",
         fd_limit.now, fd_limit.was, fd_limit.hard
     );
-    let most = options.concurrency.iter().copied().max().unwrap_or(0);
+    let most = options.concurrency.iter().copied().max().unwrap_or(0).max(options.handshakes);
     if u64::from(most) + 64 > fd_limit.now {
         return Err(format!(
             "--concurrency {most} needs about {} open files, and this system allows {} \
@@ -244,9 +295,14 @@ pub async fn run(options: &Options) -> Result<Results, String> {
 
     let mut programs = build(&options.frameworks).await?;
     programs.extend(options.servers.iter().cloned());
-    let steps = programs.len()
-        * options.runs as usize
-        * (options.concurrency.len() + options.fast_streams.len());
+    let scenarios = options.concurrency.len()
+        + options.fast_streams.len()
+        + usize::from(options.handshakes > 0);
+    let steps = programs.len() * options.runs as usize * options.transports.len() * scenarios;
+    let tls = match options.transports.iter().any(|t| t.is_tls()) {
+        true => Some(Certificates::new("bench")?),
+        false => None,
+    };
     let bar = ProgressBar::new(steps as u64).with_style(
         ProgressStyle::with_template("[{elapsed_precise}] {bar:30} {pos}/{len} {msg}")
             .expect("the template is valid"),
@@ -261,30 +317,55 @@ pub async fn run(options: &Options) -> Result<Results, String> {
             startup_ms: Vec::new(),
             concurrency: Vec::new(),
             throughput: Vec::new(),
+            handshakes: Vec::new(),
         })
         .collect();
     // Runs go round the servers, so a disturbance on the machine does not land on one server.
-    for &streams in &options.concurrency {
-        for run in 1..=options.runs {
-            for server in &mut servers {
-                let (spawned, addr) = start(&server.program, &mut server.startup_ms).await?;
-                let label = format!("{} (run {run})", server.name);
-                let result = concurrency(&spawned, addr, streams, options, &bar, &label).await?;
-                stop(spawned).await;
-                bar.inc(1);
-                server.concurrency.push(result);
+    for &transport in &options.transports {
+        let on = |s: &Spawned| dialer(s, transport, tls.as_ref());
+        let over = transport.name();
+        for &streams in &options.concurrency {
+            for run in 1..=options.runs {
+                for server in &mut servers {
+                    let (spawned, took) = start(&server.program, transport, tls.as_ref()).await?;
+                    server.startup_ms.push(took);
+                    let label = format!("{} over {over} (run {run})", server.name);
+                    let dialer = on(&spawned)?;
+                    let result =
+                        concurrency(&spawned, &dialer, streams, options, &bar, &label).await?;
+                    stop(spawned).await;
+                    bar.inc(1);
+                    server.concurrency.push(Concurrency { transport, ..result });
+                }
             }
         }
-    }
-    for &streams in &options.fast_streams {
-        for run in 1..=options.runs {
-            for server in &mut servers {
-                let (spawned, addr) = start(&server.program, &mut server.startup_ms).await?;
-                let label = format!("{} (run {run})", server.name);
-                let result = throughput(&spawned, addr, streams, options, &bar, &label).await?;
-                stop(spawned).await;
-                bar.inc(1);
-                server.throughput.push(result);
+        for &streams in &options.fast_streams {
+            for run in 1..=options.runs {
+                for server in &mut servers {
+                    let (spawned, took) = start(&server.program, transport, tls.as_ref()).await?;
+                    server.startup_ms.push(took);
+                    let label = format!("{} over {over} (run {run})", server.name);
+                    let dialer = on(&spawned)?;
+                    let result =
+                        throughput(&spawned, &dialer, streams, options, &bar, &label).await?;
+                    stop(spawned).await;
+                    bar.inc(1);
+                    server.throughput.push(Throughput { transport, ..result });
+                }
+            }
+        }
+        if options.handshakes > 0 {
+            for run in 1..=options.runs {
+                for server in &mut servers {
+                    let (spawned, took) = start(&server.program, transport, tls.as_ref()).await?;
+                    server.startup_ms.push(took);
+                    let label = format!("{} over {over} (run {run})", server.name);
+                    let dialer = on(&spawned)?;
+                    let result = handshakes(&spawned, &dialer, options, &bar, &label).await?;
+                    stop(spawned).await;
+                    bar.inc(1);
+                    server.handshakes.push(Handshakes { transport, ..result });
+                }
             }
         }
     }
@@ -351,22 +432,40 @@ async fn cargo_build(root: &Path, args: &[&str], target: &str) -> Result<PathBuf
         .ok_or_else(|| format!("cargo built no executable named {target}"))
 }
 
-/// Starts a fresh instance with request logging off (the floor has none), noting its start-up.
-async fn start(program: &Path, startup_ms: &mut Vec<f64>) -> Result<(Spawned, SocketAddr), String> {
+/// Starts a fresh instance for `transport` with request logging off (the floor has none); says
+/// how long it took to start.
+async fn start(
+    program: &Path, transport: Serving, tls: Option<&Certificates>,
+) -> Result<(Spawned, f64), String> {
     let program = program.to_owned();
+    let args = tls.map(|tls| transport.args(tls)).unwrap_or_default();
     let started = Instant::now();
     let spawned = tokio::task::spawn_blocking(move || {
-        Spawned::with_log_level(&program, &[], "warn", Duration::from_secs(60))
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        Spawned::with_log_level(&program, &args, "warn", Duration::from_secs(60))
     })
     .await
     .map_err(|e| format!("cannot start the server: {e}"))??;
-    startup_ms.push(started.elapsed().as_secs_f64() * 1e3);
-    let addr = spawned
-        .base
+    Ok((spawned, started.elapsed().as_secs_f64() * 1e3))
+}
+
+/// How the load client reaches `spawned` over `transport`.
+fn dialer(
+    spawned: &Spawned, transport: Serving, tls: Option<&Certificates>,
+) -> Result<Dialer, String> {
+    let base = &spawned.base;
+    let addr: SocketAddr = base
         .trim_start_matches("http://")
+        .trim_start_matches("https://")
         .parse()
-        .map_err(|e| format!("{} is not IP:PORT: {e}", spawned.base))?;
-    Ok((spawned, addr))
+        .map_err(|e| format!("{base} is not IP:PORT: {e}"))?;
+    match (transport, tls) {
+        (Serving::Http1, _) => Ok(Dialer::plain(addr)),
+        (_, Some(tls)) if transport.is_tls() => {
+            Dialer::tls(addr, &tls.ca_pem, transport == Serving::H2)
+        }
+        _ => Err(format!("cannot reach {base} over {}", transport.name())),
+    }
 }
 
 /// Ends a server with SIGTERM, as a user would, so that it can write what it writes at exit (a
@@ -407,11 +506,15 @@ impl Cpu {
 }
 
 async fn concurrency(
-    spawned: &Spawned, addr: SocketAddr, streams: u32, options: &Options, bar: &ProgressBar,
+    spawned: &Spawned, dialer: &Dialer, streams: u32, options: &Options, bar: &ProgressBar,
     name: &str,
 ) -> Result<Concurrency, String> {
     let interval = Duration::from_millis(options.line_interval_ms);
-    load::fetch(addr, "/stream?count=2&interval_ms=0")
+    let connections = match dialer.is_h2() {
+        true => options.h2_connections.min(streams),
+        false => streams,
+    };
+    load::fetch(dialer, "/stream?count=2&interval_ms=0")
         .await
         .map_err(|e| format!("{name}: the warm-up request failed: {e}"))?;
     let pid = spawned.pid();
@@ -419,14 +522,14 @@ async fn concurrency(
     let cpu = Cpu::start(spawned)?;
     let gauge = Arc::new(Gauge::default());
     let started = Instant::now();
-    let mut run = tokio::spawn(load::concurrent(
-        addr,
-        streams,
-        options.lines,
-        interval,
-        options.connecting,
-        gauge.clone(),
-    ));
+    let mut run = tokio::spawn({
+        let (dialer, gauge, lines, connecting) =
+            (dialer.clone(), gauge.clone(), options.lines, options.connecting);
+        async move {
+            load::concurrent(&dialer, streams, lines, interval, connecting, connections, gauge)
+                .await
+        }
+    });
     let (mut sampled, mut peak) = ((0, rss_idle_kib), rss_idle_kib);
     let mut tick = tokio::time::interval(Duration::from_millis(100));
     let outcomes = loop {
@@ -471,6 +574,8 @@ async fn concurrency(
     }
     let (open_when_sampled, rss_sampled_kib) = sampled;
     Ok(Concurrency {
+        transport: Serving::Http1,
+        connections,
         streams,
         completed: first_lines.len() as u32,
         errors,
@@ -492,15 +597,18 @@ async fn concurrency(
 }
 
 async fn throughput(
-    spawned: &Spawned, addr: SocketAddr, streams: u32, options: &Options, bar: &ProgressBar,
+    spawned: &Spawned, dialer: &Dialer, streams: u32, options: &Options, bar: &ProgressBar,
     name: &str,
 ) -> Result<Throughput, String> {
-    load::fetch(addr, "/stream?count=2&interval_ms=0")
+    load::fetch(dialer, "/stream?count=2&interval_ms=0")
         .await
         .map_err(|e| format!("{name}: the warm-up request failed: {e}"))?;
     let cpu = Cpu::start(spawned)?;
     let gauge = Arc::new(Gauge::default());
-    let mut run = tokio::spawn(load::fast(addr, streams, options.fast_lines, gauge.clone()));
+    let mut run = tokio::spawn({
+        let (dialer, gauge, lines) = (dialer.clone(), gauge.clone(), options.fast_lines);
+        async move { load::fast(&dialer, streams, lines, gauge).await }
+    });
     let mut tick = tokio::time::interval(Duration::from_millis(100));
     let delivered = loop {
         tokio::select! {
@@ -515,6 +623,7 @@ async fn throughput(
     let (server_cpu_ms, client_cpu_ms) = cpu.spent();
     let seconds = delivered.wall.as_secs_f64();
     Ok(Throughput {
+        transport: Serving::Http1,
         streams,
         completed: delivered.completed,
         errors: delivered.errors,
@@ -525,6 +634,62 @@ async fn throughput(
         mb_per_s: delivered.bytes as f64 / seconds / 1e6,
         server_cpu_ms,
         client_cpu_ms,
+    })
+}
+
+async fn handshakes(
+    spawned: &Spawned, dialer: &Dialer, options: &Options, bar: &ProgressBar, name: &str,
+) -> Result<Handshakes, String> {
+    let n = options.handshakes;
+    load::fetch(dialer, "/stream?count=2&interval_ms=0")
+        .await
+        .map_err(|e| format!("{name}: the warm-up request failed: {e}"))?;
+    let pid = spawned.pid();
+    let rss_idle_kib = crate::servers::rss_kib(pid)?;
+    let cpu = Cpu::start(spawned)?;
+    let gauge = Arc::new(Gauge::default());
+    let hold = Arc::new(tokio::sync::Semaphore::new(0));
+    let started = Instant::now();
+    let run = tokio::spawn({
+        let (dialer, gauge, hold, connecting) =
+            (dialer.clone(), gauge.clone(), hold.clone(), options.connecting);
+        async move { load::handshakes(&dialer, n, connecting, gauge, hold).await }
+    });
+    let mut tick = tokio::time::interval(Duration::from_millis(10));
+    while gauge.done.load(Ordering::Relaxed) < n as usize && !run.is_finished() {
+        tick.tick().await;
+        bar.set_message(format!(
+            "{name}: {n} new connections; {} answered",
+            gauge.open.load(Ordering::Relaxed)
+        ));
+    }
+    let wall_ms = started.elapsed().as_secs_f64() * 1e3;
+    let (server_cpu_ms, client_cpu_ms) = cpu.spent();
+    let rss_held_kib = crate::servers::rss_kib(pid)?;
+    let held = gauge.open.load(Ordering::Relaxed);
+    hold.close();
+    let outcomes = run.await.map_err(|e| format!("the load client failed: {e}"))?;
+    let (mut errors, mut answers) = (BTreeMap::new(), Vec::new());
+    for outcome in outcomes {
+        match outcome {
+            Ok(ms) => answers.push(ms),
+            Err(kind) => *errors.entry(kind).or_default() += 1,
+        }
+    }
+    Ok(Handshakes {
+        transport: Serving::Http1,
+        connections: n,
+        completed: answers.len() as u32,
+        errors,
+        answer_ms: Quantiles::of(&answers),
+        per_s: answers.len() as f64 / (wall_ms / 1e3),
+        rss_idle_kib,
+        rss_held_kib,
+        kib_per_connection: (held > 0)
+            .then(|| rss_held_kib.saturating_sub(rss_idle_kib) as f64 / held as f64),
+        server_cpu_ms,
+        client_cpu_ms,
+        wall_ms,
     })
 }
 
@@ -553,21 +718,37 @@ fn write(results: &Results, out: &Path) -> Result<(), String> {
     };
     put("bench.json", serde_json::to_string_pretty(results).expect("results serialize") + "\n")?;
     put("summary.md", report::markdown(results))?;
-    for &streams in &results.options.concurrency {
+    for (&transport, &streams) in results
+        .options
+        .transports
+        .iter()
+        .flat_map(|t| results.options.concurrency.iter().map(move |s| (t, s)))
+    {
         let pooled: Vec<(&str, Vec<f64>)> = results
             .servers
             .iter()
             .map(|s| {
-                let runs = s.concurrency.iter().filter(|c| c.streams == streams);
+                let runs = s
+                    .concurrency
+                    .iter()
+                    .filter(|c| c.streams == streams && c.transport == transport);
                 let samples = runs.flat_map(|c| c.lateness_samples.iter().copied());
                 (s.name.as_str(), samples.collect())
             })
             .collect();
         let series: Vec<(&str, &[f64])> = pooled.iter().map(|(n, v)| (*n, &v[..])).collect();
+        let (file, over) = match transport {
+            Serving::Http1 => (format!("lateness-{streams}.svg"), String::new()),
+            _ => (
+                format!("lateness-{streams}-{}.svg", transport.name()),
+                format!(", {}", report::transport_label(transport, results.options.h2_connections)),
+            ),
+        };
         charts::lateness_chart(
-            &out.join(format!("lateness-{streams}.svg")),
+            &out.join(file),
             &format!(
-                "Line lateness, {streams} simultaneous streams of {} lines every {} ms ({} runs)",
+                "Line lateness, {streams} simultaneous streams of {} lines every {} ms{over} ({} \
+                 runs)",
                 results.options.lines, results.options.line_interval_ms, results.options.runs
             ),
             &series,
@@ -581,7 +762,9 @@ fn write(results: &Results, out: &Path) -> Result<(), String> {
                 let latest = s
                     .concurrency
                     .iter()
-                    .filter(|c| c.streams == streams)
+                    .filter(|c| {
+                        c.streams == streams && c.transport == results.options.transports[0]
+                    })
                     .max_by(|a, b| latest(a).total_cmp(&latest(b)))?;
                 Some((s.name.as_str(), &latest.latest_stream_ms[..]))
             })

@@ -4,7 +4,37 @@ use std::fmt::Write as _;
 
 use serde::Serialize;
 
-use super::{Concurrency, FLOOR, Results, ServerResults, Throughput};
+use super::{Concurrency, FLOOR, Handshakes, Results, ServerResults, Throughput};
+use crate::transports::Serving;
+
+/// How a scenario's connections were made, as its name says it; nothing for plain HTTP/1.1.
+pub fn transport_label(transport: Serving, connections: u32) -> String {
+    match transport {
+        Serving::Http1 => String::new(),
+        Serving::Https => "HTTP/1.1 over TLS".into(),
+        Serving::H2 if connections > 1 => format!("h2 on {connections} TLS connections"),
+        Serving::H2 | Serving::H2c => "h2 over TLS".into(),
+    }
+}
+
+/// `base`, with the transport after a comma where it is not plain HTTP/1.1.
+fn named(base: String, transport: Serving, connections: u32) -> String {
+    match transport_label(transport, connections) {
+        label if label.is_empty() => base,
+        label => format!("{base}, {label}"),
+    }
+}
+
+/// The distinct values of `key` over `items`, in order of first appearance.
+fn groups<T, K: PartialEq + Copy>(items: &[T], key: impl Fn(&T) -> K) -> Vec<K> {
+    let mut keys = Vec::new();
+    for item in items {
+        if !keys.contains(&key(item)) {
+            keys.push(key(item));
+        }
+    }
+    keys
+}
 
 /// One measured figure and its ratio to the floor's in the same scenario.
 #[derive(Debug, Clone, Serialize)]
@@ -28,12 +58,16 @@ fn median(mut values: Vec<f64>) -> Option<f64> {
 /// The figures of one server, in table order: (scenario, metric, unit, median over the runs).
 fn own_figures(server: &ServerResults) -> Vec<(String, &'static str, &'static str, f64)> {
     let mut figures = Vec::new();
-    let mut sizes: Vec<u32> = server.concurrency.iter().map(|c| c.streams).collect();
-    sizes.dedup();
-    for streams in sizes {
-        let runs: Vec<&Concurrency> =
-            server.concurrency.iter().filter(|c| c.streams == streams).collect();
-        let scenario = format!("{streams} slow streams");
+    for (transport, streams, connections) in
+        groups(&server.concurrency, |c| (c.transport, c.streams, c.connections))
+    {
+        let runs: Vec<&Concurrency> = server
+            .concurrency
+            .iter()
+            .filter(|c| c.streams == streams && c.transport == transport)
+            .collect();
+        let connections = if transport == Serving::H2 { connections } else { 1 };
+        let scenario = named(format!("{streams} slow streams"), transport, connections);
         // Completion counts from the worst run, not the median.
         if let Some(worst) = runs.iter().map(|c| c.completed).min() {
             figures.push((scenario.clone(), "completed", "streams", worst.into()));
@@ -52,12 +86,13 @@ fn own_figures(server: &ServerResults) -> Vec<(String, &'static str, &'static st
         add("memory per stream", "KiB", &|c| c.kib_per_stream);
         add("server CPU", "ms", &|c| Some(c.server_cpu_ms));
     }
-    let mut sizes: Vec<u32> = server.throughput.iter().map(|t| t.streams).collect();
-    sizes.dedup();
-    for streams in sizes {
-        let runs: Vec<&Throughput> =
-            server.throughput.iter().filter(|t| t.streams == streams).collect();
-        let scenario = format!("{streams} fast streams");
+    for (transport, streams) in groups(&server.throughput, |t| (t.transport, t.streams)) {
+        let runs: Vec<&Throughput> = server
+            .throughput
+            .iter()
+            .filter(|t| t.streams == streams && t.transport == transport)
+            .collect();
+        let scenario = named(format!("{streams} fast streams"), transport, 1);
         let mut add = |metric, unit, value: &dyn Fn(&Throughput) -> f64| {
             if let Some(m) = median(runs.iter().map(|t| value(t)).collect()) {
                 figures.push((scenario.clone(), metric, unit, m));
@@ -68,6 +103,26 @@ fn own_figures(server: &ServerResults) -> Vec<(String, &'static str, &'static st
         add("server CPU", "ms", &|t| t.server_cpu_ms);
         let worst = runs.iter().map(|t| t.completed).min().unwrap_or(0);
         figures.push((scenario.clone(), "errors", "streams", (streams - worst).into()));
+    }
+    for transport in groups(&server.handshakes, |h| h.transport) {
+        let runs: Vec<&Handshakes> =
+            server.handshakes.iter().filter(|h| h.transport == transport).collect();
+        let n = runs.first().map_or(0, |h| h.connections);
+        let scenario = named(format!("{n} new connections"), transport, 1);
+        let mut add = |metric, unit, value: &dyn Fn(&Handshakes) -> Option<f64>| {
+            if let Some(m) = median(runs.iter().filter_map(|h| value(h)).collect()) {
+                figures.push((scenario.clone(), metric, unit, m));
+            }
+        };
+        add("connections/s", "conn/s", &|h| Some(h.per_s));
+        add("answer p50", "ms", &|h| h.answer_ms.map(|q| q.p50));
+        add("answer p99", "ms", &|h| h.answer_ms.map(|q| q.p99));
+        add("memory per connection", "KiB", &|h| h.kib_per_connection);
+        add("server CPU per connection", "µs", &|h| {
+            (h.completed > 0).then(|| h.server_cpu_ms * 1e3 / f64::from(h.completed))
+        });
+        let worst = runs.iter().map(|h| h.completed).min().unwrap_or(0);
+        figures.push((scenario.clone(), "errors", "connections", (n - worst).into()));
     }
     if let Some(m) = median(server.startup_ms.clone()) {
         figures.push(("start-up".into(), "spawn to listening", "ms", m));
@@ -175,8 +230,8 @@ fn si(value: f64) -> String {
 
 fn number(value: f64, unit: &str) -> String {
     match unit {
-        "lines/s" => si(value),
-        "streams" => format!("{value:.0}"),
+        "lines/s" | "conn/s" => si(value),
+        "streams" | "connections" => format!("{value:.0}"),
         _ if value.abs() >= 100.0 => format!("{value:.0}"),
         _ => format!("{value:.1}"),
     }
@@ -243,7 +298,7 @@ pub fn markdown(results: &Results) -> String {
         }
         let header: Vec<String> = std::iter::once("server".to_owned())
             .chain(metrics.iter().map(|(m, u)| match *u {
-                "streams" | "lines/s" | "MB/s" => (*m).to_owned(),
+                "streams" | "connections" | "lines/s" | "conn/s" | "MB/s" => (*m).to_owned(),
                 _ => format!("{m} ({u})"),
             }))
             .collect();
@@ -257,7 +312,7 @@ pub fn markdown(results: &Results) -> String {
                             .iter()
                             .find(|f| f.server == server.name && f.metric == *metric)
                             .map_or("—".into(), |f| match f.ratio_to_floor {
-                                Some(r) if f.unit != "streams" => {
+                                Some(r) if !matches!(f.unit, "streams" | "connections") => {
                                     format!("{} ({r:.2}×)", number(f.value, f.unit))
                                 }
                                 _ => number(f.value, f.unit),

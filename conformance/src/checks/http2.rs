@@ -10,11 +10,11 @@ use futures_util::future::join_all;
 
 use crate::{
     Config, Level, Outcome,
+    checks::shutdown::exit_after,
     checks::{
         judge::{content_problem, first_line_outcome, schedule_outcome, spacing_outcome},
         stream_path,
     },
-    checks::shutdown::exit_after,
     client::{
         Target,
         http2::{Connection, Frame, Read},
@@ -320,10 +320,12 @@ pub async fn h2_shutdown_goaway(cfg: &Config) -> Outcome {
     let probe = match goaway {
         Ok(_) => None,
         // Without GOAWAY a client keeps opening streams on the connection: what happens to one?
-        Err(_) => Some(match connection.get(&target, "/stream?count=1&interval_ms=0", limit).await {
-            Ok(probe) => format!("a new stream on it was answered {}", probe.status),
-            Err(e) => format!("a new stream on it failed: {e}"),
-        }),
+        Err(_) => {
+            Some(match connection.get(&target, "/stream?count=1&interval_ms=0", limit).await {
+                Ok(probe) => format!("a new stream on it was answered {}", probe.status),
+                Err(e) => format!("a new stream on it failed: {e}"),
+            })
+        }
     };
     let (read, done) = match reader.await {
         Ok(read) => read,

@@ -89,7 +89,9 @@ async fn read_across(
 }
 
 /// Polls until the process has exited or `limit` has passed since `since`.
-pub(super) async fn exit_after(server: &mut Spawned, since: Instant, limit: Duration) -> Option<(f64, i32)> {
+pub(super) async fn exit_after(
+    server: &mut Spawned, since: Instant, limit: Duration,
+) -> Option<(f64, i32)> {
     while since.elapsed() < limit {
         if let Some(status) = server.exited() {
             return Some((ms(since.elapsed()), status.code().unwrap_or(-1)));

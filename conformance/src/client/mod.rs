@@ -21,7 +21,7 @@ use tokio::{
 mod decode;
 pub mod http2;
 mod split;
-mod tls;
+pub(crate) mod tls;
 
 pub(crate) use decode::Decoder;
 use split::Splitter;
@@ -506,7 +506,7 @@ pub(crate) fn describe(err: &reqwest::Error) -> String {
 }
 
 /// A connection that reads and writes: plain TCP, or TLS over it.
-trait Io: AsyncRead + AsyncWrite + Unpin + Send {}
+pub(crate) trait Io: AsyncRead + AsyncWrite + Unpin + Send {}
 impl<T: AsyncRead + AsyncWrite + Unpin + Send> Io for T {}
 
 /// A connection for a raw HTTP/1 exchange: TCP, and over `https://` TLS with ALPN `http/1.1`.

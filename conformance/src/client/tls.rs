@@ -33,7 +33,7 @@ pub(crate) async fn connect(
 
 /// As curl: `--cacert` replaces the system's roots, `--insecure` trusts any certificate, and
 /// otherwise the platform's verifier decides (as reqwest's does).
-fn config(transport: &Transport) -> Result<ClientConfig, String> {
+pub(crate) fn config(transport: &Transport) -> Result<ClientConfig, String> {
     super::install_provider();
     if transport.insecure {
         let provider = CryptoProvider::get_default().cloned().expect("installed above");

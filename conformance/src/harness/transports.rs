@@ -11,7 +11,8 @@ use crate::{
 };
 
 /// One way to serve the same app.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Serving {
     /// Plain HTTP/1.1.
     Http1,
