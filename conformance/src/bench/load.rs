@@ -1,6 +1,7 @@
 //! The load client: hyper's client connections (no pool, no retries), every line stamped with
 //! the time its bytes arrived. Over HTTP/1.1 (plain or TLS) each stream has a connection of its
-//! own; over h2 the streams share a given number of TLS connections.
+//! own; over h2 (the `h2` crate, which hyper's HTTP/2 is built on) the streams share a given
+//! number of TLS connections.
 
 use std::{
     collections::BTreeMap,
@@ -15,12 +16,8 @@ use std::{
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Empty};
-use hyper::{
-    Request, Response,
-    body::Incoming,
-    client::conn::{http1, http2},
-};
-use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper::{Request, Response, body::Incoming, client::conn::http1};
+use hyper_util::rt::TokioIo;
 use rustls::client::Resumption;
 use tokio::{net::TcpStream, sync::Semaphore, task::JoinSet};
 use tokio_rustls::TlsConnector;
@@ -50,7 +47,7 @@ pub struct Dialer {
     h2: bool,
 }
 
-type Sender2 = http2::SendRequest<Empty<Bytes>>;
+type Sender2 = h2::client::SendRequest<Bytes>;
 
 impl Dialer {
     /// Plain HTTP/1.1.
@@ -90,29 +87,26 @@ impl Dialer {
     /// An HTTP/2 connection, driven by a task of its own.
     async fn h2(&self) -> Result<Sender2, String> {
         let io = self.io().await?;
-        // h2 ends a connection with ENHANCE_YOUR_CALM (too_many_data_frames) once small DATA
-        // frames worth half the connection window of overhead (256 bytes each, less their
-        // payload) wait unread, and hyper cannot raise that budget. A fast stream whose lines
-        // come one per frame tripped it with hyper's 2 MiB stream window (axum and the floor,
-        // after about 0.3 s). HTTP/2's own default, 64 KiB, holds at most 9 362 such frames
-        // unread per stream: 2.3 MB of overhead, under the 2.5 MB budget of hyper's 5 MiB
-        // connection window.
-        let (sender, connection) = http2::Builder::new(TokioExecutor::new())
-            .initial_stream_window_size(65_535)
-            .handshake(TokioIo::new(io))
+        // hyper's windows (2 MiB per stream, 5 MiB per connection). h2 ends a connection with
+        // ENHANCE_YOUR_CALM (too_many_data_frames) once small DATA frames worth a budget of
+        // overhead wait unread, and hyper cannot raise it: hyper's client ended the floor's and
+        // axum's 1M-line streams (a frame per line) after ~0.3 s, and with a 64 KiB stream
+        // window still one of actix's three. A load client that reads as fast as it can is no
+        // attacker, so the budget is off.
+        let (sender, connection) = h2::client::Builder::new()
+            .initial_window_size(2 << 20)
+            .initial_connection_window_size(5 << 20)
+            .data_frame_budget(usize::MAX)
+            .handshake(io)
             .await
             .map_err(|e| format!("h2 handshake: {e}"))?;
         tokio::spawn(connection);
         Ok(sender)
     }
 
+    /// An HTTP/1.1 request for `path`.
     fn request(&self, path: &str) -> Result<Request<Empty<Bytes>>, String> {
-        let uri = match (&self.tls, self.h2) {
-            (_, false) => path.to_owned(),
-            (Some(_), true) => format!("https://{}{path}", self.addr),
-            (None, true) => format!("http://{}{path}", self.addr),
-        };
-        Request::get(uri)
+        Request::get(path)
             .header("host", self.addr.to_string())
             .body(Empty::new())
             .map_err(|e| format!("request: {e}"))
@@ -161,13 +155,29 @@ async fn stream(dialer: &Dialer, path: &str, mut on_data: impl FnMut(Bytes)) -> 
     }
 }
 
-/// Sends `GET path` as a new stream on an HTTP/2 connection.
+/// Sends `GET path` as a new stream on an HTTP/2 connection, and hands each DATA frame of a
+/// 200's body to `on_data` as it arrives.
 async fn on(
     sender: &Sender2, dialer: &Dialer, path: &str, mut on_data: impl FnMut(Bytes),
 ) -> Result<(), String> {
-    let mut sender = sender.clone();
-    sender.ready().await.map_err(|e| format!("h2: {e}"))?;
-    body(sender.send_request(dialer.request(path)?).await, &mut on_data).await
+    let h2 = |e: h2::Error| format!("h2: {e}");
+    let scheme = if dialer.tls.is_some() { "https" } else { "http" };
+    let request = Request::get(format!("{scheme}://{}{path}", dialer.addr))
+        .body(())
+        .map_err(|e| format!("request: {e}"))?;
+    let mut sender = sender.clone().ready().await.map_err(h2)?;
+    let (response, _) = sender.send_request(request, true).map_err(h2)?;
+    let response = response.await.map_err(h2)?;
+    if response.status() != 200 {
+        return Err(format!("status {}", response.status().as_u16()));
+    }
+    let mut body = response.into_body();
+    while let Some(data) = body.data().await {
+        let data = data.map_err(|e| format!("body: {e}"))?;
+        let _ = body.flow_control().release_capacity(data.len());
+        on_data(data);
+    }
+    Ok(())
 }
 
 fn body_error(e: hyper::Error) -> String {
