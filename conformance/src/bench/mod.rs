@@ -324,47 +324,30 @@ pub async fn run(options: &Options) -> Result<Results, String> {
     for &transport in &options.transports {
         let on = |s: &Spawned| dialer(s, transport, tls.as_ref());
         let over = transport.name();
-        for &streams in &options.concurrency {
+        let scenarios = (options.concurrency.iter().map(|&n| Scenario::Slow(n)))
+            .chain(options.fast_streams.iter().map(|&n| Scenario::Fast(n)))
+            .chain((options.handshakes > 0).then_some(Scenario::Handshakes));
+        for scenario in scenarios {
             for run in 1..=options.runs {
                 for server in &mut servers {
                     let (spawned, took) = start(&server.program, transport, tls.as_ref()).await?;
                     server.startup_ms.push(took);
                     let label = format!("{} over {over} (run {run})", server.name);
                     let dialer = on(&spawned)?;
-                    let result =
-                        concurrency(&spawned, &dialer, streams, options, &bar, &label).await?;
+                    let (s, d) = (&spawned, &dialer);
+                    match scenario {
+                        Scenario::Slow(n) => server
+                            .concurrency
+                            .push(concurrency(s, d, transport, n, options, &bar, &label).await?),
+                        Scenario::Fast(n) => server
+                            .throughput
+                            .push(throughput(s, d, transport, n, options, &bar, &label).await?),
+                        Scenario::Handshakes => server
+                            .handshakes
+                            .push(handshakes(s, d, transport, options, &bar, &label).await?),
+                    }
                     stop(spawned).await;
                     bar.inc(1);
-                    server.concurrency.push(Concurrency { transport, ..result });
-                }
-            }
-        }
-        for &streams in &options.fast_streams {
-            for run in 1..=options.runs {
-                for server in &mut servers {
-                    let (spawned, took) = start(&server.program, transport, tls.as_ref()).await?;
-                    server.startup_ms.push(took);
-                    let label = format!("{} over {over} (run {run})", server.name);
-                    let dialer = on(&spawned)?;
-                    let result =
-                        throughput(&spawned, &dialer, streams, options, &bar, &label).await?;
-                    stop(spawned).await;
-                    bar.inc(1);
-                    server.throughput.push(Throughput { transport, ..result });
-                }
-            }
-        }
-        if options.handshakes > 0 {
-            for run in 1..=options.runs {
-                for server in &mut servers {
-                    let (spawned, took) = start(&server.program, transport, tls.as_ref()).await?;
-                    server.startup_ms.push(took);
-                    let label = format!("{} over {over} (run {run})", server.name);
-                    let dialer = on(&spawned)?;
-                    let result = handshakes(&spawned, &dialer, options, &bar, &label).await?;
-                    stop(spawned).await;
-                    bar.inc(1);
-                    server.handshakes.push(Handshakes { transport, ..result });
                 }
             }
         }
@@ -392,6 +375,17 @@ pub async fn run(options: &Options) -> Result<Results, String> {
     };
     write(&results, &options.out)?;
     Ok(results)
+}
+
+/// One scenario of a run, for every server in turn.
+#[derive(Clone, Copy)]
+enum Scenario {
+    /// That many simultaneous slow streams.
+    Slow(u32),
+    /// That many simultaneous fast streams.
+    Fast(u32),
+    /// `--handshakes` new connections.
+    Handshakes,
 }
 
 /// Builds the floor and the frameworks' servers in release mode; their executables, floor first.
@@ -506,8 +500,8 @@ impl Cpu {
 }
 
 async fn concurrency(
-    spawned: &Spawned, dialer: &Dialer, streams: u32, options: &Options, bar: &ProgressBar,
-    name: &str,
+    spawned: &Spawned, dialer: &Dialer, transport: Serving, streams: u32, options: &Options,
+    bar: &ProgressBar, name: &str,
 ) -> Result<Concurrency, String> {
     let interval = Duration::from_millis(options.line_interval_ms);
     let connections = match dialer.is_h2() {
@@ -574,7 +568,7 @@ async fn concurrency(
     }
     let (open_when_sampled, rss_sampled_kib) = sampled;
     Ok(Concurrency {
-        transport: Serving::Http1,
+        transport,
         connections,
         streams,
         completed: first_lines.len() as u32,
@@ -597,8 +591,8 @@ async fn concurrency(
 }
 
 async fn throughput(
-    spawned: &Spawned, dialer: &Dialer, streams: u32, options: &Options, bar: &ProgressBar,
-    name: &str,
+    spawned: &Spawned, dialer: &Dialer, transport: Serving, streams: u32, options: &Options,
+    bar: &ProgressBar, name: &str,
 ) -> Result<Throughput, String> {
     load::fetch(dialer, "/stream?count=2&interval_ms=0")
         .await
@@ -623,7 +617,7 @@ async fn throughput(
     let (server_cpu_ms, client_cpu_ms) = cpu.spent();
     let seconds = delivered.wall.as_secs_f64();
     Ok(Throughput {
-        transport: Serving::Http1,
+        transport,
         streams,
         completed: delivered.completed,
         errors: delivered.errors,
@@ -638,7 +632,8 @@ async fn throughput(
 }
 
 async fn handshakes(
-    spawned: &Spawned, dialer: &Dialer, options: &Options, bar: &ProgressBar, name: &str,
+    spawned: &Spawned, dialer: &Dialer, transport: Serving, options: &Options, bar: &ProgressBar,
+    name: &str,
 ) -> Result<Handshakes, String> {
     let n = options.handshakes;
     load::fetch(dialer, "/stream?count=2&interval_ms=0")
@@ -677,7 +672,7 @@ async fn handshakes(
         }
     }
     Ok(Handshakes {
-        transport: Serving::Http1,
+        transport,
         connections: n,
         completed: answers.len() as u32,
         errors,
