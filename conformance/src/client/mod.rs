@@ -19,6 +19,7 @@ use tokio::{
 };
 
 mod decode;
+pub mod eventsource;
 pub mod http2;
 mod split;
 pub(crate) mod tls;

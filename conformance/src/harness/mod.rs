@@ -2,6 +2,7 @@
 //! front of them, the real clients (curl, Chromium, the Rust client example) and the
 //! per-framework test suite.
 
+pub mod balanced;
 pub mod certs;
 pub mod clients;
 pub mod proxies;

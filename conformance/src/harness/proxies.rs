@@ -43,6 +43,8 @@ pub enum Kind {
     Nginx,
     /// Apache httpd (`mod_proxy_http`, `mod_deflate`).
     Apache,
+    /// HAProxy, as a load balancer only ([`Setup::Balanced`], [`Setup::BalancedIdle`]).
+    Haproxy,
 }
 
 impl Kind {
@@ -51,6 +53,7 @@ impl Kind {
         match self {
             Kind::Nginx => "nginx",
             Kind::Apache => "apache2",
+            Kind::Haproxy => "haproxy",
         }
     }
 
@@ -83,6 +86,20 @@ pub enum Setup {
     /// nginx 1.22's syntax, buffering off) with a certificate made at start-up by a CA of its
     /// own ([`Proxy::ca`]).
     TlsEdge,
+    /// nginx and HAProxy: a load balancer in front of several instances
+    /// (`proxies/nginx-balanced.conf`, `proxies/haproxy.cfg`): failover to the next instance
+    /// on connection errors, upstream keepalive, the timeouts the book recommends.
+    Balanced,
+    /// As [`Setup::Balanced`] with a 2 s read timeout (nginx's `proxy_read_timeout`,
+    /// HAProxy's `timeout server`): a stream quiet for 2 s is cut.
+    BalancedIdle,
+}
+
+impl Setup {
+    /// Does this setup take several upstreams?
+    pub fn balances(self) -> bool {
+        matches!(self, Setup::Balanced | Setup::BalancedIdle)
+    }
 }
 
 /// A running proxy with its own directory (config, pid file, logs, temp paths). Stopped and
@@ -128,6 +145,7 @@ fn apache_modules() -> Option<PathBuf> {
 
 const NGINX_CONF: &str = "nginx.conf";
 const APACHE_CONF: &str = "httpd.conf";
+const HAPROXY_CONF: &str = "haproxy.cfg";
 const PID_FILE: &str = "proxy.pid";
 const ERROR_LOG: &str = "error.log";
 const ACCESS_LOG: &str = "access.log";
@@ -139,18 +157,33 @@ const OUTPUT: &str = "output.log";
 const NGINX_TEMPLATE: &str = include_str!("../../proxies/nginx.conf");
 const NGINX_TLS_TEMPLATE: &str = include_str!("../../proxies/nginx-tls.conf");
 const APACHE_TEMPLATE: &str = include_str!("../../proxies/apache.conf");
+const NGINX_BALANCED_TEMPLATE: &str = include_str!("../../proxies/nginx-balanced.conf");
+const HAPROXY_TEMPLATE: &str = include_str!("../../proxies/haproxy.cfg");
 
-/// A config for `kind` in `dir`, listening on 127.0.0.1:`port`, in front of `upstream`
-/// (`host:port`).
-pub fn config(kind: Kind, setup: Setup, dir: &Path, port: u16, upstream: &str) -> String {
+/// A config for `kind` in `dir`, listening on 127.0.0.1:`port`, in front of `upstreams`
+/// (`host:port` each; a setup that does not balance uses the first).
+pub fn config(kind: Kind, setup: Setup, dir: &Path, port: u16, upstreams: &[&str]) -> String {
     let template = match kind {
         Kind::Nginx => nginx_template(setup),
         Kind::Apache => apache_template(setup),
+        Kind::Haproxy => haproxy_template(setup),
     };
+    let servers: Vec<String> = upstreams
+        .iter()
+        .enumerate()
+        .map(|(i, upstream)| match kind {
+            Kind::Haproxy => {
+                format!("    server s{} {upstream} check inter 500ms fall 1 rise 1", i + 1)
+            }
+            _ => format!("        server {upstream} max_fails=1 fail_timeout=2s;"),
+        })
+        .collect();
     let filled = template
         .replace("@DIR@", &dir.display().to_string())
         .replace("@PORT@", &port.to_string())
-        .replace("@UPSTREAM@", upstream);
+        .replace("@UPSTREAM@", upstreams.first().copied().unwrap_or_default())
+        // The line that is only the placeholder (the comments name it too).
+        .replace("\n@SERVERS@\n", &format!("\n{}\n", servers.join("\n")));
     format!("# {setup:?}, written by conformance::proxies.\n{filled}")
 }
 
@@ -175,6 +208,21 @@ fn nginx_template(setup: Setup) -> String {
             edit(NGINX_TEMPLATE, HTTP11, &format!("{HTTP11}            proxy_buffering off;\n"))
         }
         Setup::TlsEdge => NGINX_TLS_TEMPLATE.to_owned(),
+        Setup::Balanced => NGINX_BALANCED_TEMPLATE.to_owned(),
+        Setup::BalancedIdle => edit(
+            NGINX_BALANCED_TEMPLATE,
+            "            proxy_read_timeout 60s;\n",
+            "            proxy_read_timeout 2s;\n",
+        ),
+    }
+}
+
+fn haproxy_template(setup: Setup) -> String {
+    match setup {
+        Setup::BalancedIdle => {
+            edit(HAPROXY_TEMPLATE, "    timeout server 60s\n", "    timeout server 2s\n")
+        }
+        _ => HAPROXY_TEMPLATE.to_owned(),
     }
 }
 
@@ -258,12 +306,29 @@ fn fresh_dir(kind: Kind) -> Result<PathBuf, String> {
     }
 }
 
+fn conf_name(kind: Kind) -> &'static str {
+    match kind {
+        Kind::Nginx => NGINX_CONF,
+        Kind::Apache => APACHE_CONF,
+        Kind::Haproxy => HAPROXY_CONF,
+    }
+}
+
 /// How long a proxy may take to start on a loaded machine.
 const START_WAIT: Duration = Duration::from_secs(30);
 /// How often the port picked is tried again when someone else took it meanwhile.
 const PORT_ATTEMPTS: usize = 5;
 
 impl Proxy {
+    /// `kind` as a load balancer ([`Setup::Balanced`] or [`Setup::BalancedIdle`]) in front of
+    /// `upstream_bases` (`http://host:port` each).
+    pub fn balance(kind: Kind, setup: Setup, upstream_bases: &[String]) -> Result<Self, String> {
+        if kind == Kind::Apache || !setup.balances() {
+            return Err(format!("{kind:?} with Setup::{setup:?} is not a load balancer here"));
+        }
+        Self::start_over(kind, setup, upstream_bases)
+    }
+
     /// The stock reverse proxy of `kind` in front of `upstream_base` (`http://host:port`).
     pub fn start(kind: Kind, upstream_base: &str) -> Result<Self, String> {
         Self::start_with(kind, Setup::Stock, upstream_base)
@@ -283,14 +348,24 @@ impl Proxy {
         if kind == Kind::Apache && !matches!(setup, Setup::Stock | Setup::ProxyCompresses) {
             return Err(format!("Setup::{setup:?} is an nginx setting"));
         }
+        if kind == Kind::Haproxy || setup.balances() {
+            return Err(format!("{kind:?} with Setup::{setup:?} balances: use Proxy::balance"));
+        }
+        Self::start_over(kind, setup, &[upstream_base.to_owned()])
+    }
+
+    fn start_over(kind: Kind, setup: Setup, upstream_bases: &[String]) -> Result<Self, String> {
         let program = locate(kind.program())
             .ok_or_else(|| format!("`{}` is not installed", kind.program()))?;
-        let upstream = upstream_base.trim_start_matches("http://").trim_end_matches('/');
+        let upstreams: Vec<&str> = upstream_bases
+            .iter()
+            .map(|base| base.trim_start_matches("http://").trim_end_matches('/'))
+            .collect();
         let mut last_error = String::new();
         for _ in 0..PORT_ATTEMPTS {
             let dir = fresh_dir(kind)?;
             let port = free_port()?;
-            match Self::launch(kind, setup, &program, &dir, upstream, port) {
+            match Self::launch(kind, setup, &program, &dir, &upstreams, port) {
                 Ok(proxy) => return Ok(proxy),
                 Err((error, port_taken)) => {
                     let _ = fs::remove_dir_all(&dir);
@@ -309,17 +384,14 @@ impl Proxy {
 
     /// One attempt on `port`. `Err((message, port_taken))`.
     fn launch(
-        kind: Kind, setup: Setup, program: &Path, dir: &Path, upstream: &str, port: u16,
+        kind: Kind, setup: Setup, program: &Path, dir: &Path, upstreams: &[&str], port: u16,
     ) -> Result<Self, (String, bool)> {
-        let conf_name = match kind {
-            Kind::Nginx => NGINX_CONF,
-            Kind::Apache => APACHE_CONF,
-        };
+        let conf_name = conf_name(kind);
         let conf = dir.join(conf_name);
         if setup == Setup::TlsEdge {
             certs::write(dir).map_err(|e| (e, false))?;
         }
-        fs::write(&conf, config(kind, setup, dir, port, upstream))
+        fs::write(&conf, config(kind, setup, dir, port, upstreams))
             .map_err(|e| (format!("cannot write {}: {e}", conf.display()), false))?;
         let output = fs::File::create(dir.join(OUTPUT))
             .and_then(|out| Ok((out.try_clone()?, out)))
@@ -336,6 +408,8 @@ impl Proxy {
                 .arg(dir.join(ERROR_LOG))
                 .args(["-g", "daemon off;"]),
             Kind::Apache => command.arg("-f").arg(&conf).arg("-DFOREGROUND"),
+            // In the foreground (`-db`) HAProxy writes no pid file and logs to stdout.
+            Kind::Haproxy => command.arg("-f").arg(&conf).arg("-db"),
         };
         let child = command
             .stdin(Stdio::null())
@@ -358,10 +432,12 @@ impl Proxy {
             Err(problem) => {
                 proxy.stop();
                 let logs = proxy.logs();
-                let taken = logs.contains("Address already in use");
+                let taken =
+                    logs.contains("Address already in use") || logs.contains("cannot bind socket");
                 let error = format!(
-                    "{} ({setup:?}) in front of {upstream}: {problem}\n{logs}",
-                    kind.program()
+                    "{} ({setup:?}) in front of {}: {problem}\n{logs}",
+                    kind.program(),
+                    upstreams.join(", ")
                 );
                 Err((error, taken))
             }
@@ -378,8 +454,9 @@ impl Proxy {
             if let Ok(Some(status)) = self.child.try_wait() {
                 return Err(format!("exited with {status} while starting"));
             }
-            let written = fs::read_to_string(self.dir.join(PID_FILE))
-                .is_ok_and(|content| content.trim() == pid);
+            let written = self.kind == Kind::Haproxy
+                || fs::read_to_string(self.dir.join(PID_FILE))
+                    .is_ok_and(|content| content.trim() == pid);
             if written
                 && let Ok(tcp) = TcpStream::connect((Ipv4Addr::LOCALHOST, port))
                 && (self.setup == Setup::TlsEdge || answers(tcp))
@@ -398,11 +475,7 @@ impl Proxy {
 
     /// The config file it runs with.
     pub fn config(&self) -> String {
-        let name = match self.kind {
-            Kind::Nginx => NGINX_CONF,
-            Kind::Apache => APACHE_CONF,
-        };
-        fs::read_to_string(self.dir.join(name)).unwrap_or_default()
+        fs::read_to_string(self.dir.join(conf_name(self.kind))).unwrap_or_default()
     }
 
     /// Its error log, access log and output so far.
@@ -575,7 +648,7 @@ mod tests {
 
     /// The config without its comments, which name directives they explain.
     fn directives(kind: Kind, setup: Setup, upstream: &str) -> String {
-        let conf = config(kind, setup, Path::new("/tmp/proxy-dir"), 8080, upstream);
+        let conf = config(kind, setup, Path::new("/tmp/proxy-dir"), 8080, &[upstream]);
         let directives = conf.lines().filter(|l| !l.trim_start().starts_with('#'));
         directives.map(|l| format!("{l}\n")).collect()
     }
@@ -638,7 +711,7 @@ mod tests {
             };
             let dir = fresh_dir(kind).unwrap();
             let Err((error, port_taken)) =
-                Proxy::launch(kind, Setup::Stock, &program, &dir, "127.0.0.1:9", port)
+                Proxy::launch(kind, Setup::Stock, &program, &dir, &["127.0.0.1:9"], port)
             else {
                 panic!("{kind:?} started on a taken port");
             };

@@ -107,8 +107,16 @@ impl Spawned {
     pub fn with_log_level(
         program: &Path, args: &[&str], log_level: &str, wait: Duration,
     ) -> Result<Self, String> {
+        Self::at(program, "127.0.0.1:0", args, log_level, wait)
+    }
+
+    /// Like [`Spawned::with_log_level`], on `addr` instead of an ephemeral port (an instance
+    /// restarted where a load balancer expects it).
+    pub fn at(
+        program: &Path, addr: &str, args: &[&str], log_level: &str, wait: Duration,
+    ) -> Result<Self, String> {
         let mut child = Command::new(program)
-            .args(["--addr", "127.0.0.1:0"])
+            .args(["--addr", addr])
             .args(args)
             .env("RUST_LOG", log_level)
             .stdin(Stdio::null())
@@ -178,6 +186,26 @@ impl Spawned {
         let pid = nix::unistd::Pid::from_raw(self.child.id() as i32);
         nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM)
             .map_err(|e| format!("cannot signal {pid}: {e}"))
+    }
+
+    /// Sends SIGKILL: the process dies at once, its connections reset.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// Waits up to `limit` for it to exit; how it did.
+    pub async fn wait_exit(&mut self, limit: Duration) -> Option<ExitStatus> {
+        let end = Instant::now() + limit;
+        loop {
+            if let Some(status) = self.exited() {
+                return Some(status);
+            }
+            if Instant::now() >= end {
+                return None;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
     }
 
     /// Has it exited? How, if so.

@@ -391,6 +391,39 @@ pub fn run_chromium(binary: &str, screenshot: &Path) {
     });
 }
 
+/// Three instances of the binary behind `kind` (nginx or HAProxy, [`crate::proxies::Setup::Balanced`]):
+/// SIGKILL of each instance in turn, then a rolling restart, under six EventSources of the
+/// checker's and two of Chromium's, each of which must get every id once, in order, resuming
+/// within `retry` + 1 s; and the 2 s idle timeout, survived with keep-alive comments, cut
+/// without (see [`crate::harness::balanced`]). Skipped without the balancer, chromium and
+/// chromedriver.
+pub fn run_balanced(binary: &str, kind: crate::proxies::Kind) {
+    if !crate::proxies::available(kind)
+        || !clients::require("chromium", "chromium")
+        || !clients::require("chromedriver", "chromium-driver")
+    {
+        return;
+    }
+    let _machine = take_machine();
+    let program = kind.program();
+    runtime().block_on(async {
+        let browser = clients::Browser::start().await.unwrap_or_else(|e| panic!("{e}"));
+        let launch = Launch::new(binary);
+        let result = crate::harness::balanced::run_all(kind, &launch, Some(&browser)).await;
+        browser.close().await;
+        let (outcomes, context) =
+            result.unwrap_or_else(|e| panic!("{binary} behind {program}: {e}"));
+        let mut failed = Vec::new();
+        for (what, outcome) in &outcomes {
+            match outcome.level {
+                Level::Pass => println!("{what} behind {program}: {}", outcome.reason),
+                _ => failed.push(format!("{what}: {} {}", outcome.level, outcome.reason)),
+            }
+        }
+        assert!(failed.is_empty(), "{binary} behind {program}:\n{}\n{context}", failed.join("\n"));
+    });
+}
+
 /// One test per catalogue check against a server binary (see the module docs), plus the real
 /// clients: curl on `/stream` and `/events` (plain and compressed), nginx and Apache in front
 /// of it, and Chromium.
@@ -467,6 +500,14 @@ macro_rules! suite {
             #[test]
             fn apache() {
                 $crate::proxies::run_behind_apache($binary);
+            }
+            #[test]
+            fn balanced_nginx() {
+                $crate::testing::run_balanced($binary, $crate::proxies::Kind::Nginx);
+            }
+            #[test]
+            fn balanced_haproxy() {
+                $crate::testing::run_balanced($binary, $crate::proxies::Kind::Haproxy);
             }
             #[test]
             fn chromium() {

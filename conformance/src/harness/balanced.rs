@@ -1,0 +1,586 @@
+//! Several instances of one server behind a real load balancer (nginx or HAProxy, with
+//! [`Setup::Balanced`]'s config), and what happens to open event streams when instances die or
+//! restart.
+//!
+//! [`Pool`] runs the instances, each on a port of its own that it keeps across restarts (the
+//! balancer's config names them). [`failover`] follows `/events` through the balancer with
+//! EventSources (the checker's own, [`eventsource::follow`], and Chromium's), disrupts every
+//! instance in turn ([`Disruption`]), and [`judge`] says whether each client still got the ids
+//! `1..=count` exactly once and in order, and how long each took to resume. [`idle`] is the
+//! balancer's read timeout against a quiet stream, with and without keep-alive comments.
+
+use std::{
+    sync::{Arc, atomic::Ordering},
+    time::{Duration, Instant},
+};
+
+use serde_json::Value;
+
+use super::{
+    clients::Browser,
+    proxies::{Kind, Proxy, Setup},
+    servers::{Launch, Spawned},
+};
+use crate::{
+    Outcome,
+    client::{
+        Target,
+        eventsource::{self, Closed, Session},
+        ms,
+    },
+};
+
+/// Instances behind the balancer.
+pub const INSTANCES: usize = 3;
+/// Their `--grace-secs`: a rolling restart ends the streams in flight after 1 s.
+pub const GRACE_SECS: u64 = 1;
+/// The header the balancer configs name the instance that answered in.
+pub const SERVED_BY: &str = "x-upstream";
+
+/// How long an instance may take to print its address, or to exit after SIGTERM beyond its
+/// grace.
+const START_WAIT: Duration = Duration::from_secs(60);
+const EXIT_WAIT: Duration = Duration::from_secs(10);
+
+/// Instances of one server, each with the address it keeps.
+pub struct Pool {
+    launch: Launch,
+    addrs: Vec<String>,
+    instances: Vec<Option<Spawned>>,
+    /// What the instances logged, those that have exited included.
+    logs: Vec<String>,
+}
+
+impl Pool {
+    /// `n` instances of `launch` with `--grace-secs` [`GRACE_SECS`], each on a free port of
+    /// 127.0.0.1.
+    pub fn start(launch: &Launch, n: usize) -> Result<Self, String> {
+        let mut pool = Self {
+            launch: launch.clone(),
+            addrs: Vec::new(),
+            instances: Vec::new(),
+            logs: Vec::new(),
+        };
+        for i in 0..n {
+            let instance = pool.spawn("127.0.0.1:0")?;
+            let addr = instance.base.trim_start_matches("http://").to_owned();
+            pool.addrs.push(addr);
+            pool.instances.push(Some(instance));
+            pool.logs.push(format!("--- instance {i} ---\n"));
+        }
+        Ok(pool)
+    }
+
+    fn spawn(&self, addr: &str) -> Result<Spawned, String> {
+        let grace = GRACE_SECS.to_string();
+        let mut args: Vec<&str> = self.launch.args.iter().map(String::as_str).collect();
+        args.extend(["--grace-secs", &grace]);
+        let level = std::env::var("RUST_LOG").unwrap_or_else(|_| "info".into());
+        Spawned::at(&self.launch.program, addr, &args, &level, START_WAIT)
+            .map_err(|e| format!("{} on {addr}: {e}", self.launch.program.display()))
+    }
+
+    /// `http://host:port` of every instance.
+    pub fn bases(&self) -> Vec<String> {
+        self.addrs.iter().map(|a| format!("http://{a}")).collect()
+    }
+
+    pub fn len(&self) -> usize {
+        self.addrs.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.addrs.is_empty()
+    }
+
+    /// Disrupts instance `i` as `how`, then starts it again on its address. Returns when the
+    /// new instance listens: ms from the disruption until it exited, and until it was back.
+    pub async fn disrupt(&mut self, i: usize, how: Disruption) -> Result<(f64, f64), String> {
+        let mut old = self.instances[i].take().ok_or_else(|| format!("instance {i} is down"))?;
+        let start = Instant::now();
+        match how {
+            Disruption::Kill => old.kill(),
+            Disruption::RollingRestart => {
+                old.terminate()?;
+                let limit = Duration::from_secs(GRACE_SECS) + EXIT_WAIT;
+                match old.wait_exit(limit).await {
+                    Some(status) if status.success() => {}
+                    Some(status) => {
+                        self.keep_log(i, &old);
+                        return Err(format!("instance {i} exited with {status} after SIGTERM"));
+                    }
+                    None => {
+                        self.keep_log(i, &old);
+                        return Err(format!("instance {i} still running {limit:?} after SIGTERM"));
+                    }
+                }
+            }
+        }
+        let exited = ms(start.elapsed());
+        self.keep_log(i, &old);
+        drop(old);
+        // The old process has closed its listener; the port is free to bind again (the
+        // examples set SO_REUSEADDR, so connections in TIME_WAIT do not stand in the way).
+        let addr = self.addrs[i].clone();
+        let mut last = String::new();
+        for _ in 0..50 {
+            match self.spawn(&addr) {
+                Ok(new) => {
+                    self.instances[i] = Some(new);
+                    return Ok((exited, ms(start.elapsed())));
+                }
+                Err(e) if e.contains("in use") => {
+                    last = e;
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        Err(format!("instance {i} could not listen on {addr} again: {last}"))
+    }
+
+    fn keep_log(&mut self, i: usize, instance: &Spawned) {
+        self.logs[i].push_str(&instance.stderr());
+        self.logs[i].push_str("--- (restarted) ---\n");
+    }
+
+    /// Everything the instances logged.
+    pub fn logs(&self) -> String {
+        let mut text = String::new();
+        for (i, log) in self.logs.iter().enumerate() {
+            text.push_str(log);
+            if let Some(instance) = &self.instances[i] {
+                text.push_str(&instance.stderr());
+            }
+        }
+        text
+    }
+}
+
+/// What happens to each instance in turn.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Disruption {
+    /// SIGKILL mid-stream: its connections reset; started again at once.
+    Kill,
+    /// SIGTERM: it stops accepting, ends its streams cleanly after its grace and exits; then
+    /// it is started again, and the next one follows.
+    RollingRestart,
+}
+
+impl Disruption {
+    pub fn name(self) -> &'static str {
+        match self {
+            Disruption::Kill => "SIGKILL of each instance in turn",
+            Disruption::RollingRestart => "rolling restart (SIGTERM, grace 1 s)",
+        }
+    }
+}
+
+/// What one client received.
+#[derive(Debug, Clone)]
+pub struct ClientRun {
+    pub name: String,
+    pub ids: Vec<String>,
+    /// ms from each cut to the first event after it, and whether another instance (per the
+    /// balancer's [`SERVED_BY`] header) sent it.
+    pub resumes: Vec<(f64, bool)>,
+    /// How it ended, in words.
+    pub closed: String,
+}
+
+/// What a failover run saw.
+#[derive(Debug, Clone)]
+pub struct Failover {
+    pub disruption: Disruption,
+    pub count: u32,
+    pub retry_ms: f64,
+    pub clients: Vec<ClientRun>,
+    /// Per instance: ms until it exited, and until it listened again.
+    pub steps: Vec<(f64, f64)>,
+    /// Set when the run could not finish (a browser or an instance failed).
+    pub problem: Option<String>,
+}
+
+impl Failover {
+    /// All resume times, in ms.
+    pub fn resume_ms(&self) -> Vec<f64> {
+        self.clients.iter().flat_map(|c| c.resumes.iter().map(|r| r.0)).collect()
+    }
+}
+
+/// The stream the failover clients follow: 100 events 100 ms apart (10 s of events, more than
+/// the three disruptions take), plus the resume gaps.
+pub const COUNT: u32 = 100;
+pub const INTERVAL: Duration = Duration::from_millis(100);
+/// The checker's EventSources, and Chromium's (0 leaves the browser out).
+pub const CLIENTS: usize = 6;
+pub const BROWSER_CLIENTS: usize = 2;
+
+fn events_path(count: u32, interval: Duration) -> String {
+    format!("/events?count={count}&interval_ms={}", interval.as_millis())
+}
+
+/// Follows `/events` through `balancer` with [`CLIENTS`] EventSources of the checker's and
+/// `browser`'s [`BROWSER_CLIENTS`], and disrupts each instance of `pool` in turn once every
+/// client has its first events, waiting after each until every client has had two more.
+pub async fn failover(
+    balancer: &str, pool: &mut Pool, how: Disruption, browser: Option<&Browser>,
+) -> Failover {
+    let path = events_path(COUNT, INTERVAL);
+    let limit = INTERVAL * COUNT + Duration::from_secs(60);
+    let target = Target::new(balancer);
+    let mut run = Failover {
+        disruption: how,
+        count: COUNT,
+        retry_ms: 1000.0,
+        clients: Vec::new(),
+        steps: Vec::new(),
+        problem: None,
+    };
+    let mut counters = Vec::new();
+    let mut sessions = tokio::task::JoinSet::new();
+    for i in 0..CLIENTS {
+        let mut options = eventsource::Options::new(limit);
+        options.served_by = Some(SERVED_BY.into());
+        counters.push(options.received.clone());
+        let (target, path) = (target.clone(), path.clone());
+        sessions.spawn(async move { (i, eventsource::follow(&target, &path, &options).await) });
+    }
+    let browsing = match browser {
+        Some(browser) => match open_in_browser(browser, balancer, &path).await {
+            Ok(()) => true,
+            Err(e) => {
+                run.problem = Some(e);
+                false
+            }
+        },
+        None => false,
+    };
+    let received = |counters: &[Arc<std::sync::atomic::AtomicUsize>]| -> Vec<usize> {
+        counters.iter().map(|c| c.load(Ordering::Relaxed)).collect()
+    };
+    // Every client has begun, then each instance in turn, each once every client has had two
+    // events since the one before: so each client's instance is disrupted while it streams.
+    let wait = Duration::from_secs(20);
+    let mut since = vec![0; CLIENTS + BROWSER_CLIENTS];
+    for i in 0..=pool.len() {
+        let deadline = Instant::now() + wait;
+        loop {
+            let mut now = received(&counters);
+            if browsing && let Some(browser) = browser {
+                now.extend(browser_counts(browser).await);
+            }
+            let all = now.len() == since.len() && now.iter().zip(&since).all(|(n, s)| *n >= s + 2);
+            if all {
+                since = now;
+                break;
+            }
+            if Instant::now() > deadline {
+                run.problem.get_or_insert(format!(
+                    "before disrupting instance {i}: events received per client {now:?}, \
+                     not 2 more each than {since:?} within {wait:?}"
+                ));
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        if i == pool.len() || run.problem.is_some() {
+            break;
+        }
+        match pool.disrupt(i, how).await {
+            Ok(step) => run.steps.push(step),
+            Err(e) => {
+                run.problem = Some(e);
+                break;
+            }
+        }
+    }
+    let mut done: Vec<(usize, Session)> = Vec::new();
+    while let Some(joined) = sessions.join_next().await {
+        match joined {
+            Ok(session) => done.push(session),
+            Err(e) => run.problem = Some(format!("a client task failed: {e}")),
+        }
+    }
+    done.sort_by_key(|(i, _)| *i);
+    for (i, session) in done {
+        run.clients.push(ClientRun {
+            name: format!("checker EventSource {}", i + 1),
+            ids: session.events.iter().map(|e| e.id.clone()).collect(),
+            resumes: session.resumes(),
+            closed: match &session.closed {
+                Closed::NoContent => "204 No Content".into(),
+                Closed::Failed(why) => format!("failed: {why}"),
+                Closed::GaveUp => format!("still open after {limit:?}"),
+            },
+        });
+        if let Some(retry) = session.retry_ms {
+            run.retry_ms = retry as f64;
+        }
+    }
+    if browsing && let Some(browser) = browser {
+        match browser_runs(browser, limit).await {
+            Ok(runs) => run.clients.extend(runs),
+            Err(e) => run.problem = Some(e),
+        }
+    }
+    run
+}
+
+/// Opens [`BROWSER_CLIENTS`] EventSources on `path` from a page of the balancer's origin,
+/// recording every message, open and error.
+async fn open_in_browser(browser: &Browser, base: &str, path: &str) -> Result<(), String> {
+    let page = format!("{base}/stream?count=1&interval_ms=0");
+    browser.client.goto(&page).await.map_err(|e| format!("cannot open {page}: {e}"))?;
+    let open = format!(
+        "if (!document.body || document.body.innerText.trim() !== '1') return false;
+         window.runs = [];
+         for (let i = 0; i < {BROWSER_CLIENTS}; i++) {{
+           const run = {{ ids: [], at: [], opens: [], errors: [], closed: false }};
+           window.runs.push(run);
+           const es = new EventSource('{path}');
+           es.onopen = () => run.opens.push(performance.now());
+           es.onmessage = (e) => {{ run.ids.push(e.lastEventId); run.at.push(performance.now()); }};
+           es.onerror = () => {{
+             run.errors.push(performance.now());
+             if (es.readyState === EventSource.CLOSED) run.closed = true;
+           }};
+         }}
+         return true;"
+    );
+    let start = Instant::now();
+    while browser.eval(&open).await.ok() != Some(Value::Bool(true)) {
+        if start.elapsed() > Duration::from_secs(20) {
+            return Err(format!("{page} never had a body in Chromium"));
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    Ok(())
+}
+
+async fn browser_counts(browser: &Browser) -> Vec<usize> {
+    let value = browser.eval("return window.runs.map(r => r.ids.length);").await;
+    value.ok().and_then(|v| serde_json::from_value(v).ok()).unwrap_or_default()
+}
+
+#[derive(serde::Deserialize)]
+struct BrowserRun {
+    ids: Vec<String>,
+    at: Vec<f64>,
+    errors: Vec<f64>,
+    closed: bool,
+}
+
+/// Waits until every browser EventSource has closed (after its 204), then reads them.
+async fn browser_runs(browser: &Browser, limit: Duration) -> Result<Vec<ClientRun>, String> {
+    let start = Instant::now();
+    loop {
+        let value = browser.eval("return window.runs;").await?;
+        let runs: Vec<BrowserRun> =
+            serde_json::from_value(value).map_err(|e| format!("the page's record: {e}"))?;
+        if runs.iter().all(|r| r.closed) || start.elapsed() > limit {
+            return Ok(runs
+                .into_iter()
+                .enumerate()
+                .map(|(i, run)| {
+                    // Each error but the last (the 204 that closes it) is a cut; the resume is
+                    // the first message after it. The browser does not say who answered.
+                    let cuts = &run.errors[..run.errors.len().saturating_sub(1)];
+                    let resumes = cuts
+                        .iter()
+                        .filter_map(|cut| run.at.iter().find(|at| *at > cut).map(|at| at - cut))
+                        .map(|ms| (ms, false))
+                        .collect();
+                    ClientRun {
+                        name: format!("Chromium EventSource {}", i + 1),
+                        ids: run.ids,
+                        resumes,
+                        closed: match run.closed {
+                            true => "closed (204 No Content)".into(),
+                            false => format!("still open after {limit:?}"),
+                        },
+                    }
+                })
+                .collect());
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// The ids one client lost and got twice, against `1..=count`.
+pub fn lost_and_duplicated(ids: &[String], count: u32) -> (Vec<u32>, Vec<String>) {
+    let mut seen = std::collections::BTreeMap::<&str, usize>::new();
+    for id in ids {
+        *seen.entry(id.as_str()).or_default() += 1;
+    }
+    let lost = (1..=count).filter(|k| !seen.contains_key(k.to_string().as_str())).collect();
+    let twice = seen.iter().filter(|(_, n)| **n > 1).map(|(id, _)| id.to_string()).collect();
+    (lost, twice)
+}
+
+/// A resume waits the `retry` (1000 ms) and then a reconnection: on a loaded 2-core machine,
+/// at most this much more.
+pub const RESUME_SLACK_MS: f64 = 1000.0;
+
+/// Pass when every client got `1..=count` exactly once, in order, resumed at least once after
+/// a cut, within `retry` + [`RESUME_SLACK_MS`] each time, and was closed by the final 204.
+pub fn judge(run: &Failover) -> Outcome {
+    if let Some(problem) = &run.problem {
+        return Outcome::fail(format!("{}: {problem}", run.disruption.name()));
+    }
+    let want: Vec<String> = (1..=run.count).map(|k| k.to_string()).collect();
+    let mut problems = Vec::new();
+    for client in &run.clients {
+        let (lost, twice) = lost_and_duplicated(&client.ids, run.count);
+        if !lost.is_empty() || !twice.is_empty() {
+            problems.push(format!(
+                "{} lost {} ids ({}) and got {} twice ({})",
+                client.name,
+                lost.len(),
+                shorten(&lost.iter().map(u32::to_string).collect::<Vec<_>>()),
+                twice.len(),
+                shorten(&twice)
+            ));
+        } else if client.ids != want {
+            problems.push(format!("{} got every id once, out of order", client.name));
+        } else if client.resumes.is_empty() {
+            problems.push(format!("{} was never cut, so it proves nothing", client.name));
+        } else if !client.closed.contains("204") {
+            problems.push(format!("{} ended {}", client.name, client.closed));
+        }
+        let bound = run.retry_ms + RESUME_SLACK_MS;
+        if let Some(slow) = client.resumes.iter().find(|r| r.0 > bound) {
+            problems.push(format!(
+                "{} resumed {:.0} ms after a cut (retry {:.0} ms, bound {bound:.0} ms)",
+                client.name, slow.0, run.retry_ms
+            ));
+        }
+    }
+    let resumes = run.resume_ms();
+    let checker = run.clients.iter().filter(|c| c.name.starts_with("checker"));
+    let checker: Vec<(f64, bool)> = checker.flat_map(|c| c.resumes.iter().copied()).collect();
+    let elsewhere = checker.iter().filter(|r| r.1).count();
+    let summary = format!(
+        "{} clients, ids 1..={} each: {} resumes, {} (retry {:.0} ms); {elsewhere} of the \
+         checker's {} resumes on another instance",
+        run.clients.len(),
+        run.count,
+        resumes.len(),
+        quantiles(&resumes),
+        run.retry_ms,
+        checker.len()
+    );
+    match problems.is_empty() {
+        true => Outcome::pass(format!(
+            "{}: nothing lost, nothing twice; {summary}",
+            run.disruption.name()
+        )),
+        false => {
+            Outcome::fail(format!("{}: {}; {summary}", run.disruption.name(), problems.join("; ")))
+        }
+    }
+}
+
+fn shorten(items: &[String]) -> String {
+    match items.len() {
+        0..=8 => items.join(", "),
+        n => format!("{}, … ({n} in all)", items[..8].join(", ")),
+    }
+}
+
+/// "resume p50 1012 ms, p99 1090 ms, max 1090 ms".
+pub fn quantiles(samples: &[f64]) -> String {
+    let mut sorted = samples.to_vec();
+    sorted.sort_by(f64::total_cmp);
+    if sorted.is_empty() {
+        return "no resumes".into();
+    }
+    let at = |q: f64| sorted[((sorted.len() - 1) as f64 * q).round() as usize];
+    format!(
+        "resume p50 {:.0} ms, p99 {:.0} ms, max {:.0} ms",
+        at(0.5),
+        at(0.99),
+        sorted[sorted.len() - 1]
+    )
+}
+
+/// A stream whose two events are 5 s apart through `balancer` set up with a 2 s read timeout
+/// ([`Setup::BalancedIdle`]): with keep-alive comments every `keepalive` it must arrive on one
+/// connection; with none (`keepalive` of 600 s) the balancer must cut it about 2 s after the
+/// first event (the client then resumes it with Last-Event-ID).
+pub async fn idle(balancer: &str, keepalive: Duration) -> Outcome {
+    let (count, interval) = (2u32, Duration::from_secs(5));
+    let path = format!("{}&keepalive_ms={}", events_path(count, interval), keepalive.as_millis());
+    let mut options = eventsource::Options::new(interval * count + Duration::from_secs(30));
+    options.served_by = Some(SERVED_BY.into());
+    let session = eventsource::follow(&Target::new(balancer), &path, &options).await;
+    let ids: Vec<&str> = session.events.iter().map(|e| e.id.as_str()).collect();
+    let first = &session.connections[0];
+    let cut_after = session
+        .events
+        .first()
+        .filter(|e| e.connection == 0)
+        .map(|e| ms(first.ended.duration_since(e.at)));
+    let described = format!(
+        "GET {path}: ids {ids:?}; first connection {} ({} events{})",
+        first.end,
+        first.events,
+        cut_after.map(|ms| format!(", ended {ms:.0} ms after event 1")).unwrap_or_default()
+    );
+    if ids != ["1", "2"] {
+        return Outcome::fail(format!("{described}: expected ids 1 and 2"));
+    }
+    let quiet = keepalive >= interval;
+    match (quiet, first.events) {
+        (false, 2) => Outcome::pass(format!("kept alive every {keepalive:?}: {described}")),
+        (false, _) => Outcome::fail(format!(
+            "with keep-alive comments every {keepalive:?} the balancer still cut it: {described}"
+        )),
+        (true, 1) if cut_after.is_some_and(|ms| (1000.0..=4000.0).contains(&ms)) => {
+            Outcome::pass(format!("cut by the 2 s read timeout, as expected: {described}"))
+        }
+        (true, _) => Outcome::fail(format!(
+            "without keep-alive comments a 2 s read timeout should cut it about 2 s after \
+             event 1: {described}"
+        )),
+    }
+}
+
+/// Everything for one binary behind `kind`: the failover and rolling restart with the
+/// checker's and Chromium's EventSources (Chromium only when `with_browser`), and the idle
+/// timeout with and without keep-alive comments. The outcomes, by name; `context` is the
+/// configs and logs to show when one fails.
+pub async fn run_all(
+    kind: Kind, launch: &Launch, browser: Option<&Browser>,
+) -> Result<(Vec<(String, Outcome)>, String), String> {
+    let mut pool = Pool::start(launch, INSTANCES)?;
+    let balancer = Proxy::balance(kind, Setup::Balanced, &pool.bases())?;
+    let idle_pool = Pool::start(launch, 1)?;
+    let idle_proxy = Proxy::balance(kind, Setup::BalancedIdle, &idle_pool.bases())?;
+    // The idle streams are quiet for 5 s: they run beside the failover.
+    let base = idle_proxy.base.clone();
+    let idle_runs = tokio::spawn(async move {
+        let alive = idle(&base, Duration::from_secs(1));
+        let quiet = idle(&base, Duration::from_secs(600));
+        tokio::join!(alive, quiet)
+    });
+    let mut outcomes = Vec::new();
+    for how in [Disruption::Kill, Disruption::RollingRestart] {
+        let run = failover(&balancer.base, &mut pool, how, browser).await;
+        outcomes.push((format!("{how:?}"), judge(&run)));
+    }
+    let (alive, quiet) = idle_runs.await.map_err(|e| format!("the idle test failed: {e}"))?;
+    outcomes.push(("idle, keep-alive every 1 s".into(), alive));
+    outcomes.push(("idle, no keep-alive (the cut)".into(), quiet));
+    let context = format!(
+        "--- {} config ---\n{}\n{}--- idle config ---\n{}\n{}--- instances ---\n{}{}",
+        kind.program(),
+        balancer.config(),
+        balancer.logs(),
+        idle_proxy.config(),
+        idle_proxy.logs(),
+        pool.logs(),
+        idle_pool.logs()
+    );
+    Ok((outcomes, context))
+}
