@@ -42,6 +42,9 @@ type Body = BoxBody<Bytes, Infallible>;
 #[tokio::main]
 async fn main() -> std::io::Result<()> {
     let args = Args::parse();
+    // As the examples do: at the usual soft limit of 1024, it would stop accepting at about a
+    // thousand open connections.
+    let _ = rlimit::increase_nofile_limit(u64::MAX);
     let tls = match (&args.tls_cert, &args.tls_key) {
         (Some(cert), Some(key)) => Some(acceptor(cert, key)?),
         _ => None,

@@ -1,7 +1,7 @@
-//! Serving the app: the command line, logging, HTTPS with h2 and http/1.1 by ALPN (Rocket's own
-//! `tls` feature and `TlsConfig`), the queries and `Last-Event-ID` as request guards, the Host
-//! check, 405 for other methods, and a graceful shutdown bounded by `--grace-secs`. Nothing here
-//! is about streaming; a snippet reader can skip it.
+//! Serving the app: the command line, logging, the open-file limit, HTTPS with h2 and http/1.1 by
+//! ALPN (Rocket's own `tls` feature and `TlsConfig`), the queries and `Last-Event-ID` as request
+//! guards, the Host check, 405 for other methods, and a graceful shutdown bounded by
+//! `--grace-secs`. Nothing here is about streaming; a snippet reader can skip it.
 
 mod tls;
 
@@ -40,6 +40,7 @@ struct Args {
 pub async fn run(app: fn(CancellationToken) -> Rocket<Build>) -> ExitCode {
     let args = Args::parse();
     init_logging();
+    raise_open_file_limit();
     let grace_over = CancellationToken::new();
     let (app, grace) = (app(grace_over.clone()), Duration::from_secs(args.grace_secs));
     let config = match args.tls.pem() {
@@ -221,4 +222,15 @@ fn init_logging() {
             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
         )
         .init();
+}
+
+/// Raises the soft open-file limit to the hard one: at the usual soft limit of 1024, a server
+/// started from a shell stops accepting at about a thousand open connections.
+fn raise_open_file_limit() {
+    let was = rlimit::Resource::NOFILE.get().map(|(soft, _)| soft);
+    match (was, rlimit::increase_nofile_limit(u64::MAX)) {
+        (Ok(was), Ok(now)) if now != was => tracing::info!("open-file limit: {now} (was {was})"),
+        (_, Ok(now)) => tracing::info!("open-file limit: {now}"),
+        (_, Err(err)) => tracing::warn!("cannot raise the open-file limit: {err}"),
+    }
 }

@@ -1,7 +1,8 @@
-//! Serving the app: the command line, logging, binding, HTTP/1.1 and h2c with a header timeout,
-//! HTTPS with h2 and http/1.1 by ALPN (tokio-rustls: warp 0.4 removed its own TLS), the filters
-//! for methods, queries, the Host check and Accept-Encoding, and a graceful shutdown bounded by
-//! `--grace-secs`. Nothing here is about streaming; a snippet reader can skip it.
+//! Serving the app: the command line, logging, the open-file limit, binding, HTTP/1.1 and h2c with
+//! a header timeout, HTTPS with h2 and http/1.1 by ALPN (tokio-rustls: warp 0.4 removed its own
+//! TLS), the filters for methods, queries, the Host check and Accept-Encoding, and a graceful
+//! shutdown bounded by `--grace-secs`. Nothing here is about streaming; a snippet reader can skip
+//! it.
 
 mod tls;
 
@@ -57,6 +58,7 @@ where
 {
     let args = Args::parse();
     init_logging();
+    raise_open_file_limit();
     let grace_over = CancellationToken::new();
     let (app, grace) =
         (bodiless_head(app(grace_over.clone())), Duration::from_secs(args.grace_secs));
@@ -380,4 +382,15 @@ fn init_logging() {
             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
         )
         .init();
+}
+
+/// Raises the soft open-file limit to the hard one: at the usual soft limit of 1024, a server
+/// started from a shell stops accepting at about a thousand open connections.
+fn raise_open_file_limit() {
+    let was = rlimit::Resource::NOFILE.get().map(|(soft, _)| soft);
+    match (was, rlimit::increase_nofile_limit(u64::MAX)) {
+        (Ok(was), Ok(now)) if now != was => tracing::info!("open-file limit: {now} (was {was})"),
+        (_, Ok(now)) => tracing::info!("open-file limit: {now}"),
+        (_, Err(err)) => tracing::warn!("cannot raise the open-file limit: {err}"),
+    }
 }
