@@ -443,6 +443,8 @@ fn bench_refuses_options_it_cannot_use() {
         (&["bench", "--frameworks", "django"], "--frameworks"),
         (&["bench", "--transports", "quic"], "--transports"),
         (&["bench", "--h2-connections", "0"], "--h2-connections"),
+        (&["bench", "--source-addresses", "127.0.0.2,192.0.2.1"], "not a loopback address"),
+        (&["bench", "--source-addresses", "localhost"], "expected an IPv4 loopback address"),
     ] {
         let output = Command::new(env!("CARGO_BIN_EXE_conformance"))
             .args(args)
@@ -458,6 +460,15 @@ fn bench_refuses_options_it_cannot_use() {
         (&["bench", "--server", "axum=/bin/true"], "two servers are named \"axum\""),
         (&["bench", "--transports", "h2c"], "h2c is not benchmarked"),
         (&["bench", "--transports", "h2,http1,h2"], "--transports lists h2 twice"),
+        (
+            &["bench", "--source-addresses", "127.0.0.2,127.0.0.3,127.0.0.2"],
+            "--source-addresses lists 127.0.0.2 twice",
+        ),
+        // One address has at most 64 512 ephemeral ports.
+        (
+            &["bench", "--concurrency", "100000", "--source-addresses", "127.0.0.2"],
+            "--source-addresses gives 1: list more",
+        ),
     ] {
         let output = Command::new(env!("CARGO_BIN_EXE_conformance"))
             .args(args)

@@ -5,7 +5,7 @@
 
 use std::{
     collections::BTreeMap,
-    net::SocketAddr,
+    net::{Ipv4Addr, SocketAddr},
     pin::pin,
     sync::{
         Arc,
@@ -19,7 +19,11 @@ use http_body_util::{BodyExt, Empty};
 use hyper::{Request, Response, body::Incoming, client::conn::http1};
 use hyper_util::rt::TokioIo;
 use rustls::client::Resumption;
-use tokio::{net::TcpStream, sync::Semaphore, task::JoinSet};
+use tokio::{
+    net::{TcpSocket, TcpStream},
+    sync::Semaphore,
+    task::JoinSet,
+};
 use tokio_rustls::TlsConnector;
 
 use crate::client::{Io, Transport, tls};
@@ -39,10 +43,15 @@ pub struct Gauge {
 /// Errors by kind ("connect: ConnectionRefused", "status 503", …) and how often each happened.
 pub type Errors = BTreeMap<String, u32>;
 
-/// How the load client reaches the server: the address, TLS or not, and the HTTP version.
+/// How the load client reaches the server: the address, where from, TLS or not, and the HTTP
+/// version.
 #[derive(Clone)]
 pub struct Dialer {
     addr: SocketAddr,
+    /// Source addresses, taken in turn by the connections (clones share the turn); none: the
+    /// kernel's choice.
+    sources: Arc<[Ipv4Addr]>,
+    turn: Arc<AtomicUsize>,
     tls: Option<TlsConnector>,
     h2: bool,
 }
@@ -52,7 +61,7 @@ type Sender2 = h2::client::SendRequest<Bytes>;
 impl Dialer {
     /// Plain HTTP/1.1.
     pub fn plain(addr: SocketAddr) -> Self {
-        Self { addr, tls: None, h2: false }
+        Self { addr, sources: Arc::new([]), turn: Arc::default(), tls: None, h2: false }
     }
 
     /// TLS trusting `ca_pem`, with ALPN `h2` or `http/1.1`. Every handshake is a full one
@@ -62,17 +71,45 @@ impl Dialer {
         let mut config = tls::config(&transport)?;
         config.alpn_protocols = vec![if h2 { b"h2".to_vec() } else { b"http/1.1".to_vec() }];
         config.resumption = Resumption::disabled();
-        Ok(Self { addr, tls: Some(TlsConnector::from(Arc::new(config))), h2 })
+        let tls = Some(TlsConnector::from(Arc::new(config)));
+        Ok(Self { tls, h2, ..Self::plain(addr) })
+    }
+
+    /// Connections from `sources` in turn: one address has only so many ephemeral ports for
+    /// one server's address and port.
+    pub fn with_sources(self, sources: &[Ipv4Addr]) -> Self {
+        Self { sources: sources.into(), ..self }
     }
 
     pub fn is_h2(&self) -> bool {
         self.h2
     }
 
+    /// A TCP connection, from the next source address if there are any.
+    async fn tcp(&self) -> Result<TcpStream, String> {
+        let connect = |e: std::io::Error| format!("connect: {}", e.kind());
+        if self.sources.is_empty() {
+            return TcpStream::connect(self.addr).await.map_err(connect);
+        }
+        let source = self.sources[self.turn.fetch_add(1, Ordering::Relaxed) % self.sources.len()];
+        let socket = TcpSocket::new_v4().map_err(|e| format!("socket: {}", e.kind()))?;
+        // The port is then chosen at connect() for the whole 4-tuple, as it is without bind();
+        // bind() would take a port of the address for this socket alone.
+        #[cfg(target_os = "linux")]
+        let _ = nix::sys::socket::setsockopt(
+            &socket,
+            nix::sys::socket::sockopt::IpBindAddressNoPort,
+            &true,
+        );
+        socket
+            .bind(SocketAddr::new(source.into(), 0))
+            .map_err(|e| format!("bind {source}: {}", e.kind()))?;
+        socket.connect(self.addr).await.map_err(connect)
+    }
+
     /// A TCP connection, and the TLS handshake over it if there is one.
     async fn io(&self) -> Result<Box<dyn Io>, String> {
-        let tcp =
-            TcpStream::connect(self.addr).await.map_err(|e| format!("connect: {}", e.kind()))?;
+        let tcp = self.tcp().await?;
         let _ = tcp.set_nodelay(true);
         match &self.tls {
             None => Ok(Box::new(tcp)),

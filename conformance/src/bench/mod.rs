@@ -14,7 +14,7 @@ mod system;
 
 use std::{
     collections::BTreeMap,
-    net::SocketAddr,
+    net::{IpAddr, Ipv4Addr, SocketAddr},
     path::{Path, PathBuf},
     sync::{Arc, atomic::Ordering},
     time::{Duration, Instant},
@@ -29,7 +29,7 @@ use crate::{
 };
 use load::{Dialer, Gauge};
 pub use report::{Figure, Target, markdown as summary};
-use system::{FdLimit, Machine};
+use system::{FdLimit, Machine, OpenFiles};
 
 /// The servers besides the floor, and the packages whose binaries they are.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Serialize)]
@@ -64,7 +64,10 @@ pub struct Options {
     /// Frameworks to measure; the floor always runs.
     #[arg(long, value_enum, value_delimiter = ',', default_values = ["axum", "actix", "rocket", "warp"])]
     pub frameworks: Vec<Framework>,
-    /// Simultaneous slow streams, one scenario per number.
+    /// Simultaneous slow streams, one scenario per number. 50000 and more (e.g.
+    /// `--concurrency 50000`) is the many-streams scenario, with targets of its own; past one
+    /// address's ephemeral ports the client spreads over 127.0.0.2, 127.0.0.3, … (see
+    /// --source-addresses).
     #[arg(long, value_delimiter = ',', default_values = ["1000", "10000"],
           value_parser = clap::value_parser!(u32).range(1..=100_000))]
     pub concurrency: Vec<u32>,
@@ -96,6 +99,12 @@ pub struct Options {
     /// TLS connections that the slow streams share over h2.
     #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u32).range(1..=10_000))]
     pub h2_connections: u32,
+    /// Source addresses of the load client's connections, taken in turn: IPv4 loopback
+    /// addresses such as 127.0.0.2,127.0.0.3. By default 127.0.0.1, and as many of 127.0.0.2,
+    /// 127.0.0.3, … as the connections need when one address has too few ephemeral ports
+    /// (net.ipv4.ip_local_port_range, less 1000 left to the machine).
+    #[arg(long, value_delimiter = ',', value_parser = parse_source_address)]
+    pub source_addresses: Vec<Ipv4Addr>,
     /// Also measure your own server (repeatable): PROGRAM must take `--addr 127.0.0.1:0`,
     /// print `listening on http://IP:PORT` first on stdout, and serve the same `/stream`.
     #[arg(long = "server", value_name = "NAME=PROGRAM", value_parser = parse_server)]
@@ -117,13 +126,29 @@ fn parse_server(value: &str) -> Result<(String, PathBuf), String> {
     }
 }
 
+fn parse_source_address(value: &str) -> Result<Ipv4Addr, String> {
+    match value.parse::<Ipv4Addr>() {
+        Ok(ip) if ip.is_loopback() => Ok(ip),
+        Ok(ip) => Err(format!(
+            "{ip} is not a loopback address: the servers listen on 127.0.0.1, so the load \
+             client connects from 127.0.0.0/8 (127.0.0.2, 127.0.0.3, …)"
+        )),
+        Err(_) => {
+            Err(format!("expected an IPv4 loopback address such as 127.0.0.2, got {value:?}"))
+        }
+    }
+}
+
 /// Everything one run measured; written as bench.json.
 #[derive(Debug, Serialize)]
 pub struct Results {
     pub date: String,
     pub command: String,
     pub machine: Machine,
+    /// The load client's open-file limit.
     pub fd_limit: FdLimit,
+    /// Where the load client's connections came from, taken in turn.
+    pub source_addresses: Vec<Ipv4Addr>,
     pub client_build: &'static str,
     pub note: &'static str,
     pub options: Options,
@@ -137,6 +162,8 @@ pub struct Results {
 pub struct ServerResults {
     pub name: String,
     pub program: PathBuf,
+    /// The open-file limit it ran with (/proc/PID/limits at its first start).
+    pub open_files: Option<OpenFiles>,
     /// Spawn to its `listening on` line, once per scenario.
     pub startup_ms: Vec<f64>,
     pub concurrency: Vec<Concurrency>,
@@ -238,10 +265,13 @@ pub struct Handshakes {
 /// Runs every scenario against the floor and the chosen frameworks; writes bench.json,
 /// summary.md and the SVG charts to `options.out`.
 pub async fn run(options: &Options) -> Result<Results, String> {
-    for (flag, values) in
-        [("--concurrency", &options.concurrency), ("--fast-streams", &options.fast_streams)]
-    {
-        if let Some(twice) = values.iter().find(|v| values.iter().filter(|w| w == v).count() > 1) {
+    for (flag, twice) in [
+        ("--concurrency", twice(&options.concurrency).map(u32::to_string)),
+        ("--fast-streams", twice(&options.fast_streams).map(u32::to_string)),
+        ("--transports", twice(&options.transports).map(|t| t.name().to_owned())),
+        ("--source-addresses", twice(&options.source_addresses).map(Ipv4Addr::to_string)),
+    ] {
+        if let Some(twice) = twice {
             return Err(format!("{flag} lists {twice} twice"));
         }
     }
@@ -250,11 +280,6 @@ pub async fn run(options: &Options) -> Result<Results, String> {
                     http1, https or h2"
             .into());
     }
-    if let Some(twice) =
-        options.transports.iter().find(|t| options.transports.iter().filter(|u| u == t).count() > 1)
-    {
-        return Err(format!("--transports lists {} twice", twice.name()));
-    }
     let names = options.frameworks.iter().map(|f| f.name());
     let mut names: Vec<&str> =
         names.chain(options.servers.iter().map(|(n, _)| n.as_str())).collect();
@@ -262,27 +287,22 @@ pub async fn run(options: &Options) -> Result<Results, String> {
     if let Some(pair) = names.windows(2).find(|pair| pair[0] == pair[1]) {
         return Err(format!("two servers are named {:?}; give --server another name", pair[0]));
     }
+    let source_addresses = source_addresses(options)?;
     let fd_limit = system::raise_fd_limit()?;
-    eprintln!(
-        "open-file limit: {} (was {}, hard limit {})",
-        fd_limit.now, fd_limit.was, fd_limit.hard
-    );
+    eprintln!("open-file limit: {fd_limit}");
     let most = options.concurrency.iter().copied().max().unwrap_or(0).max(options.handshakes);
     if u64::from(most) + 64 > fd_limit.now {
         return Err(format!(
-            "--concurrency {most} needs about {} open files, and this system allows {} \
-             (raise the hard limit, ulimit -Hn, or ask for fewer streams)",
+            "--concurrency {most} needs about {} open files in the load client and in each \
+             server, and this system allows {fd_limit}: run the bench where the hard limit \
+             can be raised (root with CAP_SYS_RESOURCE) or already is (ulimit -Hn, \
+             limits.conf), or ask for fewer streams",
             u64::from(most) + 64,
-            fd_limit.now
         ));
     }
-    if let Some(ports) = system::ephemeral_ports()
-        && most + 100 > ports
-    {
-        return Err(format!(
-            "--concurrency {most} needs more local ports than the {ports} of \
-             net.ipv4.ip_local_port_range"
-        ));
+    if source_addresses.len() > 1 {
+        let list: Vec<String> = source_addresses.iter().map(Ipv4Addr::to_string).collect();
+        eprintln!("source addresses: {}", list.join(", "));
     }
     if cfg!(debug_assertions) {
         eprintln!(
@@ -314,6 +334,7 @@ pub async fn run(options: &Options) -> Result<Results, String> {
         .map(|(name, program)| ServerResults {
             name,
             program,
+            open_files: None,
             startup_ms: Vec::new(),
             concurrency: Vec::new(),
             throughput: Vec::new(),
@@ -322,7 +343,7 @@ pub async fn run(options: &Options) -> Result<Results, String> {
         .collect();
     // Runs go round the servers, so a disturbance on the machine does not land on one server.
     for &transport in &options.transports {
-        let on = |s: &Spawned| dialer(s, transport, tls.as_ref());
+        let on = |s: &Spawned| dialer(s, transport, tls.as_ref(), &source_addresses);
         let over = transport.name();
         let scenarios = (options.concurrency.iter().map(|&n| Scenario::Slow(n)))
             .chain(options.fast_streams.iter().map(|&n| Scenario::Fast(n)))
@@ -332,6 +353,8 @@ pub async fn run(options: &Options) -> Result<Results, String> {
                 for server in &mut servers {
                     let (spawned, took) = start(&server.program, transport, tls.as_ref()).await?;
                     server.startup_ms.push(took);
+                    server.open_files =
+                        server.open_files.or_else(|| system::open_files(spawned.pid()));
                     let label = format!("{} over {over} (run {run})", server.name);
                     let dialer = on(&spawned)?;
                     let (s, d) = (&spawned, &dialer);
@@ -366,6 +389,7 @@ pub async fn run(options: &Options) -> Result<Results, String> {
             .join(" "),
         machine: system::machine(),
         fd_limit,
+        source_addresses,
         client_build: if cfg!(debug_assertions) { "debug" } else { "release" },
         note: "client and servers share the machine; one server runs at a time",
         options: options.clone(),
@@ -443,9 +467,9 @@ async fn start(
     Ok((spawned, started.elapsed().as_secs_f64() * 1e3))
 }
 
-/// How the load client reaches `spawned` over `transport`.
+/// How the load client reaches `spawned` over `transport`, from `sources`.
 fn dialer(
-    spawned: &Spawned, transport: Serving, tls: Option<&Certificates>,
+    spawned: &Spawned, transport: Serving, tls: Option<&Certificates>, sources: &[Ipv4Addr],
 ) -> Result<Dialer, String> {
     let base = &spawned.base;
     let addr: SocketAddr = base
@@ -453,13 +477,61 @@ fn dialer(
         .trim_start_matches("https://")
         .parse()
         .map_err(|e| format!("{base} is not IP:PORT: {e}"))?;
-    match (transport, tls) {
-        (Serving::Http1, _) => Ok(Dialer::plain(addr)),
+    let dialer = match (transport, tls) {
+        (Serving::Http1, _) => Dialer::plain(addr),
         (_, Some(tls)) if transport.is_tls() => {
-            Dialer::tls(addr, &tls.ca_pem, transport == Serving::H2)
+            Dialer::tls(addr, &tls.ca_pem, transport == Serving::H2)?
         }
-        _ => Err(format!("cannot reach {base} over {}", transport.name())),
+        _ => return Err(format!("cannot reach {base} over {}", transport.name())),
+    };
+    match addr.ip() {
+        // The kernel's own choice: a server of one's own on [::1] is reached too.
+        _ if sources == [Ipv4Addr::LOCALHOST] => Ok(dialer),
+        IpAddr::V4(ip) if ip.is_loopback() => Ok(dialer.with_sources(sources)),
+        _ => {
+            let list: Vec<String> = sources.iter().map(Ipv4Addr::to_string).collect();
+            Err(format!(
+                "{base} is not on 127.0.0.0/8, and the load client connects from {}: more \
+                 connections than one address has ephemeral ports, or --source-addresses. Ask \
+                 for fewer connections, or have the server listen on 127.0.0.1",
+                list.join(", ")
+            ))
+        }
     }
+}
+
+/// Where the load client's connections come from: --source-addresses, or as many loopback
+/// addresses as the scenario with the most connections needs.
+fn source_addresses(options: &Options) -> Result<Vec<Ipv4Addr>, String> {
+    // Open at once: a connection per slow stream over HTTP/1.1, shared over h2; one for every
+    // fast stream and every new connection.
+    let slow = options.transports.iter().flat_map(|&t| {
+        options.concurrency.iter().map(move |&n| match t {
+            Serving::H2 => n.min(options.h2_connections),
+            _ => n,
+        })
+    });
+    let connections = slow
+        .chain(options.fast_streams.iter().copied())
+        .chain([options.handshakes])
+        .max()
+        .unwrap_or(0);
+    let given = &options.source_addresses;
+    match system::ephemeral_ports().map(system::ports_per_address) {
+        None if given.is_empty() => Ok(vec![Ipv4Addr::LOCALHOST]),
+        // No port range to read: the addresses as given, unchecked.
+        None => Ok(given.clone()),
+        Some(per_address) if given.is_empty() => system::source_addresses(connections, per_address),
+        Some(per_address) => {
+            system::check_source_addresses(given, connections, per_address)?;
+            Ok(given.clone())
+        }
+    }
+}
+
+/// The first value that `values` lists more than once.
+fn twice<T: PartialEq>(values: &[T]) -> Option<&T> {
+    values.iter().enumerate().find(|(i, v)| values[..*i].contains(v)).map(|(_, v)| v)
 }
 
 /// Ends a server with SIGTERM, as a user would, so that it can write what it writes at exit (a

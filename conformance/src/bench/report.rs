@@ -263,6 +263,19 @@ fn table(out: &mut String, header: &[String], rows: &[Vec<String>]) {
     out.push('\n');
 }
 
+/// The servers' soft open-file limits: one number if they all had it.
+fn servers_open_files(servers: &[ServerResults]) -> String {
+    let limit = |s: &ServerResults| s.open_files.map_or("unknown".into(), |l| l.soft.to_string());
+    let limits: Vec<String> = servers.iter().map(limit).collect();
+    match limits.first() {
+        Some(first) if limits.iter().all(|l| l == first) => format!("servers {first}"),
+        _ => {
+            let each = servers.iter().zip(&limits).map(|(s, l)| format!("{} {l}", s.name));
+            format!("servers: {}", each.collect::<Vec<_>>().join(", "))
+        }
+    }
+}
+
 /// The summary: one table per scenario (each figure with its ratio to the floor), start-up,
 /// and the targets.
 pub fn markdown(results: &Results) -> String {
@@ -270,16 +283,19 @@ pub fn markdown(results: &Results) -> String {
     let m = &results.machine;
     let _ = writeln!(
         out,
-        "Run {} on {} cores ({}), {} GiB, Linux {}; client build: {}; open-file limit {}.\n\
+        "Run {} on {} cores ({}), {} GiB, Linux {}; client build: {}.\n\
          Client and servers share the machine; one server runs at a time, started afresh for \
-         each scenario, with request logging off.\n\n`{}`\n",
+         each scenario, with request logging off.\n\
+         Open-file limit: client {}; {}. Connections from {}.\n\n`{}`\n",
         results.date,
         m.cores,
         m.cpu,
         m.memory_gib,
         m.kernel,
         results.client_build,
-        results.fd_limit.now,
+        results.fd_limit,
+        servers_open_files(&results.servers),
+        results.source_addresses.iter().map(|a| a.to_string()).collect::<Vec<_>>().join(", "),
         results.command
     );
     let mut scenarios: Vec<&str> = Vec::new();
