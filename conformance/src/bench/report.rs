@@ -161,21 +161,50 @@ pub struct Target {
     pub met: bool,
 }
 
-/// Judged on the medians of the largest concurrency scenario and of the fewest fast streams.
+/// Streams from which a slow-stream scenario is a many-streams one, with targets of its own.
+pub const MANY: u32 = 50_000;
+
+/// The targets of one slow-stream scenario.
+struct SlowTargets {
+    streams: u32,
+    /// Metric and limit, in ms.
+    lateness: &'static [(&'static str, f64)],
+    /// Memory per stream's limit, as a ratio to the floor's.
+    memory: f64,
+}
+
+/// Judged on medians: of the largest slow-stream scenario under [`MANY`] streams, of every one
+/// of [`MANY`] or more (all complete, lateness p99 ≤ 5 ms, memory per stream ≤ 1.2× the floor's
+/// at the same size), and of the fewest fast streams.
 pub fn targets(figures: &[Figure]) -> Vec<Target> {
-    let size = |suffix: &str, pick: fn(u32, u32) -> u32| {
-        figures
+    let sizes = |suffix: &str| {
+        let mut sizes: Vec<u32> = figures
             .iter()
             .filter_map(|f| f.scenario.strip_suffix(suffix)?.parse::<u32>().ok())
-            .reduce(pick)
+            .collect();
+        sizes.sort_unstable();
+        sizes.dedup();
+        sizes
     };
-    let most = size(" slow streams", u32::max);
-    let slow = most.map(|n| format!("{n} slow streams"));
-    let fast = size(" fast streams", u32::min).map(|n| format!("{n} fast streams"));
-    let find = |server: &str, scenario: &Option<String>, metric: &str| {
-        figures.iter().find(|f| {
-            f.server == server && Some(&f.scenario) == scenario.as_ref() && f.metric == metric
+    let slow_sizes = sizes(" slow streams");
+    let largest = slow_sizes.iter().copied().filter(|&n| n < MANY).max();
+    let many = slow_sizes.iter().copied().filter(|&n| n >= MANY);
+    let slow: Vec<SlowTargets> = largest
+        .map(|streams| SlowTargets {
+            streams,
+            lateness: &[("lateness p99", 5.0), ("lateness max", 50.0)],
+            memory: 1.5,
         })
+        .into_iter()
+        .chain(many.map(|streams| SlowTargets {
+            streams,
+            lateness: &[("lateness p99", 5.0)],
+            memory: 1.2,
+        }))
+        .collect();
+    let fast = sizes(" fast streams").first().map(|n| format!("{n} fast streams"));
+    let find = |server: &str, scenario: &str, metric: &str| {
+        figures.iter().find(|f| f.server == server && f.scenario == scenario && f.metric == metric)
     };
     let mut servers: Vec<&str> = figures.iter().map(|f| f.server.as_str()).collect();
     servers.dedup();
@@ -184,36 +213,44 @@ pub fn targets(figures: &[Figure]) -> Vec<Target> {
         let mut judge = |target: String, measured: String, met: bool| {
             targets.push(Target { server: server.to_owned(), target, measured, met });
         };
-        if let (Some(done), Some(streams)) = (find(server, &slow, "completed"), most) {
-            judge(
-                format!("all {streams} streams complete"),
-                format!("{} of {streams}", done.value),
-                done.value == f64::from(streams),
-            );
-        }
-        for (metric, limit) in [("lateness p99", 5.0), ("lateness max", 50.0)] {
-            if let Some(f) = find(server, &slow, metric) {
+        // A figure's ratio to the floor's against `limit`: (target, measured, met).
+        let relative = |scenario: &str, metric: &str, bound: &str, limit: f64| {
+            let f = find(server, scenario, metric)?;
+            let ratio = f.ratio_to_floor?;
+            Some((
+                format!("{scenario} {metric} {bound} {limit}× floor"),
+                format!("{} {} = {ratio:.2}× floor", number(f.value, f.unit), f.unit),
+                if bound == "≤" { ratio <= limit } else { ratio >= limit },
+            ))
+        };
+        for &SlowTargets { streams, lateness, memory } in &slow {
+            let scenario = format!("{streams} slow streams");
+            if let Some(done) = find(server, &scenario, "completed") {
                 judge(
-                    format!("{metric} ≤ {limit} ms"),
-                    format!("{:.1} ms", f.value),
-                    f.value <= limit,
+                    format!("all {streams} streams complete"),
+                    format!("{} of {streams}", done.value),
+                    done.value == f64::from(streams),
                 );
             }
+            for &(metric, limit) in lateness {
+                if let Some(f) = find(server, &scenario, metric) {
+                    let target = match streams >= MANY {
+                        true => format!("{scenario} {metric} ≤ {limit} ms"),
+                        false => format!("{metric} ≤ {limit} ms"),
+                    };
+                    judge(target, format!("{:.1} ms", f.value), f.value <= limit);
+                }
+            }
+            if let Some((target, measured, met)) =
+                relative(&scenario, "memory per stream", "≤", memory)
+            {
+                judge(target, measured, met);
+            }
         }
-        let relative =
-            [("memory per stream", &slow, "≤ 1.5×", 1.5), ("lines/s", &fast, "≥ 0.8×", 0.8)];
-        for (metric, scenario, bound, limit) in relative {
-            let Some(f) = find(server, scenario, metric) else {
-                continue;
-            };
-            let Some(ratio) = f.ratio_to_floor else {
-                continue;
-            };
-            judge(
-                format!("{} {metric} {bound} floor", scenario.as_deref().unwrap_or_default()),
-                format!("{} {} = {ratio:.2}× floor", number(f.value, f.unit), f.unit),
-                if limit > 1.0 { ratio <= limit } else { ratio >= limit },
-            );
+        if let Some((target, measured, met)) =
+            fast.as_ref().and_then(|fast| relative(fast, "lines/s", "≥", 0.8))
+        {
+            judge(target, measured, met);
         }
     }
     targets
@@ -406,6 +443,49 @@ mod tests {
         }
         assert_eq!(targets[0].target, "all 100 streams complete");
         assert_eq!(targets[4].target, "1 fast streams lines/s ≥ 0.8× floor");
+    }
+
+    /// 50 000 streams are judged beside the largest scenario under them, on targets of their
+    /// own: no lateness max, and memory per stream within 1.2× the floor's.
+    #[test]
+    fn many_streams_have_targets_of_their_own() {
+        let figure = |server: &str, scenario: &str, metric, value, ratio| super::Figure {
+            server: server.into(),
+            scenario: scenario.into(),
+            metric,
+            unit: "",
+            value,
+            ratio_to_floor: ratio,
+        };
+        let mut figures = Vec::new();
+        for (server, done, p99, memory) in
+            [("good", 50_000.0, 5.0, 1.2), ("bad", 49_999.0, 5.1, 1.21)]
+        {
+            figures.extend([
+                figure(server, "10000 slow streams", "completed", 10_000.0, None),
+                figure(server, "10000 slow streams", "lateness p99", 1.0, None),
+                figure(server, "10000 slow streams", "lateness max", 10.0, None),
+                figure(server, "10000 slow streams", "memory per stream", 1.0, Some(1.0)),
+                figure(server, "50000 slow streams", "completed", done, None),
+                figure(server, "50000 slow streams", "lateness p99", p99, None),
+                figure(server, "50000 slow streams", "lateness max", 1000.0, None),
+                figure(server, "50000 slow streams", "memory per stream", 1.0, Some(memory)),
+            ]);
+        }
+        let targets = super::targets(&figures);
+        let many: Vec<_> = targets.iter().filter(|t| t.server == "bad").skip(4).collect();
+        assert_eq!(many.len(), 3, "{targets:#?}");
+        assert!(many.iter().all(|t| !t.met), "{many:#?}");
+        assert_eq!(
+            many.iter().map(|t| t.target.as_str()).collect::<Vec<_>>(),
+            [
+                "all 50000 streams complete",
+                "50000 slow streams lateness p99 ≤ 5 ms",
+                "50000 slow streams memory per stream ≤ 1.2× floor"
+            ]
+        );
+        assert!(targets.iter().filter(|t| t.server == "good").all(|t| t.met), "{targets:#?}");
+        assert_eq!(targets.len(), 14);
     }
 
     #[test]
