@@ -334,3 +334,71 @@ fn recorded_diagnose_output_is_current() {
         file.display()
     );
 }
+
+/// `target/<profile>/examples/broken_server`, which `cargo test` builds beside this test: the
+/// balancer tests stop and start their instances as processes.
+fn broken_server(fault: &str) -> conformance::servers::Launch {
+    let exe = std::env::current_exe().expect("the test's path");
+    let profile_dir = exe.parent().and_then(std::path::Path::parent).expect("target/<profile>");
+    let mut launch = conformance::servers::Launch::new(profile_dir.join("examples/broken_server"));
+    launch.args = vec!["--fault".into(), fault.into()];
+    launch
+}
+
+/// A server that ignores `Last-Event-ID` behind each balancer: after the first SIGKILL the
+/// clients it had start again at 1, and the failover check says which ids came twice.
+#[test]
+fn failover_catches_a_server_that_ignores_last_event_id() {
+    use conformance::harness::balanced::{self, Disruption, Pool};
+    for kind in [Kind::Nginx, Kind::Haproxy] {
+        if !proxies::available(kind) {
+            continue;
+        }
+        let launch = broken_server("events-ignore-last-event-id");
+        let outcome = runtime().block_on(async {
+            let mut pool =
+                Pool::start(&launch, balanced::INSTANCES).unwrap_or_else(|e| panic!("{e}"));
+            let proxy = Proxy::balance(kind, Setup::Balanced, &pool.bases())
+                .unwrap_or_else(|e| panic!("{e}"));
+            // It never ends (every reconnect starts again): 20 s are enough to see it.
+            let limit = std::time::Duration::from_secs(20);
+            let run = balanced::failover(&proxy.base, &mut pool, Disruption::Kill, None, limit);
+            balanced::judge(&run.await)
+        });
+        println!("{}: {} {}", kind.program(), outcome.level, outcome.reason);
+        assert!(
+            outcome.level == Level::Fail && outcome.reason.contains("twice ("),
+            "behind {}: expected a failure naming ids got twice, got {} {}",
+            kind.program(),
+            outcome.level,
+            outcome.reason
+        );
+    }
+}
+
+/// A stream without keep-alive comments behind each balancer's 2 s read timeout: the idle
+/// check, asked for comments every second, finds it cut.
+#[test]
+fn idle_check_catches_a_stream_without_keepalive() {
+    use conformance::harness::balanced::{self, Pool};
+    for kind in [Kind::Nginx, Kind::Haproxy] {
+        if !proxies::available(kind) {
+            continue;
+        }
+        let launch = broken_server("events-no-keepalive");
+        let outcome = runtime().block_on(async {
+            let pool = Pool::start(&launch, 1).unwrap_or_else(|e| panic!("{e}"));
+            let proxy = Proxy::balance(kind, Setup::BalancedIdle, &pool.bases())
+                .unwrap_or_else(|e| panic!("{e}"));
+            balanced::idle(&proxy.base, std::time::Duration::from_secs(1)).await
+        });
+        println!("{}: {} {}", kind.program(), outcome.level, outcome.reason);
+        assert!(
+            outcome.level == Level::Fail && outcome.reason.contains("still cut it"),
+            "behind {}: expected the cut, got {} {}",
+            kind.program(),
+            outcome.level,
+            outcome.reason
+        );
+    }
+}

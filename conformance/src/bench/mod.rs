@@ -10,6 +10,7 @@
 pub mod charts;
 mod load;
 mod report;
+pub mod storm;
 mod system;
 
 use std::{
@@ -99,6 +100,11 @@ pub struct Options {
     /// TLS connections that the slow streams share over h2.
     #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u32).range(1..=10_000))]
     pub h2_connections: u32,
+    /// The reconnect storm: this many EventSources through nginx in front of three instances
+    /// of each framework, every instance restarted in turn (0 leaves it out; it needs nginx).
+    /// Once per framework, after the other scenarios.
+    #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u32).range(0..=8000))]
+    pub storm: u32,
     /// Source addresses of the load client's connections, taken in turn: IPv4 loopback
     /// addresses such as 127.0.0.2,127.0.0.3. By default 127.0.0.1, and as many of 127.0.0.2,
     /// 127.0.0.3, … as the connections need when one address has too few ephemeral ports
@@ -169,6 +175,8 @@ pub struct ServerResults {
     pub concurrency: Vec<Concurrency>,
     pub throughput: Vec<Throughput>,
     pub handshakes: Vec<Handshakes>,
+    /// The reconnect storm (`--storm`), for the frameworks.
+    pub storm: Option<storm::Storm>,
 }
 
 #[derive(Debug, Clone, Copy, Serialize)]
@@ -310,6 +318,11 @@ pub async fn run(options: &Options) -> Result<Results, String> {
              (run `cargo run -p conformance --release -- bench`)"
         );
     }
+    if options.storm > 0 && crate::proxies::locate("nginx").is_none() {
+        return Err("--storm runs the clients through nginx, which is not installed \
+                    (Debian package nginx: apt-get install -y nginx)"
+            .into());
+    }
     std::fs::create_dir_all(&options.out)
         .map_err(|e| format!("cannot create {}: {e}", options.out.display()))?;
 
@@ -318,7 +331,12 @@ pub async fn run(options: &Options) -> Result<Results, String> {
     let scenarios = options.concurrency.len()
         + options.fast_streams.len()
         + usize::from(options.handshakes > 0);
-    let steps = programs.len() * options.runs as usize * options.transports.len() * scenarios;
+    let storms = match options.storm {
+        0 => 0,
+        _ => programs.iter().filter(|(name, _)| name != FLOOR).count(),
+    };
+    let steps =
+        programs.len() * options.runs as usize * options.transports.len() * scenarios + storms;
     let tls = match options.transports.iter().any(|t| t.is_tls()) {
         true => Some(Certificates::new("bench")?),
         false => None,
@@ -339,6 +357,7 @@ pub async fn run(options: &Options) -> Result<Results, String> {
             concurrency: Vec::new(),
             throughput: Vec::new(),
             handshakes: Vec::new(),
+            storm: None,
         })
         .collect();
     // Runs go round the servers, so a disturbance on the machine does not land on one server.
@@ -373,6 +392,15 @@ pub async fn run(options: &Options) -> Result<Results, String> {
                     bar.inc(1);
                 }
             }
+        }
+    }
+    if options.storm > 0 {
+        for server in servers.iter_mut().filter(|s| s.name != FLOOR) {
+            let label = format!("{} storm", server.name);
+            let kind = crate::proxies::Kind::Nginx;
+            server.storm =
+                Some(storm::storm(&server.program, kind, options.storm, &bar, &label).await?);
+            bar.inc(1);
         }
     }
     bar.finish_and_clear();

@@ -275,7 +275,7 @@ fn number(value: f64, unit: &str) -> String {
 }
 
 /// A markdown table with padded columns, readable on a terminal too.
-fn table(out: &mut String, header: &[String], rows: &[Vec<String>]) {
+pub(super) fn table(out: &mut String, header: &[String], rows: &[Vec<String>]) {
     let width = |i: usize| {
         rows.iter()
             .map(|r| r[i].chars().count())
@@ -393,6 +393,11 @@ pub fn markdown(results: &Results) -> String {
             .collect();
         let header = ["server", "target", "measured", ""].map(String::from);
         table(&mut out, &header, &rows);
+    }
+    let storms: Vec<(&str, &super::storm::Storm)> =
+        results.servers.iter().filter_map(|s| Some((s.name.as_str(), s.storm.as_ref()?))).collect();
+    if !storms.is_empty() {
+        out.push_str(&super::storm::markdown(&storms));
     }
     out
 }

@@ -26,7 +26,9 @@ pub struct Options {
     /// A response header that names who answered (a balancer's upstream address), kept per
     /// connection.
     pub served_by: Option<String>,
-    /// A permit is held while a connection is being opened (see [`Ask::opening`]).
+    /// A permit is held while the first connection is being opened (see [`Ask::opening`]):
+    /// bounds how many clients connect at once at the start. Reconnections do not wait, as a
+    /// browser's do not.
     pub opening: Option<Arc<Semaphore>>,
     /// Counts the events received, for whoever waits on the session's progress.
     pub received: Arc<AtomicUsize>,
@@ -136,7 +138,7 @@ pub async fn follow(target: &Target, path: &str, options: &Options) -> Session {
         if let Some(id) = &last_id {
             ask = ask.header("last-event-id", id.clone());
         }
-        if let Some(gate) = &options.opening {
+        if let Some(gate) = options.opening.as_ref().filter(|_| session.connections.is_empty()) {
             ask = ask.opening(gate.clone());
         }
         let index = session.connections.len();
