@@ -632,3 +632,45 @@ fn behind_nginx(outcome: Outcome) -> Outcome {
         _ => outcome,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ids(list: &[u32]) -> Vec<String> {
+        list.iter().map(u32::to_string).collect()
+    }
+
+    #[test]
+    fn lost_and_twice_are_told_apart() {
+        assert_eq!(lost_and_duplicated(&ids(&[1, 2, 3]), 3), (vec![], vec![]));
+        assert_eq!(lost_and_duplicated(&ids(&[1, 3]), 3), (vec![2], vec![]));
+        assert_eq!(lost_and_duplicated(&ids(&[1, 2, 1, 2, 3]), 3), (vec![], ids(&[1, 2])));
+    }
+
+    #[test]
+    fn judge_names_what_went_wrong() {
+        let client = |name: &str, got: &[u32], resumes: Vec<(f64, bool)>| ClientRun {
+            name: name.into(),
+            ids: ids(got),
+            resumes,
+            closed: "204 No Content".into(),
+        };
+        let run = |clients| Failover {
+            disruption: Disruption::Kill,
+            count: 3,
+            retry_ms: 1000.0,
+            clients,
+            steps: Vec::new(),
+            problem: None,
+        };
+        let good = judge(&run(vec![client("a", &[1, 2, 3], vec![(1010.0, true)])]));
+        assert_eq!(good.level, crate::Level::Pass, "{}", good.reason);
+        let twice = judge(&run(vec![client("a", &[1, 2, 1, 2, 3], vec![(1010.0, true)])]));
+        assert!(twice.reason.contains("got 2 twice (1, 2)"), "{}", twice.reason);
+        let uncut = judge(&run(vec![client("a", &[1, 2, 3], vec![])]));
+        assert!(uncut.reason.contains("never cut"), "{}", uncut.reason);
+        let slow = judge(&run(vec![client("a", &[1, 2, 3], vec![(2500.0, true)])]));
+        assert!(slow.reason.contains("resumed 2500 ms after a cut"), "{}", slow.reason);
+    }
+}

@@ -697,6 +697,21 @@ mod tests {
             assert!(!conf.contains('@'), "{kind:?} {setup:?} left a placeholder:\n{conf}");
             assert!(conf.contains("/tmp/proxy-dir/proxy.pid"), "{conf}");
         }
+        let upstreams = ["127.0.0.1:7001", "127.0.0.1:7002", "127.0.0.1:7003"];
+        for kind in [Kind::Nginx, Kind::Haproxy] {
+            for setup in [Setup::Balanced, Setup::BalancedIdle] {
+                let conf = config(kind, setup, Path::new("/tmp/proxy-dir"), 8080, &upstreams);
+                let conf: String =
+                    conf.lines().filter(|l| !l.trim_start().starts_with('#')).collect();
+                assert!(!conf.contains('@'), "{kind:?} {setup:?} left a placeholder:\n{conf}");
+                for upstream in upstreams {
+                    assert_eq!(conf.matches(upstream).count(), 1, "{upstream} in\n{conf}");
+                }
+                let idle =
+                    conf.contains("proxy_read_timeout 2s") || conf.contains("timeout server 2s");
+                assert_eq!(idle, setup == Setup::BalancedIdle, "{kind:?} {setup:?}:\n{conf}");
+            }
+        }
     }
 
     /// A port someone else took between our look and the proxy's bind is noticed (so
