@@ -1,5 +1,5 @@
 //! What the tests and `matrix` run the checks against: the servers they start, the proxies in
-//! front of them, the real clients (curl, Chromium, the Rust client example) and the
+//! front of them, load balancers in front of several instances (`balanced`), the real clients (curl, Chromium, the Rust client example) and the
 //! per-framework test suite.
 
 pub mod balanced;
