@@ -131,7 +131,10 @@ pub async fn follow(target: &Target, path: &str, options: &Options) -> Session {
         if now >= end {
             return session;
         }
-        let mut ask = Ask::get(path, end - now)
+        // The same deadline for every request: the client behind `Exchange` is made once per
+        // deadline, and making one loads the system's roots. With the time left instead, a
+        // storm of 1 000 reconnections built 1 000 clients and took 1.5 s longer to resume.
+        let mut ask = Ask::get(path, options.limit)
             .framing(Framing::Events)
             .header("accept", "text/event-stream")
             .header("cache-control", "no-cache");
@@ -151,7 +154,11 @@ pub async fn follow(target: &Target, path: &str, options: &Options) -> Session {
             end: String::new(),
             events: 0,
         };
-        match Exchange::start(target, ask).await {
+        let started = tokio::time::timeout_at(end.into(), Exchange::start(target, ask)).await;
+        let Ok(started) = started else {
+            return session;
+        };
+        match started {
             Err(fetched) => {
                 connection.ended = Instant::now();
                 connection.status = fetched.status();
@@ -191,7 +198,8 @@ pub async fn follow(target: &Target, path: &str, options: &Options) -> Session {
                 let sent = exchange.sent();
                 let mut seen = 0;
                 loop {
-                    let more = exchange.next().await;
+                    let more =
+                        tokio::time::timeout_at(end.into(), exchange.next()).await.unwrap_or(false);
                     for message in &exchange.out.events[seen..] {
                         if let Some(retry) = message.retry.as_deref().and_then(|r| r.parse().ok()) {
                             session.retry_ms = Some(retry);
