@@ -57,6 +57,8 @@ pub struct Storm {
     pub kernel: Kernel,
     /// Per instance: ms from SIGTERM until it exited, and until it listened again.
     pub steps_ms: Vec<(f64, f64)>,
+    /// The balancer's error-log messages, by how often each came (what a 502 was).
+    pub balancer_errors: BTreeMap<String, u32>,
     /// The `retry:` the clients were told, ms.
     pub retry_ms: Option<u64>,
     pub wall_ms: f64,
@@ -189,6 +191,7 @@ pub async fn storm(
         steps_ms: steps,
         retry_ms: None,
         wall_ms: 0.0,
+        balancer_errors: balancer_errors(&proxy.logs()),
     };
     let want: Vec<String> = (1..=COUNT).map(|k| k.to_string()).collect();
     let mut resumes = Vec::new();
@@ -273,5 +276,29 @@ pub fn markdown(storms: &[(&str, &Storm)]) -> String {
         })
         .collect();
     super::report::table(&mut out, &header, &rows);
+    for (name, storm) in storms.iter().filter(|(_, s)| !s.balancer_errors.is_empty()) {
+        out.push_str(&format!("\n{} error log during the storm of {name}:\n\n", storm.balancer));
+        for (message, n) in &storm.balancer_errors {
+            out.push_str(&format!("- {n} × {message}\n"));
+        }
+    }
     out
+}
+
+/// nginx's `[error]` lines without their time, ids and addresses: "upstream prematurely closed
+/// connection while reading response header from upstream" and so on.
+fn balancer_errors(logs: &str) -> BTreeMap<String, u32> {
+    let mut counts = BTreeMap::new();
+    for line in logs.lines() {
+        let Some((_, rest)) = line.split_once("[error] ") else {
+            continue;
+        };
+        // "1234#1234: *56 connect() failed (111: Connection refused) while connecting to
+        // upstream, client: …": the message is between the ids and the first comma.
+        let message = rest.split_once(": ").map_or(rest, |(_, m)| m);
+        let message = message.trim_start_matches(|c: char| c == '*' || c.is_ascii_digit()).trim();
+        let message = message.split(", client:").next().unwrap_or(message);
+        *counts.entry(message.to_owned()).or_default() += 1;
+    }
+    counts
 }
