@@ -416,17 +416,22 @@ mod tests {
         assert!(Quantiles::of(&[]).is_none());
     }
 
-    /// Each target can be missed: one server misses them all, the other meets them all.
-    #[test]
-    fn targets_are_met_or_missed() {
-        let figure = |server: &str, scenario: &str, metric, value, ratio| super::Figure {
+    fn figure(
+        server: &str, scenario: &str, metric: &'static str, value: f64, ratio: Option<f64>,
+    ) -> super::Figure {
+        super::Figure {
             server: server.into(),
             scenario: scenario.into(),
             metric,
             unit: "",
             value,
             ratio_to_floor: ratio,
-        };
+        }
+    }
+
+    /// Each target can be missed: one server misses them all, the other meets them all.
+    #[test]
+    fn targets_are_met_or_missed() {
         let mut figures = Vec::new();
         for (server, done, p99, max, memory, rate) in
             [("good", 100.0, 5.0, 50.0, 1.5, 0.8), ("bad", 99.0, 5.1, 50.1, 1.6, 0.7)]
@@ -454,14 +459,6 @@ mod tests {
     /// own: no lateness max, and memory per stream within 1.2× the floor's.
     #[test]
     fn many_streams_have_targets_of_their_own() {
-        let figure = |server: &str, scenario: &str, metric, value, ratio| super::Figure {
-            server: server.into(),
-            scenario: scenario.into(),
-            metric,
-            unit: "",
-            value,
-            ratio_to_floor: ratio,
-        };
         let mut figures = Vec::new();
         for (server, done, p99, memory) in
             [("good", 50_000.0, 5.0, 1.2), ("bad", 49_999.0, 5.1, 1.21)]

@@ -92,13 +92,8 @@ async fn read_across(
 pub(super) async fn exit_after(
     server: &mut Spawned, since: Instant, limit: Duration,
 ) -> Option<(f64, i32)> {
-    while since.elapsed() < limit {
-        if let Some(status) = server.exited() {
-            return Some((ms(since.elapsed()), status.code().unwrap_or(-1)));
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    None
+    let status = server.wait_exit(limit.saturating_sub(since.elapsed())).await?;
+    Some((ms(since.elapsed()), status.code().unwrap_or(-1)))
 }
 
 /// Does connecting to `base` fail with "refused" within `limit`?

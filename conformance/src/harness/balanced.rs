@@ -195,8 +195,6 @@ pub struct Failover {
     pub count: u32,
     pub retry_ms: f64,
     pub clients: Vec<ClientRun>,
-    /// Per instance: ms until it exited, and until it listened again.
-    pub steps: Vec<(f64, f64)>,
     /// Set when the run could not finish (a browser or an instance failed).
     pub problem: Option<String>,
 }
@@ -236,7 +234,6 @@ pub async fn failover(
         count: COUNT,
         retry_ms: 1000.0,
         clients: Vec::new(),
-        steps: Vec::new(),
         problem: None,
     };
     let mut counters = Vec::new();
@@ -290,12 +287,9 @@ pub async fn failover(
         if i == pool.len() || run.problem.is_some() {
             break;
         }
-        match pool.disrupt(i, how).await {
-            Ok(step) => run.steps.push(step),
-            Err(e) => {
-                run.problem = Some(e);
-                break;
-            }
+        if let Err(e) = pool.disrupt(i, how).await {
+            run.problem = Some(e);
+            break;
         }
     }
     let mut done: Vec<(usize, Session)> = Vec::new();
@@ -661,7 +655,6 @@ mod tests {
             count: 3,
             retry_ms: 1000.0,
             clients,
-            steps: Vec::new(),
             problem: None,
         };
         let good = judge(&run(vec![client("a", &[1, 2, 3], vec![(1010.0, true)])]));
