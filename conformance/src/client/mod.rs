@@ -26,7 +26,7 @@ pub(crate) mod tls;
 
 pub(crate) use decode::Decoder;
 use split::Splitter;
-pub use split::{Framing, SseMessage};
+pub use split::{Framing, SseMessage, replay};
 
 use crate::{Evidence, LineArrival};
 
@@ -283,18 +283,8 @@ fn build_client(transport: &Transport, timeout: Duration) -> Result<reqwest::Cli
         Protocol::Http1 => builder.http1_only(),
         Protocol::Http2 => builder.http2_prior_knowledge(),
     };
-    if let Some(pem) = &transport.cacert {
-        let certs = reqwest::Certificate::from_pem_bundle(pem)
-            .map_err(|e| format!("the CA file holds no usable PEM certificate: {e}"))?;
-        if certs.is_empty() {
-            return Err("the CA file holds no PEM certificate".into());
-        }
-        // As curl's --cacert: these roots instead of the system's.
-        builder = builder.tls_certs_only(certs);
-    }
-    if transport.insecure {
-        builder = builder.tls_danger_accept_invalid_certs(true);
-    }
+    // The same trust as the raw and h2 connections: curl's (see `tls`).
+    builder = builder.tls_backend_preconfigured(tls::for_reqwest(transport)?);
     builder.build().map_err(|e| format!("cannot set up the client: {}", describe(&e)))
 }
 
@@ -366,7 +356,15 @@ impl Exchange {
         let response = match answer {
             Ok(Ok(response)) => response,
             Ok(Err(err)) => {
-                out.error = Some(describe(&err));
+                out.error = Some(match tls_refusal(&err) {
+                    Some(refused) => {
+                        format!(
+                            "TLS handshake failed: {}",
+                            tls::explain(refused, &target.transport)
+                        )
+                    }
+                    None => describe(&err),
+                });
                 return Err(out);
             }
             Err(_) => {
@@ -504,6 +502,22 @@ pub(crate) fn describe(err: &reqwest::Error) -> String {
         source = cause.source();
     }
     text
+}
+
+/// The TLS refusal behind a failed request, if that is what it was.
+fn tls_refusal(err: &reqwest::Error) -> Option<&rustls::Error> {
+    let mut source = std::error::Error::source(err);
+    while let Some(cause) = source {
+        if let Some(refused) = cause.downcast_ref::<rustls::Error>() {
+            return Some(refused);
+        }
+        let inner = cause.downcast_ref::<std::io::Error>().and_then(|io| io.get_ref());
+        if let Some(refused) = inner.and_then(|e| e.downcast_ref::<rustls::Error>()) {
+            return Some(refused);
+        }
+        source = cause.source();
+    }
+    None
 }
 
 /// A connection that reads and writes: plain TCP, or TLS over it.

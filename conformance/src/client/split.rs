@@ -50,7 +50,11 @@ impl Splitter {
     }
 
     pub(crate) fn push(&mut self, bytes: &[u8], out: &mut Fetched) {
-        let at_ms = ms(self.sent.elapsed());
+        self.push_at(bytes, ms(self.sent.elapsed()), out);
+    }
+
+    /// As [`Splitter::push`], for bytes that arrived at `at_ms`.
+    fn push_at(&mut self, bytes: &[u8], at_ms: f64, out: &mut Fetched) {
         match self.framing {
             Framing::Lines | Framing::Auto => {
                 for &byte in bytes {
@@ -126,14 +130,33 @@ impl Splitter {
     /// Whatever is left: a last line without `\n` is kept (it is wrong, and the content check
     /// should see it).
     pub(crate) fn finish(&mut self, out: &mut Fetched) {
+        self.finish_at(ms(self.sent.elapsed()), out);
+    }
+
+    fn finish_at(&mut self, at_ms: f64, out: &mut Fetched) {
         if self.pending.is_empty() || !matches!(self.framing, Framing::Lines | Framing::Auto) {
             return;
         }
         let text = String::from_utf8_lossy(&self.pending).into_owned();
         out.evidence.notes.push(format!("body ends without a newline after {text:?}"));
-        out.evidence.lines.push(LineArrival { text, at_ms: ms(self.sent.elapsed()) });
+        out.evidence.lines.push(LineArrival { text, at_ms });
         self.pending.clear();
     }
+}
+
+/// The body of `got` cut again with `framing`, each item stamped with the arrival of the piece
+/// of body that completed it, as if it had been read that way.
+pub fn replay(got: &Fetched, framing: Framing) -> Fetched {
+    let mut out = Fetched::default();
+    let mut splitter = Splitter::new(Instant::now(), framing);
+    let (mut offset, mut last_ms) = (0, 0.0);
+    for chunk in got.chunks.iter().filter(|c| c.decoded > 0) {
+        let end = (offset + chunk.decoded).min(got.body.len());
+        splitter.push_at(&got.body[offset..end], chunk.at_ms, &mut out);
+        (offset, last_ms) = (end, chunk.at_ms);
+    }
+    splitter.finish_at(last_ms, &mut out);
+    out
 }
 
 fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {

@@ -222,6 +222,7 @@ pub fn text(diagnosis: &Diagnosis) -> String {
     for skipped in &run.skipped {
         let _ = writeln!(out, "  skipped   {skipped}");
     }
+    let _ = writeln!(out, "\nitems: {}", run.main.judgement.reading);
     let _ = writeln!(out, "\nverdict: {}", run.main.judgement.verdict);
     let _ = writeln!(out, "  {}", run.main.judgement.reason);
     if diagnosis.findings.is_empty() {

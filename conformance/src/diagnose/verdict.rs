@@ -3,6 +3,7 @@
 
 use serde::Serialize;
 
+use super::items::{self, Burst, Item};
 use crate::client::{Fetched, Framing};
 
 /// Items whose bytes arrive within this long of the previous ones arrived together: one read,
@@ -51,28 +52,6 @@ impl std::fmt::Display for Verdict {
     }
 }
 
-/// One item: an SSE event, a line, or (for a body without lines) a piece of body.
-#[derive(Debug, Clone, Serialize)]
-pub struct Item {
-    pub at_ms: f64,
-    /// Decoded bytes.
-    pub bytes: usize,
-    pub text: String,
-}
-
-/// Bytes that arrived together.
-#[derive(Debug, Clone, Serialize)]
-pub struct Burst {
-    pub at_ms: f64,
-    pub until_ms: f64,
-    /// Bytes on the wire (before content decoding).
-    pub bytes: usize,
-    /// Bytes after decoding.
-    pub decoded: usize,
-    /// Items completed in this burst.
-    pub items: usize,
-}
-
 /// The verdict and what it rests on.
 #[derive(Debug, Clone, Serialize)]
 pub struct Judgement {
@@ -81,126 +60,21 @@ pub struct Judgement {
     /// From sending the request to the end of the body (or to `--max-time`).
     pub duration_ms: f64,
     pub item_kind: &'static str,
+    /// How the body was read into items, and why.
+    pub reading: String,
     pub items: Vec<Item>,
     pub bursts: Vec<Burst>,
-}
-
-/// The items of a response: SSE events for `text/event-stream`, else lines, else (a body
-/// without line ends) each piece of body as it came.
-pub fn items(got: &Fetched, framing: Framing) -> (&'static str, Vec<Item>) {
-    if framing == Framing::Events {
-        // As EventSource: an event without data is not dispatched (a lone `retry:`, say).
-        let events = got.events.iter().filter_map(|e| {
-            let text = e.data.clone()?;
-            Some(Item { at_ms: e.at_ms, bytes: text.len(), text })
-        });
-        return ("event", events.collect());
-    }
-    if is_html(got.header("content-type")) {
-        return ("element", html_items(got));
-    }
-    if got.body.contains(&b'\n') {
-        let lines = got.lines().iter().map(|l| Item {
-            at_ms: l.at_ms,
-            bytes: l.text.len() + 1,
-            text: l.text.clone(),
-        });
-        return ("line", lines.collect());
-    }
-    // No item boundaries to go by: each burst of bytes is one piece.
-    let mut pieces: Vec<Item> = Vec::new();
-    let mut last_at = f64::NEG_INFINITY;
-    for chunk in got.chunks.iter().filter(|c| c.decoded > 0) {
-        match pieces.last_mut() {
-            Some(piece) if chunk.at_ms - last_at <= TOGETHER_MS => {
-                piece.bytes += chunk.decoded;
-                piece.at_ms = chunk.at_ms;
-            }
-            _ => {
-                pieces.push(Item { at_ms: chunk.at_ms, bytes: chunk.decoded, text: String::new() })
-            }
-        }
-        last_at = chunk.at_ms;
-    }
-    for piece in &mut pieces {
-        piece.text = format!("{} bytes", piece.bytes);
-    }
-    ("piece", pieces)
-}
-
-fn is_html(content_type: Option<&str>) -> bool {
-    content_type.is_some_and(|t| t.trim().to_ascii_lowercase().starts_with("text/html"))
-}
-
-/// An HTML body's items: everything up to and including a closing tag (`</…>`), stamped when
-/// the piece of body that completes it arrived.
-fn html_items(got: &Fetched) -> Vec<Item> {
-    let mut items = Vec::new();
-    let (mut offset, mut start) = (0usize, 0usize);
-    for chunk in got.chunks.iter().filter(|c| c.decoded > 0) {
-        let end = (offset + chunk.decoded).min(got.body.len());
-        let mut i = offset;
-        while i < end {
-            if got.body[i] == b'>' && closes_a_tag(&got.body[start..=i]) {
-                let text = String::from_utf8_lossy(&got.body[start..=i]).trim().to_owned();
-                items.push(Item { at_ms: chunk.at_ms, bytes: i + 1 - start, text });
-                start = i + 1;
-            }
-            i += 1;
-        }
-        offset = end;
-    }
-    items
-}
-
-/// Does `segment` end with a closing tag, `</name>`?
-fn closes_a_tag(segment: &[u8]) -> bool {
-    let Some(open) = segment.iter().rposition(|&b| b == b'<') else {
-        return false;
-    };
-    segment.get(open + 1) == Some(&b'/')
-}
-
-/// Groups the pieces of body into bursts and counts the items each completed.
-pub fn bursts(got: &Fetched, items: &[Item]) -> Vec<Burst> {
-    let mut bursts: Vec<Burst> = Vec::new();
-    for chunk in &got.chunks {
-        match bursts.last_mut() {
-            Some(b) if chunk.at_ms - b.until_ms <= TOGETHER_MS => {
-                b.until_ms = chunk.at_ms;
-                b.bytes += chunk.bytes;
-                b.decoded += chunk.decoded;
-            }
-            _ => bursts.push(Burst {
-                at_ms: chunk.at_ms,
-                until_ms: chunk.at_ms,
-                bytes: chunk.bytes,
-                decoded: chunk.decoded,
-                items: 0,
-            }),
-        }
-    }
-    // Both are in time order; an item is stamped just after the piece that completed it.
-    let mut at = 0;
-    for item in items {
-        while at + 1 < bursts.len() && bursts[at + 1].at_ms <= item.at_ms + 0.5 {
-            at += 1;
-        }
-        if let Some(b) = bursts.get_mut(at).filter(|b| b.at_ms <= item.at_ms + 0.5) {
-            b.items += 1;
-        }
-    }
-    bursts
 }
 
 /// Judges one response. `duration_ms` runs from sending the request to the end of the body,
 /// or to the deadline for a body that had not ended.
 pub fn judge(got: &Fetched, framing: Framing, deadline_ms: f64) -> Judgement {
-    let (item_kind, items) = items(got, framing);
-    let bursts = bursts(got, &items);
+    let (reading, items) = items::read(got, framing);
+    let bursts = items::bursts(got, &items);
     let duration_ms = got.evidence.end_ms.unwrap_or(deadline_ms);
-    let (verdict, reason) = rule(item_kind, &items, &bursts, duration_ms);
-    Judgement { verdict, reason, duration_ms, item_kind, items, bursts }
+    let (verdict, reason) = rule(reading.kind, &items, &bursts, duration_ms);
+    let item_kind = reading.kind;
+    Judgement { verdict, reason, duration_ms, item_kind, reading: reading.how, items, bursts }
 }
 
 fn rule(kind: &str, items: &[Item], bursts: &[Burst], duration_ms: f64) -> (Verdict, String) {
@@ -211,8 +85,8 @@ fn rule(kind: &str, items: &[Item], bursts: &[Burst], duration_ms: f64) -> (Verd
         return (
             Inconclusive,
             format!(
-                "no {kind} arrived in {duration_ms:.0} ms; if the server did send some, \
-                 something holds them (compare with the origin: --compare URL)"
+                "no body arrived in {duration_ms:.0} ms; if the server did send some, \
+                 something holds it (compare with the origin: --compare URL)"
             ),
         );
     }
