@@ -48,6 +48,21 @@ faults! {
     a_cdn_without_no_transform: CdnHeaders => "streams", [], [CdnTransform];
     http2_that_buffers: Http2Buffered, "--http2" => "buffered", [Protocol], [];
     a_server_that_streams: None => "streams", [], [];
+    a_cached_answer: Cached => "inconclusive", [Cached], [];
+}
+
+/// The cached answer is named, with what the request that bypassed the cache got.
+#[test]
+fn a_cached_answer_says_what_the_origin_does() {
+    let (_rt, addr) = broken_server(Fault::Cached);
+    let said = diagnose(&[&format!("http://{addr}{STREAM}")]);
+    expect(&said, "inconclusive", &[Cause::Cached], &[]);
+    let evidence = said.json["findings"][0]["evidence"].as_str().unwrap_or_default();
+    assert!(evidence.contains("`age: 42`") && evidence.contains("`x-cache: HIT`"), "{evidence}");
+    assert!(evidence.contains("it came from the origin, and streams"), "{evidence}");
+    let bypass =
+        said.json["requests"].as_array().and_then(|r| r.iter().find(|r| r["name"] == "no-cache"));
+    assert_eq!(bypass.map(|r| &r["verdict"]), Some(&serde_json::json!("streams")), "{}", said.json);
 }
 
 /// Each cause has a server that produces it here, or behind a real proxy in
@@ -132,7 +147,9 @@ fn an_ndjson_log_tail() {
     let addr = rt.block_on(chat::start());
     let said = diagnose(&[&format!("http://{addr}/logs?count=5&interval_ms=300")]);
     expect(&said, "streams", &[], &[]);
-    assert_eq!(said.json["requests"][0]["item_kind"], "line");
+    let main = &said.json["requests"][0];
+    assert_eq!(main["item_kind"], "record");
+    assert_eq!(main["reading"], "`application/x-ndjson`: read as records");
 }
 
 /// Every mistake gets exit 2 and a message that names it; nothing hangs or panics.

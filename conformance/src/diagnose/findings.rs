@@ -27,10 +27,13 @@ pub enum Cause {
     StartHeld,
     /// Every request is held the same way and nothing names a layer in between: the app.
     AppBuffering,
+    /// The answer came from a cache, which replays a stored body at once: its timing says
+    /// nothing about the origin.
+    Cached,
 }
 
 impl Cause {
-    pub const ALL: [Cause; 8] = [
+    pub const ALL: [Cause; 9] = [
         Cause::CollectedBody,
         Cause::Compression,
         Cause::ProxyBuffering,
@@ -39,6 +42,7 @@ impl Cause {
         Cause::Protocol,
         Cause::StartHeld,
         Cause::AppBuffering,
+        Cause::Cached,
     ];
 
     pub fn name(self) -> &'static str {
@@ -51,6 +55,7 @@ impl Cause {
             Cause::Protocol => "protocol",
             Cause::StartHeld => "start_held",
             Cause::AppBuffering => "app_buffering",
+            Cause::Cached => "cached",
         }
     }
 
@@ -66,6 +71,7 @@ impl Cause {
             Cause::Protocol => "docs/src/cli.md#protocol",
             Cause::StartHeld => "docs/src/cli.md#start_held",
             Cause::AppBuffering => "docs/src/cli.md#app_buffering",
+            Cause::Cached => "docs/src/cli.md#cached",
         }
     }
 }
@@ -153,6 +159,36 @@ pub fn intermediaries(got: &Fetched) -> Vec<Intermediary> {
     found
 }
 
+/// The headers that say the answer came from a cache: a hit, or a stored answer's `Age`.
+pub fn cache_hit(got: &Fetched) -> Vec<String> {
+    let mut found = Vec::new();
+    for (name, value) in &got.evidence.headers {
+        let lower = value.to_ascii_lowercase();
+        let hit = match name.to_ascii_lowercase().as_str() {
+            "age" => value.trim().parse::<u64>().is_ok_and(|age| age > 0),
+            // Varnish: the request's id, then the id of the request that stored the object.
+            "x-varnish" => value.split_whitespace().count() >= 2,
+            // Squid, Fastly, CloudFront ("Hit from cloudfront"), Akamai ("TCP_MEM_HIT"), and
+            // the `$upstream_cache_status` that nginx set-ups send.
+            "x-cache" | "x-cache-status" | "x-proxy-cache" => {
+                lower.contains("hit") || lower.contains("stale")
+            }
+            "cf-cache-status" | "x-vercel-cache" => {
+                ["hit", "stale", "updating", "revalidated", "prerender"]
+                    .iter()
+                    .any(|s| lower.trim() == *s)
+            }
+            // RFC 9211: `Cache-Status: ExampleCache; hit`.
+            "cache-status" => lower.split(';').skip(1).any(|p| p.trim() == "hit"),
+            _ => false,
+        };
+        if hit {
+            found.push(format!("`{name}: {value}`"));
+        }
+    }
+    found
+}
+
 /// The fix for a buffering proxy, as specific as its fingerprint allows.
 fn proxy_fix(proxies: &[Intermediary]) -> String {
     match proxies.first().map(|p| p.name) {
@@ -191,7 +227,10 @@ pub fn findings(run: &Run) -> Vec<Finding> {
             .is_some_and(|r| r.judgement.verdict == Verdict::Streams)
     };
 
-    if verdict.held() {
+    let hits = cache_hit(got);
+    if !hits.is_empty() {
+        out.push(cached(run, &hits));
+    } else if verdict.held() {
         let held = format!("{verdict} ({})", main.judgement.reason);
         let compare = variant(|v| v.name == "compare");
         let identity = variant(|v| v.name == "identity");
@@ -371,6 +410,42 @@ pub fn findings(run: &Run) -> Vec<Finding> {
         out.push(cdn_finding(&cdns, Role::Risk));
     }
     out
+}
+
+/// The answer came from a cache: what that means, and what the request that asked to bypass
+/// it got. A cause unless the answer streams anyway.
+fn cached(run: &Run, hits: &[String]) -> Finding {
+    let mut evidence = format!(
+        "the answer came from a cache ({}): a stored body is replayed as fast as the connection \
+         allows, so its timing says nothing about the origin",
+        hits.join(", ")
+    );
+    let bypass = run.variants.iter().find(|v| v.name == "no-cache").map(|v| &v.result);
+    match bypass {
+        Some(Ok(r)) if !cache_hit(&r.fetched).is_empty() => evidence.push_str(&format!(
+            "; asked with `Cache-Control: no-cache`, it came from the cache again ({}): this \
+             cache does not let a client bypass it, so give the origin with --compare",
+            cache_hit(&r.fetched).join(", ")
+        )),
+        Some(Ok(r)) => evidence.push_str(&format!(
+            "; asked with `Cache-Control: no-cache`, it came from the origin, and {}: {}",
+            r.judgement.verdict, r.judgement.reason
+        )),
+        Some(Err(error)) => {
+            evidence.push_str(&format!("; asked with `Cache-Control: no-cache`: {error}"))
+        }
+        None => {}
+    }
+    let role =
+        if run.main.judgement.verdict == Verdict::Streams { Role::Risk } else { Role::Cause };
+    Finding::new(
+        Cause::Cached,
+        role,
+        evidence,
+        "send `Cache-Control: no-store` (or `private`) with streams, so that shared caches do not \
+         keep them; to see the origin through the cache, bypass it for this path (Varnish: \
+         `return (pass)` in `vcl_recv`; nginx: `proxy_cache_bypass`; a CDN: a bypass rule)",
+    )
 }
 
 /// A head that waits at least this long, and until the body is done, waited for the body.

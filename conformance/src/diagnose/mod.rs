@@ -257,7 +257,7 @@ impl RequestResult {
 /// An extra request, and why it was made.
 #[derive(Debug, Clone)]
 pub struct Variant {
-    /// `identity`, `protocol` or `compare`.
+    /// `identity`, `protocol`, `no-cache` or `compare`.
     pub name: &'static str,
     pub description: String,
     /// The response, or why there is none to judge.
@@ -339,6 +339,21 @@ pub async fn run(plan: &Plan, live: &mut Live) -> Result<Diagnosis, Problem> {
             }
         }
     }
+    if !plan.once && !findings::cache_hit(&exchange.out).is_empty() {
+        let (url, target) = (plan.url.clone(), plan.target.clone());
+        let mut ask = plan.ask.clone();
+        ask.headers
+            .retain(|(n, _)| !["cache-control", "pragma"].contains(&&*n.to_ascii_lowercase()));
+        ask.headers.extend(
+            [("cache-control", "no-cache"), ("pragma", "no-cache")]
+                .map(|(n, v)| (n.to_owned(), v.to_owned())),
+        );
+        variants.push(tokio::spawn(async move {
+            let description = "with `Cache-Control: no-cache` (the answer came from a cache)";
+            let result = request(&url, &target, ask).await;
+            Variant { name: "no-cache", description: description.into(), result }
+        }));
+    }
     let framing = exchange.framing();
     while exchange.next().await {
         live.progress(&exchange.out, framing);
@@ -352,7 +367,8 @@ pub async fn run(plan: &Plan, live: &mut Live) -> Result<Diagnosis, Problem> {
     for variant in variants {
         done.push(variant.await.expect("a variant does not panic"));
     }
-    done.sort_by_key(|v| ["identity", "protocol", "compare"].iter().position(|n| *n == v.name));
+    let order = ["identity", "protocol", "no-cache", "compare"];
+    done.sort_by_key(|v| order.iter().position(|n| *n == v.name));
     let run = Run { main, variants: done, skipped };
     let findings = findings::findings(&run);
     Ok(Diagnosis { run, findings })

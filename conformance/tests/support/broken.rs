@@ -123,6 +123,10 @@ pub enum Fault {
     FirstLineHeld,
     /// Streams, with the headers of a CDN in front (`cf-ray`) and no `no-transform`.
     CdnHeaders,
+    /// A cache in front replays a stored answer: every item at once, with `Age` and
+    /// `X-Cache: HIT`. A request with `Cache-Control: no-cache` reaches the origin, which
+    /// streams (`X-Cache: MISS`).
+    Cached,
     /// Over HTTP/2 (h2c with prior knowledge), collects the body and sends it at the end;
     /// HTTP/1.1 streams.
     Http2Buffered,
@@ -255,6 +259,8 @@ struct Request {
     host: bool,
     accept_encoding: Option<String>,
     last_event_id: Option<String>,
+    /// `Cache-Control: no-cache` was asked for.
+    no_cache: bool,
 }
 
 async fn read_request(tcp: &mut TcpStream) -> std::io::Result<Request> {
@@ -286,6 +292,7 @@ async fn read_request(tcp: &mut TcpStream) -> std::io::Result<Request> {
         host: header("host").is_some(),
         accept_encoding: header("accept-encoding"),
         last_event_id: header("last-event-id"),
+        no_cache: header("cache-control").is_some_and(|v| v.contains("no-cache")),
     })
 }
 
@@ -583,6 +590,7 @@ async fn stream(
         }
     }
     let head_request = req.method == "HEAD";
+    let replayed = fault == Fault::Cached && !req.no_cache;
     let shown = |k: u32| {
         if fault == Fault::WrongContent { k - 1 } else { k }
     };
@@ -643,6 +651,8 @@ async fn stream(
         Fault::LastModified => header("last-modified: Tue, 24 Nov 2026 10:00:00 GMT"),
         Fault::ContentLength => header(&format!("content-length: {total}")),
         Fault::CdnHeaders => header("cf-ray: 8e1f2a3b4c5d6e7f-AMS"),
+        Fault::Cached if replayed => header("age: 42\r\nx-cache: HIT"),
+        Fault::Cached => header("x-cache: MISS"),
         _ => {}
     }
     if let Some(encoding) = encoding {
@@ -718,6 +728,7 @@ async fn stream(
             Fault::FirstLineLate => due(i + 1),
             Fault::FastSchedule => start + interval * 6 * i as u32 / 10,
             Fault::Drift if i > 0 => Instant::now() + interval + interval / 3,
+            Fault::Cached if replayed => start,
             _ => due(i),
         };
         // Keep-alive comments while waiting for the next item.
@@ -742,6 +753,7 @@ async fn stream(
         pending.push_str(&ahead.pop_front().unwrap_or_else(|| item(k)));
         progress.produced += 1;
         let hold = buffered
+            || replayed
             || (fault == Fault::Pairs && i % 2 == 1 && i + 1 < n)
             || (fault == Fault::FirstLineHeld && i == 0 && n > 1);
         if !hold {
