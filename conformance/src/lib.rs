@@ -35,5 +35,6 @@ pub use checks::{
     Check, CheckId, Config, DEFAULT_COUNT, DEFAULT_INTERVAL_MS, Local, Progress, catalogue, check,
     entry, ids, run, run_observed,
 };
+pub use diagnose::assert_streams;
 pub use harness::{balanced, clients, proxies, servers, testing, transports};
 pub use outcome::{Evidence, Level, LineArrival, Outcome};

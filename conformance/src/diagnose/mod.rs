@@ -374,6 +374,29 @@ pub async fn run(plan: &Plan, live: &mut Live) -> Result<Diagnosis, Problem> {
     Ok(Diagnosis { run, findings })
 }
 
+/// For a test of your own: diagnoses `url` as `conformance diagnose URL` does with no flags,
+/// silently, and panics with the whole report (verdict, reason, findings and their fixes)
+/// unless the response streams. Give it a route that takes about a second (a few items some
+/// 100 ms apart): a quicker one is `inconclusive`.
+pub async fn assert_streams(url: &str) -> Diagnosis {
+    match streams(&Options::for_url(url)).await {
+        Ok(diagnosis) => diagnosis,
+        Err(report) => panic!("{url} does not stream:\n{report}"),
+    }
+}
+
+/// As [`assert_streams`], with the options of the CLI (`Options::for_url(url)`, then any flag
+/// set on it): `Err` holds the report when the response does not stream, or why there was
+/// no answer to judge.
+pub async fn streams(options: &Options) -> Result<Diagnosis, String> {
+    let plan = plan(options).map_err(|problem| problem.error)?;
+    let diagnosis = run(&plan, &mut Live::new(false)).await.map_err(|problem| problem.error)?;
+    match diagnosis.verdict() {
+        Verdict::Streams => Ok(diagnosis),
+        verdict => Err(format!("verdict: {verdict}\n{}", text(&diagnosis))),
+    }
+}
+
 /// The variants that may help: without `Accept-Encoding`, and over the other HTTP version
 /// where there can be one.
 fn candidates(plan: &Plan) -> Vec<(&'static str, Target, Ask)> {
