@@ -25,6 +25,7 @@
 
 pub mod bench;
 pub mod checks;
+pub mod cli;
 pub mod client;
 pub mod diagnose;
 pub mod harness;

@@ -9,68 +9,13 @@
 
 use std::{path::PathBuf, process::ExitCode, time::Duration};
 
-use clap::{CommandFactory, FromArgMatches, Parser, Subcommand, parser::ValueSource};
 use conformance::{
-    Config, Progress, Report, diagnose,
+    Config, Progress, Report,
+    cli::{self, Command, Options},
+    diagnose,
     transports::{Certificates, Serving},
 };
 use indicatif::{ProgressBar, ProgressStyle};
-
-#[derive(Parser)]
-#[command(
-    version,
-    about = "Checks that an HTTP endpoint really streams (see CONTRACT.md)",
-    subcommand_negates_reqs = true
-)]
-struct Cli {
-    #[command(subcommand)]
-    command: Option<Command>,
-    /// Base URL of the server to check, e.g. http://127.0.0.1:3000 or https://localhost:8443
-    #[arg(long, required = true)]
-    url: Option<String>,
-    /// How to reach `--url` (`matrix` runs every transport itself).
-    #[command(flatten, next_help_heading = "Transport of --url")]
-    transport: conformance::client::TransportArgs,
-    /// Print JSON instead of text.
-    #[arg(global = true, long)]
-    json: bool,
-    #[command(flatten)]
-    options: Options,
-}
-
-#[derive(clap::Args)]
-#[command(next_help_heading = "Options of the checks (--url and matrix; refused elsewhere)")]
-struct Options {
-    /// Lines per stream in the timing checks.
-    #[arg(global = true, long, default_value_t = conformance::DEFAULT_COUNT, value_parser = clap::value_parser!(u32).range(2..=1000))]
-    count: u32,
-    /// Interval between lines in the timing checks, in ms.
-    #[arg(global = true, long, default_value_t = conformance::DEFAULT_INTERVAL_MS, value_parser = clap::value_parser!(u64).range(20..=60_000))]
-    interval_ms: u64,
-    /// Allowed deviation from the due times, in ms [default: half the interval].
-    #[arg(global = true, long)]
-    tolerance_ms: Option<u64>,
-    /// Run only this check (repeatable); `list` shows the names.
-    #[arg(global = true, long = "check", value_name = "NAME")]
-    checks: Vec<String>,
-}
-
-#[derive(Subcommand)]
-enum Command {
-    /// Start the four example servers and print the framework × check matrix, per transport.
-    Matrix {
-        /// The transports to check over, comma-separated.
-        #[arg(long, value_delimiter = ',', default_value = "http1,https,h2,h2c")]
-        transports: Vec<Serving>,
-    },
-    /// List the checks.
-    List,
-    /// Measure the four examples and a raw-hyper floor under load (release builds).
-    Bench(conformance::bench::Options),
-    /// Say whether any URL streams, and if not, which layer holds it (exit 0 streams,
-    /// 1 buffered or batched, 3 inconclusive, 2 bad usage or no answer).
-    Diagnose(conformance::diagnose::Options),
-}
 
 const EXAMPLES: [(&str, &str); 4] = [
     ("axum", "examples-axum"),
@@ -81,25 +26,15 @@ const EXAMPLES: [(&str, &str); 4] = [
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    let matches = Cli::command().get_matches();
-    let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
+    let cli = match cli::parse(std::env::args_os()) {
+        Ok(cli) => cli,
+        Err(cli::Refused::Clap(error)) => error.exit(),
+        Err(cli::Refused::Usage(error)) => {
+            eprintln!("error: {error}");
+            return ExitCode::from(2);
+        }
+    };
     let options = &cli.options;
-    if let Some(unknown) = options.checks.iter().find(|c| conformance::check(c).is_none()) {
-        eprintln!("error: no check named {unknown:?} (see `conformance list`)");
-        return ExitCode::from(2);
-    }
-    if let (Some(command), Some(flag)) = (matches.subcommand_name(), transport_flag_given(&matches))
-    {
-        let instead = match command {
-            "diagnose" => "give it after `diagnose`".to_owned(),
-            "matrix" => {
-                "matrix runs over --transports (see `conformance matrix --help`)".to_owned()
-            }
-            other => format!("`{other}` does not use it"),
-        };
-        eprintln!("error: {flag} before `{command}` is for --url; {instead}");
-        return ExitCode::from(2);
-    }
     let reports = match cli.command {
         Some(Command::List) => {
             for check in conformance::catalogue() {
@@ -107,22 +42,8 @@ async fn main() -> ExitCode {
             }
             return ExitCode::SUCCESS;
         }
-        Some(Command::Diagnose(diagnose)) => {
-            if let Some(flag) = check_flag_given(&matches, "diagnose") {
-                eprintln!(
-                    "error: {flag} is for the checks, not diagnose (see `conformance diagnose --help`)"
-                );
-                return ExitCode::from(2);
-            }
-            return run_diagnose(&diagnose, cli.json).await;
-        }
+        Some(Command::Diagnose(diagnose)) => return run_diagnose(&diagnose, cli.json).await,
         Some(Command::Bench(bench)) => {
-            if let Some(flag) = check_flag_given(&matches, "bench") {
-                eprintln!(
-                    "error: {flag} is for the checks, not bench (see `conformance bench --help`)"
-                );
-                return ExitCode::from(2);
-            }
             return match conformance::bench::run(&bench).await {
                 Ok(results) if cli.json => {
                     println!("{}", serde_json::to_string_pretty(&results).expect("json"));
@@ -234,28 +155,6 @@ fn to_json(reports: &[(String, Report)]) -> serde_json::Value {
         .into()
 }
 
-/// A transport flag of `--url` given before a subcommand, which would otherwise ignore it.
-fn transport_flag_given(matches: &clap::ArgMatches) -> Option<&'static str> {
-    [
-        ("http1", "--http1.1"),
-        ("http2", "--http2"),
-        ("cacert", "--cacert"),
-        ("insecure", "--insecure"),
-    ]
-    .into_iter()
-    .find(|(id, _)| matches.value_source(id) == Some(ValueSource::CommandLine))
-    .map(|(_, flag)| flag)
-}
-
-/// A flag of the checks given to a subcommand that has no use for it.
-fn check_flag_given(matches: &clap::ArgMatches, subcommand: &str) -> Option<String> {
-    let m = matches.subcommand_matches(subcommand)?;
-    let id = ["count", "interval_ms", "tolerance_ms", "checks"]
-        .into_iter()
-        .find(|id| m.value_source(id) == Some(ValueSource::CommandLine))?;
-    Some(format!("--{}", if id == "checks" { "check".into() } else { id.replace('_', "-") }))
-}
-
 async fn run_diagnose(options: &diagnose::Options, json: bool) -> ExitCode {
     let fail = |problem: diagnose::Problem| {
         if json {
@@ -335,14 +234,4 @@ async fn matrix(
         groups.push((serving, reports));
     }
     Ok(groups)
-}
-
-#[cfg(test)]
-mod tests {
-    use clap::CommandFactory;
-
-    #[test]
-    fn cli_definition_is_consistent() {
-        super::Cli::command().debug_assert();
-    }
 }

@@ -5,12 +5,12 @@
 
 mod support;
 
-use conformance::diagnose::Cause;
 use conformance::{
     Level, Outcome,
     proxies::{self, Kind, Proxy, Setup},
     testing::runtime,
 };
+use conformance::{diagnose::Cause, harness::transcripts::shape};
 use support::{
     broken::{self, Fault},
     cli::{diagnose, expect},
@@ -270,28 +270,6 @@ fn diagnose_nginx_tls_http2_edge() {
     let error = said.json["error"].as_str().unwrap_or_default();
     assert!(error.contains("not signed by a CA this system trusts"), "{error}");
     assert!(error.contains("--cacert FILE") && error.contains("-k"), "what to do: {error}");
-}
-
-/// Digits and runs of spaces vary from run to run; the rest of the output must not.
-fn shape(text: &str) -> String {
-    let mut out = String::new();
-    let mut chars = text.chars().peekable();
-    while let Some(c) = chars.next() {
-        if c.is_ascii_digit() {
-            while chars.peek().is_some_and(|c| c.is_ascii_digit() || *c == '.') {
-                chars.next();
-            }
-            out.push('#');
-        } else if c == ' ' {
-            while chars.peek() == Some(&' ') {
-                chars.next();
-            }
-            out.push(' ');
-        } else {
-            out.push(c);
-        }
-    }
-    out
 }
 
 /// The README's and the CLI chapter's example: the classic 10 lines 1 s apart from a handler

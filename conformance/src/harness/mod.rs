@@ -8,4 +8,5 @@ pub mod clients;
 pub mod proxies;
 pub mod servers;
 pub mod testing;
+pub mod transcripts;
 pub mod transports;
