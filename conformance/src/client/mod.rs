@@ -504,15 +504,16 @@ pub(crate) fn describe(err: &reqwest::Error) -> String {
     text
 }
 
-/// The TLS refusal behind a failed request, if that is what it was.
+/// The TLS refusal behind a failed request, if that is what it was: reqwest's connector
+/// wraps rustls's error in an `io::Error`, within another.
 fn tls_refusal(err: &reqwest::Error) -> Option<&rustls::Error> {
     let mut source = std::error::Error::source(err);
     while let Some(cause) = source {
-        if let Some(refused) = cause.downcast_ref::<rustls::Error>() {
-            return Some(refused);
+        let mut inner: &(dyn std::error::Error + 'static) = cause;
+        while let Some(io) = inner.downcast_ref::<std::io::Error>().and_then(|io| io.get_ref()) {
+            inner = io;
         }
-        let inner = cause.downcast_ref::<std::io::Error>().and_then(|io| io.get_ref());
-        if let Some(refused) = inner.and_then(|e| e.downcast_ref::<rustls::Error>()) {
+        if let Some(refused) = inner.downcast_ref::<rustls::Error>() {
             return Some(refused);
         }
         source = cause.source();

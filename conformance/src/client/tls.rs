@@ -174,7 +174,13 @@ pub(crate) fn explain(error: &rustls::Error, transport: &Transport) -> String {
         CertificateError::UnknownIssuer => untrusted,
         CertificateError::NotValidForNameContext { expected, presented } => {
             let expected = expected.to_str();
-            let names = match presented.as_slice() {
+            // rustls gives each name as its Debug form: `DnsName("a.example")`.
+            let names: Vec<&str> = presented
+                .iter()
+                .map(|n| n.split_once('(').map_or(&**n, |(_, rest)| rest))
+                .map(|n| n.trim_end_matches(')').trim_matches('"'))
+                .collect();
+            let names = match names.as_slice() {
                 [] => "no name at all (it has no subjectAltName)".to_owned(),
                 names => names.join(", "),
             };

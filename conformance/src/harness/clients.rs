@@ -42,16 +42,13 @@ pub fn skip(message: &str) -> bool {
     false
 }
 
-/// Runs `curl -sS -N [--compressed] url` and stamps each line of curl's own output as it
-/// arrives; returns the lines and the response headers curl saw.
+/// Runs `curl -sS -N [ARGS] url` (`--compressed`, `--cacert FILE`, …) and stamps each line of
+/// curl's own output as it arrives; returns the lines and the response headers curl saw.
 pub async fn curl_lines(
-    url: &str, compressed: bool, deadline: Duration,
+    url: &str, args: &[&str], deadline: Duration,
 ) -> Result<(Vec<LineArrival>, String), String> {
     let mut command = Command::new("curl");
-    command.args(["-sS", "-N", "--dump-header", "/dev/stderr"]);
-    if compressed {
-        command.arg("--compressed");
-    }
+    command.args(["-sS", "-N", "--dump-header", "/dev/stderr"]).args(args);
     let sent = Instant::now();
     let mut child = command
         .arg(url)
@@ -85,10 +82,11 @@ pub async fn curl_lines(
 /// lines), judged against the schedule.
 pub async fn curl_streams(url: &str, compressed: bool, count: u32, interval: Duration) -> Outcome {
     let deadline = crate::checks::deadline_for(count, interval, interval / 2);
-    let (lines, headers) = match curl_lines(url, compressed, deadline).await {
-        Ok(got) => got,
-        Err(error) => return Outcome::fail(error),
-    };
+    let (lines, headers) =
+        match curl_lines(url, if compressed { &["--compressed"] } else { &[] }, deadline).await {
+            Ok(got) => got,
+            Err(error) => return Outcome::fail(error),
+        };
     let items: Vec<LineArrival> = lines
         .iter()
         .filter_map(|l| {

@@ -10,3 +10,4 @@ pub mod servers;
 pub mod testing;
 pub mod transcripts;
 pub mod transports;
+pub mod zoo;

@@ -274,7 +274,7 @@ fn running_as_root() -> bool {
 /// the upstream, not only accepting. In CI the first check behind a just-started Apache waited
 /// 249 ms for its head and failed (tolerance 200 ms); what a first request costs is not the
 /// checks' to measure.
-fn answers(mut tcp: TcpStream) -> bool {
+pub(crate) fn answers(mut tcp: TcpStream) -> bool {
     use std::io::{Read, Write};
     let _ = tcp.set_read_timeout(Some(Duration::from_secs(10)));
     let request = b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n";
@@ -283,7 +283,7 @@ fn answers(mut tcp: TcpStream) -> bool {
 }
 
 /// A free port on 127.0.0.1 just now: bound, read and released.
-fn free_port() -> Result<u16, String> {
+pub(crate) fn free_port() -> Result<u16, String> {
     let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
         .map_err(|e| format!("cannot bind 127.0.0.1:0: {e}"))?;
     listener.local_addr().map(|addr| addr.port()).map_err(|e| format!("no local address: {e}"))

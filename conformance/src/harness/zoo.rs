@@ -1,0 +1,437 @@
+//! The zoo: real stacks nobody on this team wrote, each started the way its own docs set it up,
+//! with its defaults (`conformance/zoo/`): Django and Flask under gunicorn, FastAPI under
+//! uvicorn, Express under Node, and in front of them Caddy, HAProxy with compression, nginx
+//! (its stock proxy settings, or as a TLS edge with a certificate made by `openssl req -x509`)
+//! and Varnish. `diagnose` is tested against them (`tests/zoo.rs`), with curl's timestamps as
+//! the ground truth.
+//!
+//! The Python packages come from `conformance/zoo/requirements.txt` into
+//! `conformance/zoo/.venv`, the Node packages from `package-lock.json` into
+//! `conformance/zoo/node_modules`; the servers and proxies from Debian's packages. Whatever is
+//! missing skips its test loudly, naming what to install (or fails it, in CI).
+
+use std::{
+    fs,
+    net::{Ipv4Addr, TcpStream},
+    os::unix::process::CommandExt,
+    path::{Path, PathBuf},
+    process::{Child, Command, Stdio},
+    sync::atomic::{AtomicU32, Ordering},
+    thread,
+    time::{Duration, Instant},
+};
+
+use super::{
+    clients,
+    proxies::{self, Kind, Setup},
+};
+
+/// `conformance/zoo`.
+pub fn dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("zoo")
+}
+
+/// An app, as its framework's docs stream a generator of `1\n` … `N\n` at
+/// `/stream?count=N&interval_ms=M`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum App {
+    /// Django's `StreamingHttpResponse` (`text/html` by default) under gunicorn.
+    Django,
+    /// The same with `GZipMiddleware`.
+    DjangoGzip,
+    /// Flask's `Response(generator)` (`text/html` by default) under gunicorn.
+    Flask,
+    /// FastAPI's `StreamingResponse` (no content type) under uvicorn.
+    FastApi,
+    /// The same with Starlette's `GZipMiddleware`.
+    FastApiGzip,
+    /// Express, `res.write` per item, no middleware and no content type.
+    Express,
+    /// Express with the `compression` middleware (and `text/plain`).
+    ExpressCompression,
+    /// As [`App::ExpressCompression`], with `res.flush()` after each write.
+    ExpressFlush,
+}
+
+impl App {
+    pub fn name(self) -> &'static str {
+        match self {
+            App::Django => "Django (gunicorn)",
+            App::DjangoGzip => "Django + GZipMiddleware (gunicorn)",
+            App::Flask => "Flask (gunicorn)",
+            App::FastApi => "FastAPI (uvicorn)",
+            App::FastApiGzip => "FastAPI + GZipMiddleware (uvicorn)",
+            App::Express => "Express",
+            App::ExpressCompression => "Express + compression",
+            App::ExpressFlush => "Express + compression, res.flush()",
+        }
+    }
+
+    /// The program, its arguments and environment, to listen on `port`.
+    fn command(self, home: &Path, port: u16) -> Command {
+        let zoo = dir();
+        let bind = format!("127.0.0.1:{port}");
+        let gzip = matches!(self, App::DjangoGzip | App::FastApiGzip);
+        let mut command = match self {
+            App::Django | App::DjangoGzip | App::Flask => {
+                let mut c = Command::new(zoo.join(".venv/bin/gunicorn"));
+                let module =
+                    if self == App::Flask { "flask_app:app" } else { "django_app:application" };
+                c.args(["--bind", &bind, module]);
+                c
+            }
+            App::FastApi | App::FastApiGzip => {
+                let mut c = Command::new(zoo.join(".venv/bin/uvicorn"));
+                c.args(["fastapi_app:app", "--host", "127.0.0.1", "--port", &port.to_string()]);
+                c
+            }
+            App::Express | App::ExpressCompression | App::ExpressFlush => {
+                let mut c = Command::new("node");
+                let mode = match self {
+                    App::Express => "plain",
+                    App::ExpressCompression => "compression",
+                    _ => "flush",
+                };
+                c.arg("express_app.js").env("ZOO_MODE", mode).env("PORT", port.to_string());
+                c
+            }
+        };
+        // gunicorn keeps a control socket in ~/.gunicorn: one home each, or they share it.
+        command.current_dir(&zoo).env("HOME", home).env("ZOO_GZIP", if gzip { "1" } else { "0" });
+        // Bytecode goes to `__pycache__` beside the apps; the tree stays as it is.
+        command.env("PYTHONDONTWRITEBYTECODE", "1");
+        command
+    }
+
+    /// Is what it runs on installed? If not, skips loudly (see [`clients::skip`]).
+    pub fn available(self) -> bool {
+        let zoo = dir();
+        match self {
+            App::Django | App::DjangoGzip | App::Flask | App::FastApi | App::FastApiGzip => {
+                let program = if matches!(self, App::FastApi | App::FastApiGzip) {
+                    "uvicorn"
+                } else {
+                    "gunicorn"
+                };
+                zoo.join(".venv/bin").join(program).is_file()
+                    || clients::skip(&format!(
+                        "the zoo's Python packages are not installed (`{program}` is missing): \
+                         python3 -m venv conformance/zoo/.venv && conformance/zoo/.venv/bin/pip \
+                         install -r conformance/zoo/requirements.txt"
+                    ))
+            }
+            _ => {
+                clients::require("node", "nodejs")
+                    && (zoo.join("node_modules/express/package.json").is_file()
+                        || clients::skip(
+                            "the zoo's npm packages (express, compression) are not installed: \
+                             npm ci --prefix conformance/zoo",
+                        ))
+            }
+        }
+    }
+}
+
+/// What stands in front of the app.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Front {
+    /// Caddy's `reverse_proxy`, its defaults (`zoo/Caddyfile`).
+    Caddy,
+    /// The same with `encode gzip` (`zoo/Caddyfile.encode`).
+    CaddyEncode,
+    /// HAProxy with `compression algo gzip` (`zoo/haproxy-compression.cfg`).
+    HaproxyCompression,
+    /// nginx with its stock proxy settings: HTTP/1.0 to the upstream, buffering on
+    /// (`proxies/nginx.conf` without `proxy_http_version 1.1`).
+    Nginx,
+    /// nginx as the TLS and HTTP/2 edge (`proxies/nginx-tls.conf`) with a certificate made by
+    /// `openssl req -x509` for `subjectAltName` [`TlsName`].
+    NginxTls(TlsName),
+    /// Varnish with its built-in VCL (`varnishd -b ORIGIN`).
+    Varnish,
+}
+
+/// The names an `openssl req -x509` certificate is made for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TlsName {
+    /// `IP:127.0.0.1,DNS:localhost`: the address the tests use.
+    Loopback,
+    /// `DNS:other.example`: a certificate for another host.
+    Other,
+}
+
+impl Front {
+    pub fn name(self) -> &'static str {
+        match self {
+            Front::Caddy => "Caddy reverse_proxy",
+            Front::CaddyEncode => "Caddy reverse_proxy + encode gzip",
+            Front::HaproxyCompression => "HAProxy compression algo gzip",
+            Front::Nginx => "nginx, stock proxy settings",
+            Front::NginxTls(TlsName::Loopback) => "nginx TLS edge, openssl req -x509",
+            Front::NginxTls(TlsName::Other) => "nginx TLS edge, certificate for another name",
+            Front::Varnish => "Varnish",
+        }
+    }
+
+    fn program(self) -> (&'static str, &'static str) {
+        match self {
+            Front::Caddy | Front::CaddyEncode => ("caddy", "caddy"),
+            Front::HaproxyCompression => ("haproxy", "haproxy"),
+            Front::Nginx | Front::NginxTls(_) => ("nginx", "nginx"),
+            Front::Varnish => ("varnishd", "varnish"),
+        }
+    }
+
+    /// Is it installed (and openssl, for the TLS edge)? If not, skips loudly.
+    pub fn available(self) -> bool {
+        let (program, package) = self.program();
+        let openssl = !matches!(self, Front::NginxTls(_)) || clients::require("openssl", "openssl");
+        openssl && (proxies::locate(program).is_some() || clients::require(program, package))
+    }
+
+    /// The config, filled in for `port` in front of `upstream` (`127.0.0.1:PORT`), and the
+    /// command that runs it.
+    fn command(self, dir: &Path, port: u16, upstream: &str) -> Result<Command, String> {
+        let (program, _) = self.program();
+        let program =
+            proxies::locate(program).ok_or_else(|| format!("`{program}` is not installed"))?;
+        let upstream_port = upstream.rsplit(':').next().unwrap_or_default();
+        let fill = |template: &str| {
+            template
+                .replace("@DIR@", &dir.display().to_string())
+                .replace("@PORT@", &port.to_string())
+                .replace("@UPSTREAM@", upstream_port)
+        };
+        let read = |name: &str| {
+            fs::read_to_string(super::zoo::dir().join(name))
+                .map_err(|e| format!("cannot read conformance/zoo/{name}: {e}"))
+        };
+        let write = |name: &str, text: &str| {
+            let path = dir.join(name);
+            fs::write(&path, text).map(|()| path).map_err(|e| format!("cannot write {name}: {e}"))
+        };
+        let mut command = Command::new(&program);
+        match self {
+            Front::Caddy | Front::CaddyEncode => {
+                let template = if self == Front::Caddy { "Caddyfile" } else { "Caddyfile.encode" };
+                let conf = write("Caddyfile", &fill(&read(template)?))?;
+                command
+                    .args(["run", "--adapter", "caddyfile", "--config"])
+                    .arg(conf)
+                    .env("HOME", dir)
+                    .env("XDG_DATA_HOME", dir.join("data"))
+                    .env("XDG_CONFIG_HOME", dir.join("config"));
+            }
+            Front::HaproxyCompression => {
+                let conf = write("haproxy.cfg", &fill(&read("haproxy-compression.cfg")?))?;
+                command.arg("-f").arg(conf).arg("-db");
+            }
+            Front::Nginx | Front::NginxTls(_) => {
+                let setup =
+                    if self == Front::Nginx { Setup::Http10Upstream } else { Setup::TlsEdge };
+                let text = proxies::config(Kind::Nginx, setup, dir, port, &[upstream]);
+                let conf = write("nginx.conf", &text)?;
+                if let Front::NginxTls(name) = self {
+                    openssl_certificate(dir, name)?;
+                }
+                command
+                    .arg("-p")
+                    .arg(dir)
+                    .arg("-c")
+                    .arg(conf)
+                    .arg("-e")
+                    .arg(dir.join("error.log"))
+                    .args(["-g", "daemon off;"]);
+            }
+            Front::Varnish => {
+                command
+                    .args(["-F", "-a", &format!("127.0.0.1:{port}"), "-b", upstream, "-n"])
+                    .arg(dir.join("varnish"))
+                    .args(["-s", "malloc,32m"]);
+            }
+        }
+        Ok(command)
+    }
+}
+
+/// `cert.pem` and `key.pem` in `dir`, made as people make a self-signed certificate.
+fn openssl_certificate(dir: &Path, name: TlsName) -> Result<(), String> {
+    let (subject, alt) = match name {
+        TlsName::Loopback => ("/CN=localhost", "subjectAltName=IP:127.0.0.1,DNS:localhost"),
+        TlsName::Other => ("/CN=other.example", "subjectAltName=DNS:other.example"),
+    };
+    let out = Command::new("openssl")
+        .args(["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", subject])
+        .args(["-addext", alt, "-keyout", "key.pem", "-out", "cert.pem"])
+        .current_dir(dir)
+        .output()
+        .map_err(|e| format!("cannot run openssl: {e}"))?;
+    if !out.status.success() {
+        return Err(format!("openssl req failed: {}", String::from_utf8_lossy(&out.stderr)));
+    }
+    Ok(())
+}
+
+/// A process of the zoo in a process group of its own (gunicorn's workers, Varnish's child),
+/// with a directory of its own; the whole group is stopped, and the directory removed, when
+/// it is dropped.
+#[derive(Debug)]
+pub struct Process {
+    pub name: String,
+    pub port: u16,
+    dir: PathBuf,
+    child: Child,
+}
+
+/// How long a stack may take to start on a loaded machine (uvicorn imports FastAPI and
+/// pydantic; gunicorn forks its worker).
+const START_WAIT: Duration = Duration::from_secs(30);
+
+impl Process {
+    /// Runs what `make(dir, port)` gives on a free port, until it answers HTTP there (`tls`:
+    /// until it accepts connections). A port someone took meanwhile is tried again.
+    fn start(
+        name: &str, tls: bool, make: impl Fn(&Path, u16) -> Result<Command, String>,
+    ) -> Result<Self, String> {
+        let mut last = String::new();
+        for _ in 0..3 {
+            let dir = fresh_dir()?;
+            let port = proxies::free_port()?;
+            let mut command = make(&dir, port)?;
+            let output = fs::File::create(dir.join("output.log"))
+                .and_then(|out| Ok((out.try_clone()?, out)))
+                .map_err(|e| format!("cannot create its log: {e}"))?;
+            command.stdin(Stdio::null()).stdout(output.0).stderr(output.1).process_group(0);
+            let child =
+                command.spawn().map_err(|e| format!("cannot start {name}: {e} ({command:?})"))?;
+            let mut process = Self { name: name.to_owned(), port, dir, child };
+            match process.wait_until_ready(tls) {
+                Ok(()) => return Ok(process),
+                Err(error) => {
+                    let logs = process.logs();
+                    last = format!("{name} did not start: {error}\n{logs}");
+                    if !logs.contains("in use") {
+                        return Err(last);
+                    }
+                }
+            }
+        }
+        Err(last)
+    }
+
+    fn wait_until_ready(&mut self, tls: bool) -> Result<(), String> {
+        let start = Instant::now();
+        while start.elapsed() < START_WAIT {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return Err(format!("exited with {status} while starting"));
+            }
+            if let Ok(tcp) = TcpStream::connect((Ipv4Addr::LOCALHOST, self.port))
+                && (tls || proxies::answers(tcp))
+            {
+                return Ok(());
+            }
+            thread::sleep(Duration::from_millis(20));
+        }
+        Err(format!("no answer on port {} within {START_WAIT:?}", self.port))
+    }
+
+    /// What it printed, and the error log of those that keep one.
+    pub fn logs(&self) -> String {
+        let mut logs = String::new();
+        for file in ["output.log", "error.log"] {
+            let text = fs::read_to_string(self.dir.join(file)).unwrap_or_default();
+            if !text.trim().is_empty() {
+                logs.push_str(&format!("--- {} {file} ---\n{}\n", self.name, text.trim_end()));
+            }
+        }
+        logs
+    }
+
+    /// A file of its directory (the TLS edge's `cert.pem`).
+    pub fn file(&self, name: &str) -> PathBuf {
+        self.dir.join(name)
+    }
+
+    /// SIGTERM to the group, SIGKILL if it is still there after 5 s.
+    fn stop(&mut self) {
+        use nix::sys::signal::{Signal, killpg};
+        let group = nix::unistd::Pid::from_raw(self.child.id() as i32);
+        let _ = killpg(group, Signal::SIGTERM);
+        let start = Instant::now();
+        while start.elapsed() < Duration::from_secs(5) {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                // The group's other processes, if any, go with it.
+                let _ = killpg(group, Signal::SIGKILL);
+                return;
+            }
+            thread::sleep(Duration::from_millis(10));
+        }
+        let _ = killpg(group, Signal::SIGKILL);
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        self.stop();
+        let _ = fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn fresh_dir() -> Result<PathBuf, String> {
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let n = NEXT.fetch_add(1, Ordering::Relaxed);
+    let dir = std::env::temp_dir().join(format!("streaming-zoo-{}-{n}", std::process::id()));
+    let _ = fs::remove_dir_all(&dir);
+    fs::create_dir_all(&dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    // Varnish's workers and Apache-style daemons drop root: let them in.
+    let _ = Command::new("chmod").arg("755").arg(&dir).status();
+    Ok(dir)
+}
+
+/// An app, with what stands in front of it; both stopped when dropped (the front first).
+#[derive(Debug)]
+pub struct Stack {
+    /// `http://127.0.0.1:PORT` or `https://…`: where to ask.
+    pub base: String,
+    pub name: String,
+    pub front: Option<Process>,
+    pub app: Process,
+}
+
+impl Stack {
+    /// Starts `app` and `front` in front of it. Check [`App::available`] and
+    /// [`Front::available`] first.
+    pub fn start(app: App, front: Option<Front>) -> Result<Self, String> {
+        let app_process =
+            Process::start(app.name(), false, |dir, port| Ok(app.command(dir, port)))?;
+        let upstream = format!("127.0.0.1:{}", app_process.port);
+        let Some(front) = front else {
+            let base = format!("http://{upstream}");
+            return Ok(Self { base, name: app.name().to_owned(), front: None, app: app_process });
+        };
+        let tls = matches!(front, Front::NginxTls(_));
+        let front_process =
+            Process::start(front.name(), tls, |dir, port| front.command(dir, port, &upstream))
+                .map_err(|e| format!("{e}\n{}", app_process.logs()))?;
+        let scheme = if tls { "https" } else { "http" };
+        Ok(Self {
+            base: format!("{scheme}://127.0.0.1:{}", front_process.port),
+            name: format!("{} behind {}", app.name(), front.name()),
+            front: Some(front_process),
+            app: app_process,
+        })
+    }
+
+    /// Every log of the stack, for a failure's message.
+    pub fn logs(&self) -> String {
+        let front = self.front.as_ref().map(Process::logs).unwrap_or_default();
+        format!("{front}{}", self.app.logs())
+    }
+}
+
+impl Drop for Stack {
+    fn drop(&mut self) {
+        self.front.take();
+    }
+}
