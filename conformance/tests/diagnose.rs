@@ -152,6 +152,19 @@ fn an_ndjson_log_tail() {
     assert_eq!(main["reading"], "`application/x-ndjson`: read as records");
 }
 
+/// A JSON array streamed element by element without newlines, as some LLM APIs do: read by
+/// its elements, each when its last byte arrives.
+#[test]
+fn a_json_array_streamed_by_its_elements() {
+    let rt = runtime();
+    let addr = rt.block_on(chat::start());
+    let said = diagnose(&[&format!("http://{addr}/generate?count=5&interval_ms=300")]);
+    expect(&said, "streams", &[], &[]);
+    let main = &said.json["requests"][0];
+    assert_eq!(main["reading"], "`application/json`: read as array elements");
+    assert_eq!(main["items"][4]["text"], r#"{"text":"word5 "}"#);
+}
+
 /// Every mistake gets exit 2 and a message that names it; nothing hangs or panics.
 #[test]
 fn bad_input_is_named() {

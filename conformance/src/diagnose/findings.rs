@@ -472,3 +472,41 @@ fn cdn_finding(cdns: &[Intermediary], role: Role) -> Finding {
          buffering and optimisations for this path",
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn hit(headers: &[(&str, &str)]) -> bool {
+        let mut got = Fetched::default();
+        got.evidence.headers =
+            headers.iter().map(|(n, v)| (n.to_string(), v.to_string())).collect();
+        !cache_hit(&got).is_empty()
+    }
+
+    #[test]
+    fn cache_hits_are_recognised_by_their_headers() {
+        for headers in [
+            &[("age", "2")][..],
+            &[("x-varnish", "32770 6")],
+            &[("x-cache", "Hit from cloudfront")],
+            &[("x-cache", "TCP_MEM_HIT")],
+            &[("cf-cache-status", "HIT")],
+            &[("x-vercel-cache", "STALE")],
+            &[("x-cache-status", "HIT")],
+            &[("cache-status", "\"Netlify Edge\"; hit")],
+        ] {
+            assert!(hit(headers), "{headers:?} is a hit");
+        }
+        for headers in [
+            &[("age", "0")][..],
+            &[("x-varnish", "32770")],
+            &[("x-cache", "MISS")],
+            &[("cf-cache-status", "DYNAMIC")],
+            &[("cache-status", "ExampleCache; fwd=uri-miss")],
+            &[("cache-control", "no-cache")],
+        ] {
+            assert!(!hit(headers), "{headers:?} is no hit");
+        }
+    }
+}

@@ -1,6 +1,7 @@
-//! Two endpoints in the shape apps have, not the contract's: `POST /chat` streams Server-Sent
-//! Events for a JSON body (an LLM-style token stream), and `GET /logs` streams NDJSON. On hyper,
-//! so that `diagnose` is shown against a server that is not one of ours.
+//! Endpoints in the shape apps have, not the contract's: `POST /chat` streams Server-Sent
+//! Events for a JSON body (an LLM-style token stream), `GET /logs` streams NDJSON, and
+//! `GET /generate` streams one JSON array element by element, with no newline (as some LLM
+//! APIs do). On hyper, so that `diagnose` is shown against a server that is not one of ours.
 
 use std::{convert::Infallible, net::SocketAddr, time::Duration};
 
@@ -75,7 +76,7 @@ async fn answer(req: Request<hyper::body::Incoming>) -> Result<Response<Body>, I
             events.push("data: [DONE]\n\n".into());
             reply(200, "text/event-stream", paced(events, interval))
         }
-        ("GET", "/logs") => {
+        ("GET", path @ ("/logs" | "/generate")) => {
             let query = parts.uri.query().unwrap_or("");
             let number = |name: &str, default: u64| {
                 form_urlencoded::parse(query.as_bytes())
@@ -83,11 +84,23 @@ async fn answer(req: Request<hyper::body::Incoming>) -> Result<Response<Body>, I
                     .and_then(|(_, v)| v.parse().ok())
                     .unwrap_or(default)
             };
-            let lines = (1..=number("count", 5).min(1000))
-                .map(|k| format!("{}\n", serde_json::json!({ "seq": k, "msg": "tick" })))
-                .collect();
+            let count = number("count", 5).clamp(1, 1000);
             let interval = Duration::from_millis(number("interval_ms", 300));
-            reply(200, "application/x-ndjson", paced(lines, interval))
+            if path == "/logs" {
+                let lines = (1..=count)
+                    .map(|k| format!("{}\n", serde_json::json!({ "seq": k, "msg": "tick" })))
+                    .collect();
+                return Ok(reply(200, "application/x-ndjson", paced(lines, interval)));
+            }
+            // `[{…}`, then `,{…}` for each further element, then `]`.
+            let mut elements: Vec<String> = (1..=count)
+                .map(|k| {
+                    let element = serde_json::json!({ "text": format!("word{k} ") });
+                    format!("{}{element}", if k == 1 { "[" } else { "," })
+                })
+                .collect();
+            elements.last_mut().expect("at least one").push(']');
+            reply(200, "application/json", paced(elements, interval))
         }
         _ => text(404, "not found\n".into()),
     })
