@@ -17,11 +17,12 @@
 //! | client | [`client`] | one request over raw TCP, HTTP/1.x or HTTP/2, plain or TLS (rustls); incremental decoding (`client/decode.rs`) and framing into lines, `<div>`s and SSE events (`client/split.rs`); every item timestamped |
 //! | evidence | `outcome.rs` | what a client saw ([`Evidence`]) and a check's verdict ([`Outcome`]) |
 //! | checks | [`checks`] | the catalogue: one module per concern, the judging helpers in `checks/judge.rs`, running them, the report |
-//! | diagnose | [`diagnose`] | any URL: the verdict, the extra requests that isolate the layer, findings with their fixes |
-//! | harness | [`harness`] | starting servers, proxies and browsers for the tests and `matrix` |
+//! | diagnose | [`diagnose`] | any URL: its items (the body decides how it is read), the verdict, the extra requests that isolate the layer, findings with their fixes |
+//! | harness | [`harness`] | starting servers, proxies, browsers and the zoo of real stacks for the tests and `matrix`; the docs' transcripts |
 //! | bench | [`bench`] | load, tables, charts |
 //!
-//! The CLI (`main.rs`) maps flags onto these.
+//! The CLI's flags are [`cli`]; `main.rs` maps them onto these. From a test of your own,
+//! [`assert_streams`] diagnoses a URL and panics with the report unless it streams.
 
 pub mod bench;
 pub mod checks;

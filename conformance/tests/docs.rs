@@ -34,8 +34,21 @@ const MAX_REGION_LINES: usize = 40;
 const MAX_MAIN_LINES: usize = 150;
 /// Fenced blocks in these languages show project code or config: in the book they must be an
 /// include, in the README a marked copy.
-const CODE_LANGUAGES: [&str; 9] =
-    ["rust", "toml", "nginx", "apache", "apacheconf", "html", "js", "javascript", "conf"];
+const CODE_LANGUAGES: [&str; 13] = [
+    "rust",
+    "toml",
+    "nginx",
+    "apache",
+    "apacheconf",
+    "html",
+    "js",
+    "javascript",
+    "conf",
+    "python",
+    "caddyfile",
+    "haproxy",
+    "vcl",
+];
 /// The README marker that names the region a copy is of: `<!-- copy of FILE:ANCHOR -->`.
 const COPY_MARKER: &str = "<!-- copy of ";
 
@@ -324,6 +337,7 @@ impl Scratch {
             "docs/src",
             "conformance/examples",
             "conformance/proxies",
+            "conformance/zoo",
             "conformance/tests/support",
         ]
         .iter()
@@ -336,7 +350,12 @@ impl Scratch {
             if from.is_dir() {
                 fs::create_dir_all(&to).unwrap();
                 for entry in fs::read_dir(&from).unwrap().flatten() {
-                    pending.push(relative.join(entry.file_name()));
+                    // Not the zoo's installed packages.
+                    let name = entry.file_name();
+                    if !["node_modules", ".venv", "__pycache__"].contains(&&*name.to_string_lossy())
+                    {
+                        pending.push(relative.join(name));
+                    }
                 }
             } else if from.is_file() {
                 fs::create_dir_all(to.parent().unwrap()).unwrap();
