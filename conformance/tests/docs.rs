@@ -111,40 +111,6 @@ fn region(base: &Path, spec: &str) -> Result<String, String> {
         .ok_or_else(|| format!("{file} has no anchor {anchor:?}"))
 }
 
-/// A fenced code block of a markdown file: its language, its lines and where it starts.
-struct Block {
-    language: String,
-    body: String,
-    /// 1-based line of the opening fence.
-    line: usize,
-    /// The nearest non-blank line above the fence.
-    above: String,
-}
-
-fn blocks(markdown: &str) -> Vec<Block> {
-    let lines: Vec<&str> = markdown.lines().collect();
-    let mut blocks = Vec::new();
-    let mut i = 0;
-    while i < lines.len() {
-        let Some(info) = lines[i].trim_start().strip_prefix("```") else {
-            i += 1;
-            continue;
-        };
-        let start = i;
-        let end = (i + 1..lines.len()).find(|&j| lines[j].trim_start().starts_with("```"));
-        let end = end.unwrap_or(lines.len());
-        let above = lines[..start].iter().rev().find(|l| !l.trim().is_empty());
-        blocks.push(Block {
-            language: info.split([',', ' ']).next().unwrap_or_default().to_owned(),
-            body: lines[start + 1..end].join("\n"),
-            line: start + 1,
-            above: above.map(|l| l.trim().to_owned()).unwrap_or_default(),
-        });
-        i = end + 1;
-    }
-    blocks
-}
-
 /// The `{{#include …}}` and `{{#rustdoc_include …}}` directives in `markdown`.
 fn includes(markdown: &str) -> Vec<String> {
     let mut found = Vec::new();
@@ -214,7 +180,7 @@ fn listing_problems(root: &Path, sync: bool) -> Vec<String> {
             }
         }
         let mut synced = text.clone();
-        for block in blocks(&text) {
+        for block in conformance::harness::transcripts::fenced(&text) {
             let code = CODE_LANGUAGES.contains(&block.language.as_str());
             let included = block.body.trim().starts_with("{{#");
             let copy_of = block.above.strip_prefix(COPY_MARKER).and_then(|m| m.strip_suffix("-->"));

@@ -102,6 +102,8 @@ struct Case {
     compressed: Seen,
     causes: &'static [Cause],
     risks: &'static [Cause],
+    /// Give diagnose the app itself as `--compare`.
+    compare: bool,
 }
 
 impl Case {
@@ -140,6 +142,10 @@ impl Case {
         }
         let mut args = tls.clone();
         args.push(&url);
+        let origin = format!("http://127.0.0.1:{}{PATH}", stack.app.port);
+        if self.compare {
+            args.extend(["--compare", &origin]);
+        }
         let said = diagnose(&args);
         self.judge(&stack, &said, &curls);
     }
@@ -192,6 +198,7 @@ macro_rules! zoo {
                     compressed: Seen::$compressed,
                     causes: &[$(Cause::$cause),*],
                     risks: &[$(Cause::$risk),*],
+                    compare: false,
                 }
                 .run();
             }
@@ -213,6 +220,22 @@ zoo! {
     express_behind_caddy: Express behind Front::Caddy => OneAtATime, OneAtATime, [], [BrowserSniffing];
     express_behind_caddy_encode: Express behind Front::CaddyEncode => OneAtATime, OneAtATime, [], [BrowserSniffing];
     django_behind_haproxy_compression: Django behind Front::HaproxyCompression => OneAtATime, InGroups, [Compression], [];
+}
+
+/// lighttpd collects a backend's whole response by default and passes the backend's `Server`
+/// header on: nothing names it, so only the origin given as `--compare` shows the hop.
+#[test]
+fn flask_behind_lighttpd_with_the_origin_to_compare() {
+    let case = Case {
+        app: App::Flask,
+        front: Some(Front::Lighttpd),
+        plain: Seen::Together,
+        compressed: Seen::Together,
+        causes: &[Cause::ProxyBuffering],
+        risks: &[],
+        compare: true,
+    };
+    case.run();
 }
 
 /// A cache hit: Varnish in front of Express (which sends no `Cache-Control`, so Varnish keeps
@@ -272,4 +295,31 @@ fn a_certificate_for_another_name_is_refused() {
     let error = said.json["error"].as_str().unwrap_or_default();
     assert!(error.contains("is for other.example, not for 127.0.0.1"), "{error}");
     println!("curl: {}diagnose: {error}", String::from_utf8_lossy(&curl.stderr));
+}
+
+/// What worked before keeps working on the same edge: a bundle in which the server's own
+/// certificate follows another, and `-k` with no certificate at all.
+#[test]
+fn a_bundle_and_insecure_still_work() {
+    let front = Front::NginxTls(TlsName::Loopback);
+    if !App::Flask.available() || !front.available() {
+        return;
+    }
+    let _machine = share_machine();
+    let stack = Stack::start(App::Flask, Some(front)).unwrap_or_else(|e| panic!("{e}"));
+    let url = format!("{}{PATH}", stack.base);
+    let dir = std::env::temp_dir().join(format!("zoo-bundle-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("a directory");
+    conformance::harness::certs::write(&dir).expect("a CA of our own");
+    let mut bundle = std::fs::read(dir.join(conformance::harness::certs::CA)).expect("the CA");
+    bundle.extend(
+        std::fs::read(stack.front.as_ref().expect("a front").file("cert.pem")).expect("cert"),
+    );
+    let bundle_file = dir.join("bundle.pem");
+    std::fs::write(&bundle_file, bundle).expect("write the bundle");
+    for args in [vec!["--cacert", bundle_file.to_str().expect("UTF-8")], vec!["-k"]] {
+        let said = diagnose(&[args.as_slice(), &["--once", &url]].concat());
+        assert_eq!(said.json["verdict"], "streams", "{args:?}: {}", said.json);
+    }
+    let _ = std::fs::remove_dir_all(&dir);
 }

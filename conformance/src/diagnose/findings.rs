@@ -130,6 +130,8 @@ pub fn intermediaries(got: &Fetched) -> Vec<Intermediary> {
         ("apache", "Apache httpd", false),
         ("envoy", "Envoy", false),
         ("caddy", "Caddy", false),
+        ("lighttpd", "lighttpd", false),
+        ("squid", "Squid", false),
         ("cloudflare", "Cloudflare", true),
         ("vercel", "Vercel", true),
         ("cloudfront", "CloudFront", true),
@@ -149,6 +151,7 @@ pub fn intermediaries(got: &Fetched) -> Vec<Intermediary> {
         ("akamai-grn", "Akamai", true),
         ("x-azure-ref", "Azure Front Door", true),
         ("fly-request-id", "Fly.io proxy", false),
+        ("x-varnish", "Varnish", false),
         ("x-envoy-upstream-service-time", "Envoy", false),
         ("via", "a proxy (Via)", false),
     ] {
@@ -199,6 +202,9 @@ fn proxy_fix(proxies: &[Intermediary]) -> String {
                                  mod_deflate off it (`SetEnv no-gzip 1`)"
             .into(),
         Some("Envoy") => "Envoy streams by default: look for a buffer filter on this route".into(),
+        Some("lighttpd") => "lighttpd collects a backend's whole response by default: set \
+                             `server.stream-response-body = 2` (or 1)"
+            .into(),
         Some(name) => format!(
             "turn response buffering off in {name} for this path; send `Cache-Control: \
              no-cache, no-transform` and `X-Accel-Buffering: no` from the app"
@@ -317,15 +323,22 @@ pub fn findings(run: &Run) -> Vec<Finding> {
             ));
         }
         if !collected.is_empty() && out.is_empty() {
+            let mut evidence = format!(
+                "the response took {:.0} ms, yet {}: the whole body was known before the head \
+                 was sent",
+                main.judgement.duration_ms,
+                collected.join(", and ")
+            );
+            if let Some(proxy) = proxies.first().filter(|_| compare.is_none()) {
+                evidence.push_str(&format!(
+                    "; {} in between may have collected it (`{}`): --compare ORIGIN tells",
+                    proxy.name, proxy.header
+                ));
+            }
             out.push(Finding::new(
                 Cause::CollectedBody,
                 Role::Cause,
-                format!(
-                    "the response took {:.0} ms, yet {}: the whole body was known before the \
-                     head was sent",
-                    main.judgement.duration_ms,
-                    collected.join(", and ")
-                ),
+                evidence,
                 "return a streaming body (no length known in advance) and keep middleware that \
                  needs the whole body (ETag, Content-Length, caching) off this route",
             ));

@@ -43,9 +43,21 @@ pub fn shell_words(command: &str) -> Result<Vec<String>, String> {
     Ok(words)
 }
 
-/// The fenced blocks of `markdown` in `language`: the line of each opening fence, and its
-/// lines.
-pub fn blocks<'a>(markdown: &'a str, language: &str) -> Vec<(usize, Vec<&'a str>)> {
+/// A fenced code block of a markdown file.
+#[derive(Debug, Clone)]
+pub struct Fenced {
+    /// The info string's first word: `rust`, `console`, …
+    pub language: String,
+    /// Its lines, joined.
+    pub body: String,
+    /// 1-based line of the opening fence.
+    pub line: usize,
+    /// The nearest non-blank line above the fence.
+    pub above: String,
+}
+
+/// The fenced code blocks of `markdown`, in order.
+pub fn fenced(markdown: &str) -> Vec<Fenced> {
     let lines: Vec<&str> = markdown.lines().collect();
     let mut found = Vec::new();
     let mut i = 0;
@@ -56,12 +68,23 @@ pub fn blocks<'a>(markdown: &'a str, language: &str) -> Vec<(usize, Vec<&'a str>
         };
         let end = (i + 1..lines.len()).find(|&j| lines[j].trim_start().starts_with("```"));
         let end = end.unwrap_or(lines.len());
-        if info.split([',', ' ']).next() == Some(language) {
-            found.push((i + 1, lines[i + 1..end].to_vec()));
-        }
+        let above = lines[..i].iter().rev().find(|l| !l.trim().is_empty());
+        found.push(Fenced {
+            language: info.split([',', ' ']).next().unwrap_or_default().to_owned(),
+            body: lines[i + 1..end].join("\n"),
+            line: i + 1,
+            above: above.map(|l| l.trim().to_owned()).unwrap_or_default(),
+        });
         i = end + 1;
     }
     found
+}
+
+/// The fenced blocks of `markdown` in `language`: the line of each opening fence, and its
+/// lines.
+fn blocks(markdown: &str, language: &str) -> Vec<(usize, Vec<String>)> {
+    let blocks = fenced(markdown).into_iter().filter(|b| b.language == language);
+    blocks.map(|b| (b.line, b.body.lines().map(str::to_owned).collect())).collect()
 }
 
 /// The commands of every `sh` block (continuations joined), with the line each starts on.
@@ -92,7 +115,7 @@ pub fn transcripts(file: &str, markdown: &str) -> Vec<Transcript> {
                 (Some(command), _) => {
                     steps.push(Step { command: command.to_owned(), output: Vec::new() })
                 }
-                (None, Some(step)) => step.output.push(line.to_owned()),
+                (None, Some(step)) => step.output.push(line),
                 (None, None) => {}
             }
         }

@@ -1,8 +1,8 @@
 //! The zoo: real stacks nobody on this team wrote, each started the way its own docs set it up,
 //! with its defaults (`conformance/zoo/`): Django and Flask under gunicorn, FastAPI under
 //! uvicorn, Express under Node, and in front of them Caddy, HAProxy with compression, nginx
-//! (its stock proxy settings, or as a TLS edge with a certificate made by `openssl req -x509`)
-//! and Varnish. `diagnose` is tested against them (`tests/zoo.rs`), with curl's timestamps as
+//! (its stock proxy settings, or as a TLS edge with a certificate made by `openssl req -x509`),
+//! lighttpd and Varnish. `diagnose` is tested against them (`tests/zoo.rs`), with curl's timestamps as
 //! the ground truth.
 //!
 //! The Python packages come from `conformance/zoo/requirements.txt` into
@@ -149,6 +149,8 @@ pub enum Front {
     NginxTls(TlsName),
     /// Varnish with its built-in VCL (`varnishd -b ORIGIN`).
     Varnish,
+    /// lighttpd's `mod_proxy`, its defaults (`zoo/lighttpd.conf`).
+    Lighttpd,
 }
 
 /// The names an `openssl req -x509` certificate is made for.
@@ -170,6 +172,7 @@ impl Front {
             Front::NginxTls(TlsName::Loopback) => "nginx TLS edge, openssl req -x509",
             Front::NginxTls(TlsName::Other) => "nginx TLS edge, certificate for another name",
             Front::Varnish => "Varnish",
+            Front::Lighttpd => "lighttpd mod_proxy",
         }
     }
 
@@ -179,6 +182,7 @@ impl Front {
             Front::HaproxyCompression => ("haproxy", "haproxy"),
             Front::Nginx | Front::NginxTls(_) => ("nginx", "nginx"),
             Front::Varnish => ("varnishd", "varnish"),
+            Front::Lighttpd => ("lighttpd", "lighttpd"),
         }
     }
 
@@ -242,6 +246,10 @@ impl Front {
                     .arg("-e")
                     .arg(dir.join("error.log"))
                     .args(["-g", "daemon off;"]);
+            }
+            Front::Lighttpd => {
+                let conf = write("lighttpd.conf", &fill(&read("lighttpd.conf")?))?;
+                command.arg("-D").arg("-f").arg(conf);
             }
             Front::Varnish => {
                 command
