@@ -8,6 +8,7 @@
 //! ([`findings::Cause`]) come from comparing them and from the headers.
 
 pub mod findings;
+mod fingerprints;
 pub mod items;
 mod output;
 pub mod verdict;
