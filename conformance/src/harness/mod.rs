@@ -5,6 +5,7 @@
 pub mod balanced;
 pub mod certs;
 pub mod clients;
+pub mod process;
 pub mod proxies;
 pub mod servers;
 pub mod testing;

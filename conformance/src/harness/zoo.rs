@@ -16,13 +16,12 @@ use std::{
     os::unix::process::CommandExt,
     path::{Path, PathBuf},
     process::{Child, Command, Stdio},
-    sync::atomic::{AtomicU32, Ordering},
     thread,
     time::{Duration, Instant},
 };
 
 use super::{
-    clients,
+    clients, process,
     proxies::{self, Kind, Setup},
 };
 
@@ -190,7 +189,7 @@ impl Front {
     pub fn available(self) -> bool {
         let (program, package) = self.program();
         let openssl = !matches!(self, Front::NginxTls(_)) || clients::require("openssl", "openssl");
-        openssl && (proxies::locate(program).is_some() || clients::require(program, package))
+        openssl && (process::locate(program).is_some() || clients::require(program, package))
     }
 
     /// The config, filled in for `port` in front of `upstream` (`127.0.0.1:PORT`), and the
@@ -198,7 +197,7 @@ impl Front {
     fn command(self, dir: &Path, port: u16, upstream: &str) -> Result<Command, String> {
         let (program, _) = self.program();
         let program =
-            proxies::locate(program).ok_or_else(|| format!("`{program}` is not installed"))?;
+            process::locate(program).ok_or_else(|| format!("`{program}` is not installed"))?;
         let upstream_port = upstream.rsplit(':').next().unwrap_or_default();
         let fill = |template: &str| {
             template
@@ -303,8 +302,8 @@ impl Process {
     ) -> Result<Self, String> {
         let mut last = String::new();
         for _ in 0..3 {
-            let dir = fresh_dir()?;
-            let port = proxies::free_port()?;
+            let dir = process::fresh_dir("zoo")?;
+            let port = process::free_port()?;
             let mut command = make(&dir, port)?;
             let output = fs::File::create(dir.join("output.log"))
                 .and_then(|out| Ok((out.try_clone()?, out)))
@@ -334,7 +333,7 @@ impl Process {
                 return Err(format!("exited with {status} while starting"));
             }
             if let Ok(tcp) = TcpStream::connect((Ipv4Addr::LOCALHOST, self.port))
-                && (tls || proxies::answers(tcp))
+                && (tls || process::answers(tcp))
             {
                 return Ok(());
             }
@@ -384,17 +383,6 @@ impl Drop for Process {
         self.stop();
         let _ = fs::remove_dir_all(&self.dir);
     }
-}
-
-fn fresh_dir() -> Result<PathBuf, String> {
-    static NEXT: AtomicU32 = AtomicU32::new(0);
-    let n = NEXT.fetch_add(1, Ordering::Relaxed);
-    let dir = std::env::temp_dir().join(format!("streaming-zoo-{}-{n}", std::process::id()));
-    let _ = fs::remove_dir_all(&dir);
-    fs::create_dir_all(&dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
-    // Varnish's workers and Apache-style daemons drop root: let them in.
-    let _ = Command::new("chmod").arg("755").arg(&dir).status();
-    Ok(dir)
 }
 
 /// An app, with what stands in front of it; both stopped when dropped (the front first).

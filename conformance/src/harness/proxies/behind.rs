@@ -1,0 +1,120 @@
+//! The catalogue's timing and compression checks run through a real proxy in front of a
+//! server binary: the suites' `clients::nginx` and `clients::apache`.
+
+use std::{fs, path::Path, time::Duration};
+
+use super::{Kind, Proxy, Setup, available};
+use crate::{CheckId, Config, Level, Outcome, servers::Spawned};
+
+/// The checks run through a proxy: the timing of all three streaming endpoints, with and
+/// without compression.
+pub const CHECKS: &[CheckId] = &[
+    crate::ids::first_line_is_prompt,
+    crate::ids::gaps_hold_interval,
+    crate::ids::no_accumulated_drift,
+    crate::ids::html_streams_div_by_div,
+    crate::ids::events_stream_event_by_event,
+    crate::ids::streams_with_gzip,
+    crate::ids::streams_without_accept_encoding,
+];
+
+/// What runs through each setup of `kind`: everything through the stock proxy; the
+/// compression checks through a proxy that does all the compressing itself; and for nginx,
+/// the timing through its HTTP/1.0 default.
+fn plan(kind: Kind) -> Vec<(Setup, &'static [CheckId])> {
+    let mut plan = vec![
+        (Setup::Stock, CHECKS),
+        (
+            Setup::ProxyCompresses,
+            &[crate::ids::streams_with_gzip, crate::ids::streams_without_accept_encoding][..],
+        ),
+    ];
+    if kind == Kind::Nginx {
+        plan.push((Setup::TlsEdge, CHECKS));
+        plan.push((
+            Setup::Http10Upstream,
+            &[
+                crate::ids::first_line_is_prompt,
+                crate::ids::gaps_hold_interval,
+                crate::ids::html_streams_div_by_div,
+                crate::ids::events_stream_event_by_event,
+                crate::ids::streams_with_gzip,
+            ][..],
+        ));
+    }
+    plan
+}
+
+/// The stream shape of the checks through a proxy: 5 items 400 ms apart, ±200 ms. A proxy
+/// adds a process and two more hops, and on a loaded 2-core machine a stall of 100 ms now and
+/// then is real; a buffering proxy holds everything until the end, far outside either margin.
+pub const PROXY_INTERVAL: Duration = Duration::from_millis(400);
+
+/// Runs `check` against `base` once, with [`PROXY_INTERVAL`].
+pub fn run_check(base: &str, check: CheckId) -> Outcome {
+    run_check_trusting(base, check, None)
+}
+
+/// [`run_check`], over TLS trusting the PEM certificates `ca`.
+fn run_check_trusting(base: &str, check: CheckId, ca: Option<Vec<u8>>) -> Outcome {
+    let entry = crate::entry(check);
+    let mut cfg = Config::with_timing(base, 5, PROXY_INTERVAL);
+    cfg.target.transport.cacert = ca;
+    crate::testing::runtime().block_on(entry.run(&cfg))
+}
+
+/// Starts `binary` and runs [`CHECKS`] through the stock nginx in front of it (5 lines 400 ms
+/// apart, ±200 ms) and through nginx as the TLS and HTTP/2 edge; then the compression checks
+/// through an nginx that does all the compressing, and the timing through nginx's HTTP/1.0
+/// default (see [`Setup`]). Panics with the reasons, the evidence, the configs and the proxy's
+/// and server's logs if any does not pass; prints the pass reasons. Skipped without nginx (see
+/// [`available`]).
+pub fn run_behind_nginx(binary: &str) {
+    run_behind(Kind::Nginx, binary);
+}
+
+/// As [`run_behind_nginx`], with Apache httpd (`mod_proxy_http`, `mod_deflate`): [`CHECKS`]
+/// through the stock setup, the compression checks with Apache doing all the compressing.
+pub fn run_behind_apache(binary: &str) {
+    run_behind(Kind::Apache, binary);
+}
+
+fn run_behind(kind: Kind, binary: &str) {
+    if !available(kind) {
+        return;
+    }
+    let _machine = crate::testing::share_machine();
+    let program = kind.program();
+    let server = Spawned::start(Path::new(binary), Duration::from_secs(60))
+        .unwrap_or_else(|e| panic!("{binary}: {e}"));
+    let mut failures = String::new();
+    for (setup, checks) in plan(kind) {
+        let proxy = Proxy::start_with(kind, setup, &server.base).unwrap_or_else(|e| {
+            panic!("{binary} behind {e}\n--- server log ---\n{}", server.stderr())
+        });
+        let mut failed = false;
+        let ca = (setup == Setup::TlsEdge).then(|| fs::read(proxy.ca()).expect("the proxy's CA"));
+        for &name in checks {
+            let outcome = run_check_trusting(&proxy.base, name, ca.clone());
+            let what = format!("{name} behind {program} ({setup:?})");
+            if outcome.level == Level::Pass {
+                println!("{what}: {}", outcome.reason);
+                continue;
+            }
+            failed = true;
+            let evidence: String = outcome.evidence.iter().map(|e| e.to_string()).collect();
+            failures
+                .push_str(&format!("{what}: {} {}\n{evidence}\n", outcome.level, outcome.reason));
+        }
+        if failed {
+            failures.push_str(&format!(
+                "--- {program} config ({setup:?}) ---\n{}\n{}\n",
+                proxy.config(),
+                proxy.logs()
+            ));
+        }
+    }
+    if !failures.is_empty() {
+        panic!("{binary} behind {program}:\n{failures}--- server log ---\n{}", server.stderr());
+    }
+}
