@@ -375,6 +375,11 @@ pub async fn run(plan: &Plan, live: &mut Live) -> Result<Diagnosis, Problem> {
     Ok(Diagnosis { run, findings })
 }
 
+/// The whole diagnosis of what `options` ask for, printing nothing.
+pub async fn diagnosis(options: &Options) -> Result<Diagnosis, Problem> {
+    run(&plan(options)?, &mut Live::new(false)).await
+}
+
 /// For a test of your own: diagnoses `url` as `conformance diagnose URL` does with no flags,
 /// silently, and panics with the whole report (verdict, reason, findings and their fixes)
 /// unless the response streams. Give it a route that takes about a second (a few items some
@@ -390,8 +395,7 @@ pub async fn assert_streams(url: &str) -> Diagnosis {
 /// set on it): `Err` holds the report when the response does not stream, or why there was
 /// no answer to judge.
 pub async fn streams(options: &Options) -> Result<Diagnosis, String> {
-    let plan = plan(options).map_err(|problem| problem.error)?;
-    let diagnosis = run(&plan, &mut Live::new(false)).await.map_err(|problem| problem.error)?;
+    let diagnosis = diagnosis(options).await.map_err(|problem| problem.error)?;
     match diagnosis.verdict() {
         Verdict::Streams => Ok(diagnosis),
         verdict => Err(format!("verdict: {verdict}\n{}", text(&diagnosis))),
