@@ -1,0 +1,121 @@
+//! What `conformance bench` takes: the frameworks, extra servers, the scenarios' sizes, the
+//! transports and the source addresses.
+
+use std::{net::Ipv4Addr, path::PathBuf};
+
+use serde::Serialize;
+
+use crate::transports::Serving;
+
+/// The servers besides the floor, and the packages whose binaries they are.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Framework {
+    Axum,
+    Actix,
+    Rocket,
+    Warp,
+}
+
+impl Framework {
+    pub(super) fn name(self) -> &'static str {
+        match self {
+            Self::Axum => "axum",
+            Self::Actix => "actix",
+            Self::Rocket => "rocket",
+            Self::Warp => "warp",
+        }
+    }
+
+    pub(super) fn package(self) -> String {
+        format!("examples-{}", self.name())
+    }
+}
+
+/// The floor's name in every table.
+pub const FLOOR: &str = "floor";
+
+#[derive(Debug, Clone, clap::Args, Serialize)]
+pub struct Options {
+    /// Frameworks to measure; the floor always runs.
+    #[arg(long, value_enum, value_delimiter = ',', default_values = ["axum", "actix", "rocket", "warp"])]
+    pub frameworks: Vec<Framework>,
+    /// Simultaneous slow streams, one scenario per number. 50000 and more (e.g.
+    /// `--concurrency 50000`) is the many-streams scenario, with targets of its own; past one
+    /// address's ephemeral ports the client spreads over 127.0.0.2, 127.0.0.3, … (see
+    /// --source-addresses).
+    #[arg(long, value_delimiter = ',', default_values = ["1000", "10000"],
+          value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    pub concurrency: Vec<u32>,
+    /// Lines per slow stream.
+    #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u32).range(2..=1000))]
+    pub lines: u32,
+    /// Interval between the lines of a slow stream, in ms.
+    #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u64).range(100..=60_000))]
+    pub line_interval_ms: u64,
+    /// Connections being set up at once in the slow-stream scenarios. Beyond a server's listen
+    /// backlog, some wait for a SYN retry (1 s).
+    #[arg(long, default_value_t = 256, value_parser = clap::value_parser!(u32).range(1..=1024))]
+    pub connecting: u32,
+    /// Lines per fast stream (`interval_ms=0`).
+    #[arg(long, default_value_t = 1_000_000, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    pub fast_lines: u32,
+    /// Simultaneous fast streams, one scenario per number.
+    #[arg(long, value_delimiter = ',', default_values = ["1", "16"],
+          value_parser = clap::value_parser!(u32).range(1..=1024))]
+    pub fast_streams: Vec<u32>,
+    /// New connections in the handshake scenario, each answering one short request and then
+    /// held open (0 leaves the scenario out).
+    #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u32).range(0..=50_000))]
+    pub handshakes: u32,
+    /// Transports to run every scenario over: http1 (plain HTTP/1.1), https (HTTP/1.1 over TLS,
+    /// a connection per stream), h2 (HTTP/2 over TLS).
+    #[arg(long, value_enum, value_delimiter = ',', default_values = ["http1"])]
+    pub transports: Vec<Serving>,
+    /// TLS connections that the slow streams share over h2.
+    #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u32).range(1..=10_000))]
+    pub h2_connections: u32,
+    /// The reconnect storm: this many EventSources through nginx in front of three instances
+    /// of each framework, every instance restarted in turn (0 leaves it out; it needs nginx).
+    /// Once per framework, after the other scenarios.
+    #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u32).range(0..=8000))]
+    pub storm: u32,
+    /// Source addresses of the load client's connections, taken in turn: IPv4 loopback
+    /// addresses such as 127.0.0.2,127.0.0.3. By default 127.0.0.1, and as many of 127.0.0.2,
+    /// 127.0.0.3, … as the connections need when one address has too few ephemeral ports
+    /// (net.ipv4.ip_local_port_range, less 1000 left to the machine).
+    #[arg(long, value_delimiter = ',', value_parser = parse_source_address)]
+    pub source_addresses: Vec<Ipv4Addr>,
+    /// Also measure your own server (repeatable): PROGRAM must take `--addr 127.0.0.1:0`,
+    /// print `listening on http://IP:PORT` first on stdout, and serve the same `/stream`.
+    #[arg(long = "server", value_name = "NAME=PROGRAM", value_parser = parse_server)]
+    pub servers: Vec<(String, PathBuf)>,
+    /// Runs of every scenario; each figure is the median of the runs.
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..=20))]
+    pub runs: u32,
+    /// Where to write bench.json, summary.md and the charts.
+    #[arg(long, default_value = "target/bench")]
+    pub out: PathBuf,
+}
+
+fn parse_server(value: &str) -> Result<(String, PathBuf), String> {
+    match value.split_once('=') {
+        Some((name, program)) if !name.is_empty() && !program.is_empty() && name != FLOOR => {
+            Ok((name.to_owned(), PathBuf::from(program)))
+        }
+        _ => Err(format!("expected NAME=PROGRAM with a name other than {FLOOR:?}, got {value:?}")),
+    }
+}
+
+fn parse_source_address(value: &str) -> Result<Ipv4Addr, String> {
+    match value.parse::<Ipv4Addr>() {
+        Ok(ip) if ip.is_loopback() => Ok(ip),
+        Ok(ip) => Err(format!(
+            "{ip} is not a loopback address: the servers listen on 127.0.0.1, so the load \
+             client connects from 127.0.0.0/8 (127.0.0.2, 127.0.0.3, …)"
+        )),
+        Err(_) => {
+            Err(format!("expected an IPv4 loopback address such as 127.0.0.2, got {value:?}"))
+        }
+    }
+}
