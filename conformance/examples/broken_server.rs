@@ -2,7 +2,7 @@
 //! failing: `cargo run -p conformance --example broken_server -- --fault buffered`, then
 //! `cargo run -p conformance -- --url http://127.0.0.1:PORT`.
 
-#[path = "../tests/support/broken.rs"]
+#[path = "../tests/support/broken/mod.rs"]
 #[allow(dead_code)] // `start` is for the tests
 mod broken;
 
