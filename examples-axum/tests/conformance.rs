@@ -4,7 +4,7 @@
 conformance::suite!(axum, env!("CARGO_BIN_EXE_examples-axum"));
 
 /// The README's `curl -N` transcript, and the introduction's copy of it, are what curl prints
-/// from this binary (`conformance/tests/docs.rs` leaves the `curl` transcripts to this test).
+/// from this binary (`conformance/tests/docs/commands.rs` leaves the `curl` transcripts to this test).
 #[test]
 fn readme_transcripts() {
     if !conformance::clients::require("curl", "curl") {
