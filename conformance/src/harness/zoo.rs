@@ -12,16 +12,13 @@
 
 use std::{
     fs,
-    net::{Ipv4Addr, TcpStream},
-    os::unix::process::CommandExt,
     path::{Path, PathBuf},
-    process::{Child, Command, Stdio},
-    thread,
-    time::{Duration, Instant},
+    process::Command,
 };
 
 use super::{
-    clients, process,
+    clients,
+    process::{self, Daemon},
     proxies::{self, Kind, Setup},
 };
 
@@ -279,150 +276,45 @@ fn openssl_certificate(dir: &Path, name: TlsName) -> Result<(), String> {
     Ok(())
 }
 
-/// A process of the zoo in a process group of its own (gunicorn's workers, Varnish's child),
-/// with a directory of its own; the whole group is stopped, and the directory removed, when
-/// it is dropped.
-#[derive(Debug)]
-pub struct Process {
-    pub name: String,
-    pub port: u16,
-    dir: PathBuf,
-    child: Child,
-}
-
-/// How long a stack may take to start on a loaded machine (uvicorn imports FastAPI and
-/// pydantic; gunicorn forks its worker).
-const START_WAIT: Duration = Duration::from_secs(30);
-
-impl Process {
-    /// Runs what `make(dir, port)` gives on a free port, until it answers HTTP there (`tls`:
-    /// until it accepts connections). A port someone took meanwhile is tried again.
-    fn start(
-        name: &str, tls: bool, make: impl Fn(&Path, u16) -> Result<Command, String>,
-    ) -> Result<Self, String> {
-        let mut last = String::new();
-        for _ in 0..3 {
-            let dir = process::fresh_dir("zoo")?;
-            let port = process::free_port()?;
-            let mut command = make(&dir, port)?;
-            let output = fs::File::create(dir.join("output.log"))
-                .and_then(|out| Ok((out.try_clone()?, out)))
-                .map_err(|e| format!("cannot create its log: {e}"))?;
-            command.stdin(Stdio::null()).stdout(output.0).stderr(output.1).process_group(0);
-            let child =
-                command.spawn().map_err(|e| format!("cannot start {name}: {e} ({command:?})"))?;
-            let mut process = Self { name: name.to_owned(), port, dir, child };
-            match process.wait_until_ready(tls) {
-                Ok(()) => return Ok(process),
-                Err(error) => {
-                    let logs = process.logs();
-                    last = format!("{name} did not start: {error}\n{logs}");
-                    if !logs.contains("in use") {
-                        return Err(last);
-                    }
-                }
-            }
-        }
-        Err(last)
-    }
-
-    fn wait_until_ready(&mut self, tls: bool) -> Result<(), String> {
-        let start = Instant::now();
-        while start.elapsed() < START_WAIT {
-            if let Ok(Some(status)) = self.child.try_wait() {
-                return Err(format!("exited with {status} while starting"));
-            }
-            if let Ok(tcp) = TcpStream::connect((Ipv4Addr::LOCALHOST, self.port))
-                && (tls || process::answers(tcp))
-            {
-                return Ok(());
-            }
-            thread::sleep(Duration::from_millis(20));
-        }
-        Err(format!("no answer on port {} within {START_WAIT:?}", self.port))
-    }
-
-    /// What it printed, and the error log of those that keep one.
-    pub fn logs(&self) -> String {
-        let mut logs = String::new();
-        for file in ["output.log", "error.log"] {
-            let text = fs::read_to_string(self.dir.join(file)).unwrap_or_default();
-            if !text.trim().is_empty() {
-                logs.push_str(&format!("--- {} {file} ---\n{}\n", self.name, text.trim_end()));
-            }
-        }
-        logs
-    }
-
-    /// A file of its directory (the TLS edge's `cert.pem`).
-    pub fn file(&self, name: &str) -> PathBuf {
-        self.dir.join(name)
-    }
-
-    /// SIGTERM to the group, SIGKILL if it is still there after 5 s.
-    fn stop(&mut self) {
-        use nix::sys::signal::{Signal, killpg};
-        let group = nix::unistd::Pid::from_raw(self.child.id() as i32);
-        let _ = killpg(group, Signal::SIGTERM);
-        let start = Instant::now();
-        while start.elapsed() < Duration::from_secs(5) {
-            if let Ok(Some(_)) = self.child.try_wait() {
-                // The group's other processes, if any, go with it.
-                let _ = killpg(group, Signal::SIGKILL);
-                return;
-            }
-            thread::sleep(Duration::from_millis(10));
-        }
-        let _ = killpg(group, Signal::SIGKILL);
-        let _ = self.child.wait();
-    }
-}
-
-impl Drop for Process {
-    fn drop(&mut self) {
-        self.stop();
-        let _ = fs::remove_dir_all(&self.dir);
-    }
-}
-
 /// An app, with what stands in front of it; both stopped when dropped (the front first).
 #[derive(Debug)]
 pub struct Stack {
     /// `http://127.0.0.1:PORT` or `https://…`: where to ask.
     pub base: String,
     pub name: String,
-    pub front: Option<Process>,
-    pub app: Process,
+    pub front: Option<Daemon>,
+    pub app: Daemon,
 }
 
 impl Stack {
     /// Starts `app` and `front` in front of it. Check [`App::available`] and
     /// [`Front::available`] first.
     pub fn start(app: App, front: Option<Front>) -> Result<Self, String> {
-        let app_process =
-            Process::start(app.name(), false, |dir, port| Ok(app.command(dir, port)))?;
-        let upstream = format!("127.0.0.1:{}", app_process.port);
+        let app_daemon =
+            Daemon::start(app.name(), |dir, port| Ok(app.command(dir, port)), |d| d.accepts(true))?;
+        let upstream = format!("127.0.0.1:{}", app_daemon.port);
         let Some(front) = front else {
             let base = format!("http://{upstream}");
-            return Ok(Self { base, name: app.name().to_owned(), front: None, app: app_process });
+            return Ok(Self { base, name: app.name().to_owned(), front: None, app: app_daemon });
         };
         let tls = matches!(front, Front::NginxTls(_));
-        let front_process =
-            Process::start(front.name(), tls, |dir, port| front.command(dir, port, &upstream))
-                .map_err(|e| format!("{e}\n{}", app_process.logs()))?;
+        let make = |dir: &Path, port| front.command(dir, port, &upstream);
+        let front_daemon = Daemon::start(front.name(), make, |d| d.accepts(!tls))
+            .map_err(|e| format!("{e}\n{}", app_daemon.logs(&[])))?;
         let scheme = if tls { "https" } else { "http" };
         Ok(Self {
-            base: format!("{scheme}://127.0.0.1:{}", front_process.port),
+            base: format!("{scheme}://127.0.0.1:{}", front_daemon.port),
             name: format!("{} behind {}", app.name(), front.name()),
-            front: Some(front_process),
-            app: app_process,
+            front: Some(front_daemon),
+            app: app_daemon,
         })
     }
 
     /// Every log of the stack, for a failure's message.
     pub fn logs(&self) -> String {
-        let front = self.front.as_ref().map(Process::logs).unwrap_or_default();
-        format!("{front}{}", self.app.logs())
+        let logs = [("error log", "error.log")];
+        let front = self.front.as_ref().map(|f| f.logs(&logs)).unwrap_or_default();
+        format!("{front}{}", self.app.logs(&[]))
     }
 }
 

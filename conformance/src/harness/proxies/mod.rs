@@ -4,8 +4,9 @@
 //! [`Proxy::start`] writes a stock reverse-proxy config, `conformance/proxies/nginx.conf` or
 //! `apache.conf` filled in, with the proxy's compression on for `text/plain`, `text/html` and
 //! `text/event-stream`, starts the real program on an ephemeral
-//! port and waits until it accepts connections; dropping the [`Proxy`] stops it (SIGTERM to its
-//! pid) and removes the directory. [`run_behind_nginx`] and [`run_behind_apache`] run the
+//! port and waits until it accepts connections; dropping the [`Proxy`] stops it (its
+//! [`Daemon`](super::process::Daemon): SIGTERM to its process group)
+//! and removes the directory. [`run_behind_nginx`] and [`run_behind_apache`] run the
 //! timing and compression checks through it against a server binary.
 //!
 //! What we measured with nginx 1.22 and Apache 2.4 (5 items 200 ms apart):
@@ -25,11 +26,8 @@
 
 use std::{
     fs,
-    net::{Ipv4Addr, TcpStream},
     path::{Path, PathBuf},
-    process::{Child, Command, Stdio},
-    thread,
-    time::{Duration, Instant},
+    process::Command,
 };
 
 mod behind;
@@ -39,10 +37,7 @@ pub use behind::{CHECKS, PROXY_INTERVAL, run_behind_apache, run_behind_nginx, ru
 pub use config::config;
 
 pub use super::process::locate;
-use super::{
-    certs,
-    process::{answers, free_port, fresh_dir},
-};
+use super::{certs, process::Daemon};
 use crate::clients;
 
 /// Which proxy.
@@ -119,8 +114,7 @@ pub struct Proxy {
     pub setup: Setup,
     /// `http://127.0.0.1:PORT`, where the proxy listens.
     pub base: String,
-    dir: PathBuf,
-    child: Child,
+    daemon: Daemon,
 }
 
 /// Is the proxy installed? If not, the test is skipped loudly (or fails with
@@ -135,8 +129,6 @@ const HAPROXY_CONF: &str = "haproxy.cfg";
 const PID_FILE: &str = "proxy.pid";
 const ERROR_LOG: &str = "error.log";
 const ACCESS_LOG: &str = "access.log";
-/// The proxy's own stdout and stderr (what it says before its error log is open).
-const OUTPUT: &str = "output.log";
 
 fn conf_name(kind: Kind) -> &'static str {
     match kind {
@@ -145,11 +137,6 @@ fn conf_name(kind: Kind) -> &'static str {
         Kind::Haproxy => HAPROXY_CONF,
     }
 }
-
-/// How long a proxy may take to start on a loaded machine.
-const START_WAIT: Duration = Duration::from_secs(30);
-/// How often the port picked is tried again when someone else took it meanwhile.
-const PORT_ATTEMPTS: usize = 5;
 
 impl Proxy {
     /// `kind` as a load balancer ([`Setup::Balanced`] or [`Setup::BalancedIdle`]) in front of
@@ -193,180 +180,77 @@ impl Proxy {
             .iter()
             .map(|base| base.trim_start_matches("http://").trim_end_matches('/'))
             .collect();
-        let mut last_error = String::new();
-        for _ in 0..PORT_ATTEMPTS {
-            let dir = fresh_dir(kind.program())?;
-            let port = free_port()?;
-            match Self::launch(kind, setup, &program, &dir, &upstreams, port) {
-                Ok(proxy) => return Ok(proxy),
-                Err((error, port_taken)) => {
-                    let _ = fs::remove_dir_all(&dir);
-                    if !port_taken {
-                        return Err(error);
-                    }
-                    last_error = error;
-                }
-            }
-        }
-        Err(format!(
-            "{} found its port taken {PORT_ATTEMPTS} times; last: {last_error}",
-            kind.program()
-        ))
-    }
-
-    /// One attempt on `port`. `Err((message, port_taken))`.
-    fn launch(
-        kind: Kind, setup: Setup, program: &Path, dir: &Path, upstreams: &[&str], port: u16,
-    ) -> Result<Self, (String, bool)> {
-        let conf_name = conf_name(kind);
-        let conf = dir.join(conf_name);
-        if setup == Setup::TlsEdge {
-            certs::write(dir).map_err(|e| (e, false))?;
-        }
-        fs::write(&conf, config(kind, setup, dir, port, upstreams))
-            .map_err(|e| (format!("cannot write {}: {e}", conf.display()), false))?;
-        let output = fs::File::create(dir.join(OUTPUT))
-            .and_then(|out| Ok((out.try_clone()?, out)))
-            .map_err(|e| (format!("cannot create {OUTPUT}: {e}"), false))?;
-        let mut command = Command::new(program);
-        match kind {
-            Kind::Nginx => command
-                .arg("-p")
-                .arg(dir)
-                .arg("-c")
-                .arg(&conf)
-                // The error log from the start, before the config is read.
-                .arg("-e")
-                .arg(dir.join(ERROR_LOG))
-                .args(["-g", "daemon off;"]),
-            Kind::Apache => command.arg("-f").arg(&conf).arg("-DFOREGROUND"),
-            // In the foreground (`-db`) HAProxy writes no pid file and logs to stdout.
-            Kind::Haproxy => command.arg("-f").arg(&conf).arg("-db"),
-        };
-        let child = command
-            .stdin(Stdio::null())
-            .stdout(output.0)
-            .stderr(output.1)
-            .spawn()
-            .map_err(|e| (format!("cannot start {}: {e}", program.display()), false))?;
-        let mut proxy = Self {
-            kind,
-            setup,
-            base: format!(
-                "{}://127.0.0.1:{port}",
-                if setup == Setup::TlsEdge { "https" } else { "http" }
-            ),
-            dir: dir.to_owned(),
-            child,
-        };
-        match proxy.wait_until_ready(port) {
-            Ok(()) => Ok(proxy),
-            Err(problem) => {
-                proxy.stop();
-                let logs = proxy.logs();
-                let taken =
-                    logs.contains("Address already in use") || logs.contains("cannot bind socket");
-                let error = format!(
-                    "{} ({setup:?}) in front of {}: {problem}\n{logs}",
-                    kind.program(),
-                    upstreams.join(", ")
-                );
-                Err((error, taken))
-            }
-        }
-    }
-
-    /// Until the proxy has written its pid file (both write it after binding their port) and
-    /// answers a request on `port` (over TLS: accepts a connection), or exits, or
-    /// [`START_WAIT`] passes.
-    fn wait_until_ready(&mut self, port: u16) -> Result<(), String> {
-        let start = Instant::now();
-        let pid = self.child.id().to_string();
-        while start.elapsed() < START_WAIT {
-            if let Ok(Some(status)) = self.child.try_wait() {
-                return Err(format!("exited with {status} while starting"));
-            }
-            let written = self.kind == Kind::Haproxy
-                || fs::read_to_string(self.dir.join(PID_FILE))
-                    .is_ok_and(|content| content.trim() == pid);
-            if written
-                && let Ok(tcp) = TcpStream::connect((Ipv4Addr::LOCALHOST, port))
-                && (self.setup == Setup::TlsEdge || answers(tcp))
-            {
-                return Ok(());
-            }
-            thread::sleep(Duration::from_millis(10));
-        }
-        Err(format!("did not accept connections within {START_WAIT:?}"))
+        let tls = setup == Setup::TlsEdge;
+        let daemon = Daemon::start(
+            kind.program(),
+            |dir, port| command(kind, setup, &program, dir, &upstreams, port),
+            |daemon| {
+                // Both nginx and Apache write their pid file after binding their port.
+                let written = kind == Kind::Haproxy
+                    || fs::read_to_string(daemon.file(PID_FILE))
+                        .is_ok_and(|content| content.trim() == daemon.pid().to_string());
+                written && daemon.accepts(!tls)
+            },
+        )
+        .map_err(|e| format!("{e}\n({setup:?} in front of {})", upstreams.join(", ")))?;
+        let scheme = if tls { "https" } else { "http" };
+        let base = format!("{scheme}://127.0.0.1:{}", daemon.port);
+        Ok(Self { kind, setup, base, daemon })
     }
 
     /// The CA certificate (PEM) that [`Setup::TlsEdge`]'s certificate is signed by.
     pub fn ca(&self) -> PathBuf {
-        self.dir.join(certs::CA)
+        self.daemon.file(certs::CA)
     }
 
     /// The config file it runs with.
     pub fn config(&self) -> String {
-        fs::read_to_string(self.dir.join(conf_name(self.kind))).unwrap_or_default()
+        fs::read_to_string(self.daemon.file(conf_name(self.kind))).unwrap_or_default()
     }
 
     /// Its error log, access log and output so far.
     pub fn logs(&self) -> String {
-        let mut logs = String::new();
-        for (what, file) in
-            [("error log", ERROR_LOG), ("access log", ACCESS_LOG), ("output", OUTPUT)]
-        {
-            let text = fs::read_to_string(self.dir.join(file)).unwrap_or_default();
-            if !text.trim().is_empty() {
-                logs.push_str(&format!(
-                    "--- {} {what} ---\n{}\n",
-                    self.kind.program(),
-                    text.trim_end()
-                ));
-            }
-        }
-        logs
-    }
-
-    /// SIGTERM (nginx: fast shutdown; Apache: stop), then SIGKILL if it is still there after a
-    /// while. The workspace forbids unsafe code, so the signal goes through `kill(1)`.
-    fn stop(&mut self) {
-        if let Ok(Some(_)) = self.child.try_wait() {
-            return;
-        }
-        let termed = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status()
-            .is_ok_and(|status| status.success());
-        if termed {
-            let start = Instant::now();
-            while start.elapsed() < Duration::from_secs(10) {
-                if let Ok(Some(_)) = self.child.try_wait() {
-                    return;
-                }
-                thread::sleep(Duration::from_millis(10));
-            }
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        self.daemon.logs(&[("error log", ERROR_LOG), ("access log", ACCESS_LOG)])
     }
 }
 
-impl Drop for Proxy {
-    fn drop(&mut self) {
-        self.stop();
-        let _ = fs::remove_dir_all(&self.dir);
+/// The command that runs `kind` set up as `setup` in `dir`, its config and certificates
+/// written there. Each is told to stay in the foreground.
+fn command(
+    kind: Kind, setup: Setup, program: &Path, dir: &Path, upstreams: &[&str], port: u16,
+) -> Result<Command, String> {
+    let conf = dir.join(conf_name(kind));
+    if setup == Setup::TlsEdge {
+        certs::write(dir)?;
     }
+    fs::write(&conf, config(kind, setup, dir, port, upstreams))
+        .map_err(|e| format!("cannot write {}: {e}", conf.display()))?;
+    let mut command = Command::new(program);
+    match kind {
+        Kind::Nginx => command
+            .arg("-p")
+            .arg(dir)
+            .arg("-c")
+            .arg(&conf)
+            // The error log from the start, before the config is read.
+            .arg("-e")
+            .arg(dir.join(ERROR_LOG))
+            .args(["-g", "daemon off;"]),
+        Kind::Apache => command.arg("-f").arg(&conf).arg("-DFOREGROUND"),
+        // In the foreground (`-db`) HAProxy writes no pid file and logs to stdout.
+        Kind::Haproxy => command.arg("-f").arg(&conf).arg("-db"),
+    };
+    Ok(command)
 }
 
 #[cfg(test)]
 mod tests {
+    use std::net::Ipv4Addr;
+
     use super::*;
 
-    /// A port someone else took between our look and the proxy's bind is noticed (so
-    /// `start_with` tries another), with the proxy's own words; nothing is left running.
+    /// A port someone else took between our look and the proxy's bind is noticed, and another
+    /// tried, with the proxy's own words; nothing is left running.
     #[test]
     fn a_taken_port_is_noticed() {
         let taken = std::net::TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).unwrap();
@@ -375,14 +259,12 @@ mod tests {
             let Some(program) = locate(kind.program()) else {
                 continue;
             };
-            let dir = fresh_dir(kind.program()).unwrap();
-            let Err((error, port_taken)) =
-                Proxy::launch(kind, Setup::Stock, &program, &dir, &["127.0.0.1:9"], port)
-            else {
+            let upstream = ["127.0.0.1:9"];
+            let make = |dir: &Path, _| command(kind, Setup::Stock, &program, dir, &upstream, port);
+            let Err(error) = Daemon::start(kind.program(), make, |d| d.accepts(true)) else {
                 panic!("{kind:?} started on a taken port");
             };
-            let _ = fs::remove_dir_all(&dir);
-            assert!(port_taken, "{error}");
+            assert!(error.contains("found its port taken 5 times"), "{error}");
             assert!(error.contains("Address already in use"), "{error}");
         }
     }
@@ -394,8 +276,8 @@ mod tests {
                 continue;
             }
             let proxy = Proxy::start(kind, "http://127.0.0.1:9").unwrap_or_else(|e| panic!("{e}"));
-            let proc = PathBuf::from(format!("/proc/{}", proxy.child.id()));
-            let dir = proxy.dir.clone();
+            let proc = PathBuf::from(format!("/proc/{}", proxy.daemon.pid()));
+            let dir = proxy.daemon.dir.clone();
             assert!(dir.join(PID_FILE).is_file());
             drop(proxy);
             assert!(!dir.exists(), "{} is still there", dir.display());
