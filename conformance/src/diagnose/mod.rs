@@ -223,7 +223,7 @@ pub async fn streams(options: &Options) -> Result<Diagnosis, String> {
     let diagnosis = diagnosis(options).await.map_err(|problem| problem.error)?;
     match diagnosis.verdict() {
         Verdict::Streams => Ok(diagnosis),
-        verdict => Err(format!("verdict: {verdict}\n{}", text(&diagnosis))),
+        _ => Err(text(&diagnosis)),
     }
 }
 
