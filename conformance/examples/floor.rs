@@ -6,8 +6,8 @@
 //! sleeps, TCP_NODELAY, the headers that keep proxies and browsers from buffering) and the
 //! parameter validation, and nothing else: `cargo run -p conformance --example floor`.
 //!
-//! With `--tls-cert` and `--tls-key` it serves HTTPS (tokio-rustls, ALPN h2 and http/1.1, hyper's
-//! auto builder), so the bench measures TLS and HTTP/2 against a floor too.
+//! With `--tls-cert` and `--tls-key` it serves HTTPS (tokio-rustls, ALPN h2 and http/1.1, then
+//! hyper's HTTP/1 or HTTP/2 as ALPN chose), so the bench measures TLS and HTTP/2 against a floor too.
 
 use std::{convert::Infallible, net::SocketAddr, path::PathBuf, sync::Arc, time::Duration};
 
@@ -15,13 +15,18 @@ use async_stream::stream;
 use bytes::Bytes;
 use clap::Parser;
 use http_body_util::{BodyExt, Full, StreamBody, combinators::BoxBody};
-use hyper::{Request, Response, StatusCode, body::Frame, server::conn::http1, service::service_fn};
-use hyper_util::{
-    rt::{TokioExecutor, TokioIo},
-    server::conn::auto,
+use hyper::{
+    Request, Response, StatusCode,
+    body::Frame,
+    server::conn::{http1, http2},
+    service::service_fn,
 };
+use hyper_util::rt::{TokioExecutor, TokioIo};
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, pem::PemObject};
-use tokio::time::{Instant, sleep_until};
+use tokio::{
+    net::TcpStream,
+    time::{Instant, sleep_until},
+};
 use tokio_rustls::TlsAcceptor;
 
 #[derive(Parser)]
@@ -59,19 +64,30 @@ async fn main() -> std::io::Result<()> {
             Err(_) => continue,
         };
         let _ = tcp.set_nodelay(true);
-        let tls = tls.clone();
-        tokio::spawn(async move {
-            let Some(tls) = tls else {
-                let io = TokioIo::new(tcp);
-                let _ = http1::Builder::new().serve_connection(io, service_fn(handle)).await;
-                return;
-            };
-            if let Ok(tls) = tls.accept(tcp).await {
-                let io = TokioIo::new(tls);
-                let auto = auto::Builder::new(TokioExecutor::new());
-                let _ = auto.serve_connection(io, service_fn(handle)).await;
-            }
-        });
+        // Each transport in a task of its own: a task is as large as the largest state its
+        // future can be in, so TLS's and h2's must not ride along with every plain connection
+        // (docs/src/performance.md).
+        match &tls {
+            None => tokio::spawn(cleartext(tcp)),
+            Some(tls) => tokio::spawn(secure(tls.clone(), tcp)),
+        };
+    }
+}
+
+/// Plain HTTP/1.1: hyper's HTTP/1 and nothing else.
+async fn cleartext(tcp: TcpStream) {
+    let _ = http1::Builder::new().serve_connection(TokioIo::new(tcp), service_fn(handle)).await;
+}
+
+/// TLS, then the protocol ALPN chose: HTTP/1.1 in this task, h2 boxed, so that an HTTP/1.1
+/// connection carries none of h2's state.
+async fn secure(tls: TlsAcceptor, tcp: TcpStream) {
+    let Ok(tls) = tls.accept(tcp).await else { return };
+    if tls.get_ref().1.alpn_protocol() == Some(b"h2") {
+        let h2 = http2::Builder::new(TokioExecutor::new());
+        let _ = Box::pin(h2.serve_connection(TokioIo::new(tls), service_fn(handle))).await;
+    } else {
+        let _ = http1::Builder::new().serve_connection(TokioIo::new(tls), service_fn(handle)).await;
     }
 }
 

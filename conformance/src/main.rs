@@ -45,14 +45,18 @@ async fn main() -> ExitCode {
         Some(Command::Diagnose(diagnose)) => return run_diagnose(&diagnose, cli.json).await,
         Some(Command::Bench(bench)) => {
             return match conformance::bench::run(&bench).await {
-                Ok(results) if cli.json => {
-                    println!("{}", serde_json::to_string_pretty(&results).expect("json"));
-                    ExitCode::SUCCESS
-                }
                 Ok(results) => {
-                    print!("{}", conformance::bench::summary(&results));
-                    eprintln!("written to {}", bench.out.display());
-                    ExitCode::SUCCESS
+                    if cli.json {
+                        println!("{}", serde_json::to_string_pretty(&results).expect("json"));
+                    } else {
+                        print!("{}", conformance::bench::summary(&results));
+                        eprintln!("written to {}", bench.out.display());
+                    }
+                    match results.baseline.as_ref().is_some_and(|b| b.regressed()) {
+                        // Worse than the baseline beyond the spread between runs.
+                        true => ExitCode::from(3),
+                        false => ExitCode::SUCCESS,
+                    }
                 }
                 Err(error) => {
                     eprintln!("error: {error}");

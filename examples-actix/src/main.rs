@@ -12,7 +12,7 @@ use actix_web::{
     App, HttpRequest, HttpResponse, Responder,
     error::ErrorBadRequest,
     http::header::{CacheControl, CacheDirective},
-    middleware::{Compress, Logger, from_fn},
+    middleware::{Compress, from_fn},
     web::{self, Bytes, ThinData},
 };
 use actix_web_lab::sse;
@@ -33,7 +33,7 @@ async fn main() -> std::io::Result<()> {
             .wrap(Compress::default())
             .wrap(from_fn(serve::head_without_body))
             .wrap(from_fn(serve::http10_close_delimited))
-            .wrap(Logger::default())
+            .wrap(serve::request_log())
             .route("/", web::get().to(|| async { web::Html::new(include_str!("index.html")) }))
             // `web::get()` does not match HEAD, so HEAD is routed too; other methods get 405.
             .service(web::resource("/stream").get(stream).head(stream))

@@ -17,7 +17,7 @@ use actix_web::{
     dev::{AppConfig, Extensions, Payload, Response, Service, ServiceRequest, ServiceResponse},
     error::ErrorBadRequest,
     http::{ConnectionType, Method, Version},
-    middleware::Next,
+    middleware::{Condition, Logger, Next},
 };
 use bytes::Bytes;
 use clap::Parser;
@@ -180,6 +180,13 @@ pub async fn http10_close_delimited(
         head.set_connection_type(ConnectionType::Close);
     }
     Ok(res)
+}
+
+/// actix's request log, where it would be written: Logger renders its format for every request
+/// and keeps it until the response ends, 0.7 KiB per open stream, even when its target is off.
+pub fn request_log() -> Condition<Logger> {
+    let on = tracing::enabled!(target: "actix_web::middleware::logger", tracing::Level::INFO);
+    Condition::new(on, Logger::default())
 }
 
 /// Logs to stderr (stdout's first line is the address), at `RUST_LOG` or else info. It also

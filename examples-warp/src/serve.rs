@@ -4,22 +4,13 @@
 //! shutdown bounded by `--grace-secs`. Nothing here is about streaming; a snippet reader can skip
 //! it.
 
+mod connection;
 mod tls;
 
 use std::{io, io::IsTerminal, net::SocketAddr, pin::pin, sync::Arc, time::Duration};
 
 use clap::Parser;
-use hyper::{
-    Request,
-    body::{Body, Incoming},
-    server::conn::http1,
-    service::Service,
-};
-use hyper_util::{
-    rt::{TokioExecutor, TokioIo, TokioTimer},
-    server::conn::auto,
-    service::TowerToHyperService,
-};
+use hyper_util::service::TowerToHyperService;
 use tokio::{
     net::{TcpListener, TcpSocket, TcpStream},
     signal::unix::{SignalKind, signal},
@@ -36,6 +27,7 @@ use warp::{
 };
 
 use crate::params::{EventParams, HtmlParams, StreamParams};
+use connection::Http;
 
 #[derive(Parser)]
 struct Args {
@@ -78,7 +70,7 @@ where
             () = &mut signal => break,
         };
         let service = TowerToHyperService::new(warp::service(app.clone()));
-        connections.spawn(Arc::clone(&http).serve(tcp, service, stop.clone()));
+        http.spawn(&connections, tcp, service, stop.clone());
     }
     drop(listener); // New connections are refused from here on.
     tracing::info!("shutting down: open streams get {}s to finish", args.grace_secs);
@@ -95,79 +87,6 @@ where
     // ANCHOR_END: serve
 }
 
-/// HTTP/1.1 and h2c (HTTP/2 with prior knowledge) on one port, with upgrades, and a timer,
-/// without which hyper's 30 s header_read_timeout is off.
-struct Http {
-    http1: http1::Builder,
-    auto: auto::Builder<TokioExecutor>,
-    tls: Option<TlsAcceptor>,
-}
-
-impl Http {
-    fn new(tls: Option<TlsAcceptor>) -> Self {
-        let mut http1 = http1::Builder::new();
-        http1.timer(TokioTimer::new());
-        let mut auto = auto::Builder::new(TokioExecutor::new());
-        auto.http1().timer(TokioTimer::new());
-        auto.http2().timer(TokioTimer::new());
-        Self { http1, auto, tls }
-    }
-
-    /// Serves one connection until it ends, or until `stop`: then it finishes the requests in
-    /// flight and closes.
-    ///
-    /// hyper-util's auto builder tells HTTP/2's preface from HTTP/1 by reading the first bytes
-    /// itself and handing them to hyper as a first, short read, after which hyper's 8 KiB read
-    /// buffer doubles: an open stream cost 18.2 KiB instead of 12 (docs/src/performance.md).
-    /// The preface starts with `P`, which in HTTP/1 only POST, PUT and PATCH do, so every other
-    /// request goes to hyper's HTTP/1 directly.
-    async fn serve<S, B>(self: Arc<Self>, tcp: TcpStream, service: S, stop: CancellationToken)
-    where
-        S: Service<Request<Incoming>, Response = hyper::Response<B>> + Send + 'static,
-        S::Future: Send + 'static,
-        S::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
-        B: Body + Send + 'static,
-        B::Data: Send,
-        B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
-    {
-        if let Some(tls) = &self.tls {
-            let handshake = tokio::select! {
-                biased;
-                handshake = timeout(HEADER_READ_TIMEOUT, tls.accept(tcp)) => handshake,
-                () = stop.cancelled() => return,
-            };
-            // ALPN chose h2 or http/1.1; the auto builder reads which from the first bytes.
-            if let Ok(Ok(tls)) = handshake {
-                let conn = self.auto.serve_connection_with_upgrades(TokioIo::new(tls), service);
-                until_stopped!(conn, stop);
-            }
-            return;
-        }
-        let mut first = [0u8; 1];
-        let peeked = tokio::select! {
-            biased; // A request that came before the signal is served.
-            peeked = timeout(HEADER_READ_TIMEOUT, tcp.peek(&mut first)) => peeked,
-            // Shutting down, and no request has come: nothing to finish.
-            () = stop.cancelled() => return,
-        };
-        match peeked {
-            Ok(Ok(1)) if first[0] != b'P' => {
-                let conn = self.http1.serve_connection(TokioIo::new(tcp), service).with_upgrades();
-                until_stopped!(conn, stop);
-            }
-            // Boxed: the rare path's larger state stays out of every connection's task.
-            Ok(Ok(1)) => {
-                Box::pin(async {
-                    let conn = self.auto.serve_connection_with_upgrades(TokioIo::new(tcp), service);
-                    until_stopped!(conn, stop);
-                })
-                .await
-            }
-            _ => {} // Closed, failed, or silent for 30 s: nothing to serve.
-        }
-    }
-}
-
 /// A TLS acceptor for `pem` that offers h2, then http/1.1, by ALPN.
 fn tls_acceptor(pem: &tls::Pem) -> io::Result<TlsAcceptor> {
     let mut config = tls::server_config(pem)?;
@@ -175,24 +94,6 @@ fn tls_acceptor(pem: &tls::Pem) -> io::Result<TlsAcceptor> {
     Ok(TlsAcceptor::from(Arc::new(config)))
 }
 
-/// hyper's default; a client silent for longer before its first byte is dropped too.
-const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
-
-/// Drives a connection to its end; when `stop` fires, tells it to finish the requests in flight
-/// and close.
-macro_rules! until_stopped {
-    ($conn:expr, $stop:expr) => {{
-        let mut conn = pin!($conn);
-        tokio::select! {
-            _ = conn.as_mut() => {}
-            () = $stop.cancelled() => {
-                conn.as_mut().graceful_shutdown();
-                let _ = conn.await;
-            }
-        }
-    }};
-}
-use until_stopped;
 /// The next connection, with TCP_NODELAY: small writes go out at once instead of waiting for the
 /// previous segment's ACK (Nagle). A failed accept that is the client's own trouble is skipped;
 /// anything else (out of file descriptors) is logged and waited out for a second, as

@@ -12,6 +12,7 @@
 //! load client `load.rs`, the readings from `/proc` `system.rs`, the tables `report.rs` and the
 //! charts `charts.rs`.
 
+mod baseline;
 pub mod charts;
 mod load;
 mod options;
@@ -20,6 +21,7 @@ mod results;
 mod scenarios;
 pub mod storm;
 mod system;
+pub mod targets;
 
 use std::{
     net::{IpAddr, Ipv4Addr, SocketAddr},
@@ -33,11 +35,13 @@ use crate::{
     servers::Spawned,
     transports::{Certificates, Serving},
 };
+pub use baseline::{BaselineComparison, COMPARED, Comparison, Worse};
 use load::Dialer;
 pub use options::{FLOOR, Framework, Options};
-pub use report::{Figure, Target, markdown as summary};
+pub use report::Figure;
 pub use results::{Concurrency, Handshakes, Quantiles, Results, ServerResults, Throughput};
 use scenarios::{concurrency, handshakes, latest, throughput};
+pub use targets::Target;
 
 /// Runs every scenario against the floor and the chosen frameworks; writes bench.json,
 /// summary.md and the SVG charts to `options.out`.
@@ -64,6 +68,7 @@ pub async fn run(options: &Options) -> Result<Results, String> {
     if let Some(pair) = names.windows(2).find(|pair| pair[0] == pair[1]) {
         return Err(format!("two servers are named {:?}; give --server another name", pair[0]));
     }
+    let baseline = options.baseline.as_deref().map(baseline::Baseline::read).transpose()?;
     let source_addresses = source_addresses(options)?;
     let fd_limit = system::raise_fd_limit()?;
     eprintln!("open-file limit: {fd_limit}");
@@ -175,7 +180,7 @@ pub async fn run(options: &Options) -> Result<Results, String> {
     bar.finish_and_clear();
 
     let figures = report::figures(&servers);
-    let targets = report::targets(&figures);
+    let targets = targets::targets(&figures);
     let results = Results {
         date: time::OffsetDateTime::now_utc()
             .format(&time::format_description::well_known::Rfc3339)
@@ -193,9 +198,60 @@ pub async fn run(options: &Options) -> Result<Results, String> {
         servers,
         figures,
         targets,
+        baseline: None,
     };
+    let (mut results, path) = (results, options.baseline.clone().unwrap_or_default());
+    results.baseline = baseline.map(|b| BaselineComparison {
+        figures: baseline::compare(&results.figures, options.fast_lines, &b),
+        date: b.date,
+        path,
+    });
     write(&results, &options.out)?;
     Ok(results)
+}
+
+/// Memory per open stream of each program, one at a time in one run: `streams` slow plain
+/// HTTP/1.1 streams, measured as the slow-stream scenario measures it (KiB). Memory is a count,
+/// not a time, so a test can hold a server to the floor with it (conformance/tests/memory.rs).
+pub async fn memory_per_stream(
+    programs: &[(String, PathBuf)], streams: u32,
+) -> Result<Vec<(String, f64)>, String> {
+    #[derive(clap::Parser)]
+    struct Only {
+        #[command(flatten)]
+        options: Options,
+    }
+    let streams_arg = streams.to_string();
+    // Four lines a second apart: every stream is still open when the last one has connected.
+    let args =
+        ["bench", "--lines", "4", "--line-interval-ms", "1000", "--concurrency", &streams_arg];
+    let options = <Only as clap::Parser>::try_parse_from(args).map_err(|e| e.to_string())?.options;
+    system::raise_fd_limit()?;
+    let mut measured = Vec::new();
+    for (name, program) in programs {
+        let (spawned, _) = start(program, Serving::Http1, None).await?;
+        let dialer = dialer(&spawned, Serving::Http1, None, &[Ipv4Addr::LOCALHOST])?;
+        let bar = ProgressBar::hidden();
+        let run = concurrency(&spawned, &dialer, Serving::Http1, streams, &options, &bar, name);
+        let run = run.await;
+        stop(spawned).await;
+        let run = run?;
+        if run.completed != streams {
+            return Err(format!("{name}: {} of {streams} streams completed", run.completed));
+        }
+        let kib = run.kib_per_stream.ok_or_else(|| format!("{name}: no memory sample"))?;
+        measured.push((name.clone(), kib));
+    }
+    Ok(measured)
+}
+
+/// The summary: the run's tables and targets, and how it compares with `--baseline`.
+pub fn summary(results: &Results) -> String {
+    let mut out = report::markdown(results);
+    if let Some(comparison) = &results.baseline {
+        out.push_str(&baseline::markdown(comparison));
+    }
+    out
 }
 
 /// One scenario of a run, for every server in turn.
@@ -349,7 +405,7 @@ fn write(results: &Results, out: &Path) -> Result<(), String> {
         std::fs::write(&path, text).map_err(|e| format!("cannot write {}: {e}", path.display()))
     };
     put("bench.json", serde_json::to_string_pretty(results).expect("results serialize") + "\n")?;
-    put("summary.md", report::markdown(results))?;
+    put("summary.md", summary(results))?;
     for (&transport, &streams) in results
         .options
         .transports

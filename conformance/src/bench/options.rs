@@ -93,6 +93,11 @@ pub struct Options {
     /// Runs of every scenario; each figure is the median of the runs.
     #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..=20))]
     pub runs: u32,
+    /// Compare the run with an earlier one (its bench.json) and exit with status 3 if a figure
+    /// got worse beyond the run-to-run spread: memory per stream, first-line p99, a fast
+    /// stream's lines/s and CPU per line.
+    #[arg(long, value_name = "FILE")]
+    pub baseline: Option<PathBuf>,
     /// Where to write bench.json, summary.md and the charts.
     #[arg(long, default_value = "target/bench")]
     pub out: PathBuf,

@@ -152,110 +152,6 @@ pub fn figures(servers: &[ServerResults]) -> Vec<Figure> {
         .collect()
 }
 
-/// One of the targets, judged for one server.
-#[derive(Debug, Clone, Serialize)]
-pub struct Target {
-    pub server: String,
-    pub target: String,
-    pub measured: String,
-    pub met: bool,
-}
-
-/// Streams from which a slow-stream scenario is a many-streams one, with targets of its own.
-pub const MANY: u32 = 50_000;
-
-/// The targets of one slow-stream scenario.
-struct SlowTargets {
-    streams: u32,
-    /// Metric and limit, in ms.
-    lateness: &'static [(&'static str, f64)],
-    /// Memory per stream's limit, as a ratio to the floor's.
-    memory: f64,
-}
-
-/// Judged on medians: of the largest slow-stream scenario under [`MANY`] streams, of every one
-/// of [`MANY`] or more (all complete, lateness p99 ≤ 5 ms, memory per stream ≤ 1.2× the floor's
-/// at the same size), and of the fewest fast streams.
-pub fn targets(figures: &[Figure]) -> Vec<Target> {
-    let sizes = |suffix: &str| {
-        let mut sizes: Vec<u32> = figures
-            .iter()
-            .filter_map(|f| f.scenario.strip_suffix(suffix)?.parse::<u32>().ok())
-            .collect();
-        sizes.sort_unstable();
-        sizes.dedup();
-        sizes
-    };
-    let slow_sizes = sizes(" slow streams");
-    let largest = slow_sizes.iter().copied().filter(|&n| n < MANY).max();
-    let many = slow_sizes.iter().copied().filter(|&n| n >= MANY);
-    let slow: Vec<SlowTargets> = largest
-        .map(|streams| SlowTargets {
-            streams,
-            lateness: &[("lateness p99", 5.0), ("lateness max", 50.0)],
-            memory: 1.5,
-        })
-        .into_iter()
-        .chain(many.map(|streams| SlowTargets {
-            streams,
-            lateness: &[("lateness p99", 5.0)],
-            memory: 1.2,
-        }))
-        .collect();
-    let fast = sizes(" fast streams").first().map(|n| format!("{n} fast streams"));
-    let find = |server: &str, scenario: &str, metric: &str| {
-        figures.iter().find(|f| f.server == server && f.scenario == scenario && f.metric == metric)
-    };
-    let mut servers: Vec<&str> = figures.iter().map(|f| f.server.as_str()).collect();
-    servers.dedup();
-    let mut targets = Vec::new();
-    for server in servers.into_iter().filter(|s| *s != FLOOR) {
-        let mut judge = |target: String, measured: String, met: bool| {
-            targets.push(Target { server: server.to_owned(), target, measured, met });
-        };
-        // A figure's ratio to the floor's against `limit`: (target, measured, met).
-        let relative = |scenario: &str, metric: &str, bound: &str, limit: f64| {
-            let f = find(server, scenario, metric)?;
-            let ratio = f.ratio_to_floor?;
-            Some((
-                format!("{scenario} {metric} {bound} {limit}× floor"),
-                format!("{} {} = {ratio:.2}× floor", number(f.value, f.unit), f.unit),
-                if bound == "≤" { ratio <= limit } else { ratio >= limit },
-            ))
-        };
-        for &SlowTargets { streams, lateness, memory } in &slow {
-            let scenario = format!("{streams} slow streams");
-            if let Some(done) = find(server, &scenario, "completed") {
-                judge(
-                    format!("all {streams} streams complete"),
-                    format!("{} of {streams}", done.value),
-                    done.value == f64::from(streams),
-                );
-            }
-            for &(metric, limit) in lateness {
-                if let Some(f) = find(server, &scenario, metric) {
-                    let target = match streams >= MANY {
-                        true => format!("{scenario} {metric} ≤ {limit} ms"),
-                        false => format!("{metric} ≤ {limit} ms"),
-                    };
-                    judge(target, format!("{:.1} ms", f.value), f.value <= limit);
-                }
-            }
-            if let Some((target, measured, met)) =
-                relative(&scenario, "memory per stream", "≤", memory)
-            {
-                judge(target, measured, met);
-            }
-        }
-        if let Some((target, measured, met)) =
-            fast.as_ref().and_then(|fast| relative(fast, "lines/s", "≥", 0.8))
-        {
-            judge(target, measured, met);
-        }
-    }
-    targets
-}
-
 /// 1234567 → "1.23 M".
 fn si(value: f64) -> String {
     match value.abs() {
@@ -265,7 +161,7 @@ fn si(value: f64) -> String {
     }
 }
 
-fn number(value: f64, unit: &str) -> String {
+pub(super) fn number(value: f64, unit: &str) -> String {
     match unit {
         "lines/s" | "conn/s" => si(value),
         "streams" | "connections" => format!("{value:.0}"),
@@ -427,74 +323,5 @@ mod tests {
             value,
             ratio_to_floor: ratio,
         }
-    }
-
-    /// Each target can be missed: one server misses them all, the other meets them all.
-    #[test]
-    fn targets_are_met_or_missed() {
-        let mut figures = Vec::new();
-        for (server, done, p99, max, memory, rate) in
-            [("good", 100.0, 5.0, 50.0, 1.5, 0.8), ("bad", 99.0, 5.1, 50.1, 1.6, 0.7)]
-        {
-            figures.extend([
-                figure(server, "10 slow streams", "completed", 10.0, None),
-                figure(server, "100 slow streams", "completed", done, None),
-                figure(server, "100 slow streams", "lateness p99", p99, None),
-                figure(server, "100 slow streams", "lateness max", max, None),
-                figure(server, "100 slow streams", "memory per stream", 1.0, Some(memory)),
-                figure(server, "1 fast streams", "lines/s", 1.0, Some(rate)),
-                figure(server, "16 fast streams", "lines/s", 1.0, Some(0.1)),
-            ]);
-        }
-        let targets = super::targets(&figures);
-        assert_eq!(targets.len(), 10, "{targets:#?}");
-        for t in &targets {
-            assert_eq!(t.met, t.server == "good", "{t:?}");
-        }
-        assert_eq!(targets[0].target, "all 100 streams complete");
-        assert_eq!(targets[4].target, "1 fast streams lines/s ≥ 0.8× floor");
-    }
-
-    /// 50 000 streams are judged beside the largest scenario under them, on targets of their
-    /// own: no lateness max, and memory per stream within 1.2× the floor's.
-    #[test]
-    fn many_streams_have_targets_of_their_own() {
-        let mut figures = Vec::new();
-        for (server, done, p99, memory) in
-            [("good", 50_000.0, 5.0, 1.2), ("bad", 49_999.0, 5.1, 1.21)]
-        {
-            figures.extend([
-                figure(server, "10000 slow streams", "completed", 10_000.0, None),
-                figure(server, "10000 slow streams", "lateness p99", 1.0, None),
-                figure(server, "10000 slow streams", "lateness max", 10.0, None),
-                figure(server, "10000 slow streams", "memory per stream", 1.0, Some(1.0)),
-                figure(server, "50000 slow streams", "completed", done, None),
-                figure(server, "50000 slow streams", "lateness p99", p99, None),
-                figure(server, "50000 slow streams", "lateness max", 1000.0, None),
-                figure(server, "50000 slow streams", "memory per stream", 1.0, Some(memory)),
-            ]);
-        }
-        let targets = super::targets(&figures);
-        let many: Vec<_> = targets.iter().filter(|t| t.server == "bad").skip(4).collect();
-        assert_eq!(many.len(), 3, "{targets:#?}");
-        assert!(many.iter().all(|t| !t.met), "{many:#?}");
-        assert_eq!(
-            many.iter().map(|t| t.target.as_str()).collect::<Vec<_>>(),
-            [
-                "all 50000 streams complete",
-                "50000 slow streams lateness p99 ≤ 5 ms",
-                "50000 slow streams memory per stream ≤ 1.2× floor"
-            ]
-        );
-        assert!(targets.iter().filter(|t| t.server == "good").all(|t| t.met), "{targets:#?}");
-        assert_eq!(targets.len(), 14);
-    }
-
-    #[test]
-    fn numbers_read_well() {
-        assert_eq!(super::si(1_234_567.0), "1.23 M");
-        assert_eq!(super::si(56_700.0), "56.7 k");
-        assert_eq!(super::number(2.345, "ms"), "2.3");
-        assert_eq!(super::number(1234.5, "ms"), "1234");
     }
 }

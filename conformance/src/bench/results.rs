@@ -6,7 +6,9 @@ use std::{collections::BTreeMap, net::Ipv4Addr, path::PathBuf};
 use serde::Serialize;
 
 use super::{
-    Figure, Options, Target, storm,
+    Figure, Options, Target,
+    baseline::BaselineComparison,
+    storm,
     system::{FdLimit, Machine, OpenFiles},
 };
 use crate::transports::Serving;
@@ -28,6 +30,9 @@ pub struct Results {
     /// Every figure of `servers`, flat, with its ratio to the floor.
     pub figures: Vec<Figure>,
     pub targets: Vec<Target>,
+    /// This run against `--baseline`, figure by figure.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub baseline: Option<BaselineComparison>,
 }
 
 #[derive(Debug, Serialize)]
