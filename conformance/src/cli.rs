@@ -57,6 +57,10 @@ pub enum Command {
     List,
     /// Measure the four examples and a raw-hyper floor under load (release builds).
     Bench(crate::bench::Options),
+    /// One load client of the bench's many-streams scenario (the bench starts several):
+    /// ADDR STREAMS SOURCE CONNECTING; prints what it got as JSON.
+    #[command(hide = true)]
+    Load { addr: String, streams: u32, source: std::net::Ipv4Addr, connecting: u32 },
     /// Say whether any URL streams, and if not, which layer holds it (exit 0 streams,
     /// 1 buffered or batched, 3 inconclusive, 2 bad usage or no answer).
     Diagnose(crate::diagnose::Options),

@@ -43,6 +43,13 @@ async fn main() -> ExitCode {
             return ExitCode::SUCCESS;
         }
         Some(Command::Diagnose(diagnose)) => return run_diagnose(&diagnose, cli.json).await,
+        Some(Command::Load { addr, streams, source, connecting }) => {
+            println!(
+                "{}",
+                conformance::bench::many::client(&addr, streams, source, connecting).await
+            );
+            return ExitCode::SUCCESS;
+        }
         Some(Command::Bench(bench)) => {
             return match conformance::bench::run(&bench).await {
                 Ok(results) => {

@@ -15,6 +15,7 @@
 mod baseline;
 pub mod charts;
 mod load;
+pub mod many;
 mod options;
 mod report;
 mod results;
@@ -92,8 +93,8 @@ pub async fn run(options: &Options) -> Result<Results, String> {
              (run `cargo run -p conformance --release -- bench`)"
         );
     }
-    if options.storm > 0 && crate::proxies::locate("nginx").is_none() {
-        return Err("--storm runs the clients through nginx, which is not installed \
+    if (options.storm > 0 || options.many > 0) && crate::proxies::locate("nginx").is_none() {
+        return Err("--storm and --many run the clients through nginx, which is not installed \
                     (Debian package nginx: apt-get install -y nginx)"
             .into());
     }
@@ -105,10 +106,8 @@ pub async fn run(options: &Options) -> Result<Results, String> {
     let scenarios = options.concurrency.len()
         + options.fast_streams.len()
         + usize::from(options.handshakes > 0);
-    let storms = match options.storm {
-        0 => 0,
-        _ => programs.iter().filter(|(name, _)| name != FLOOR).count(),
-    };
+    let frameworks = programs.iter().filter(|(name, _)| name != FLOOR).count();
+    let storms = frameworks * (usize::from(options.storm > 0) + usize::from(options.many > 0));
     let steps =
         programs.len() * options.runs as usize * options.transports.len() * scenarios + storms;
     let tls = match options.transports.iter().any(|t| t.is_tls()) {
@@ -132,6 +131,7 @@ pub async fn run(options: &Options) -> Result<Results, String> {
             throughput: Vec::new(),
             handshakes: Vec::new(),
             storm: None,
+            many: None,
         })
         .collect();
     // Runs go round the servers, so a disturbance on the machine does not land on one server.
@@ -174,6 +174,14 @@ pub async fn run(options: &Options) -> Result<Results, String> {
             let kind = crate::proxies::Kind::Nginx;
             server.storm =
                 Some(storm::storm(&server.program, kind, options.storm, &bar, &label).await?);
+            bar.inc(1);
+        }
+    }
+    if options.many > 0 {
+        for server in servers.iter_mut().filter(|s| s.name != FLOOR) {
+            let label = format!("{} many", server.name);
+            let (program, n) = (&server.program, options.many);
+            server.many = Some(many::many(program, n, options.connecting, &bar, &label).await?);
             bar.inc(1);
         }
     }
@@ -248,6 +256,9 @@ pub async fn memory_per_stream(
 /// The summary: the run's tables and targets, and how it compares with `--baseline`.
 pub fn summary(results: &Results) -> String {
     let mut out = report::markdown(results);
+    let many: Vec<(&str, &many::Many)> =
+        results.servers.iter().filter_map(|s| Some((s.name.as_str(), s.many.as_ref()?))).collect();
+    out.push_str(&many::markdown(&many));
     if let Some(comparison) = &results.baseline {
         out.push_str(&baseline::markdown(comparison));
     }

@@ -80,6 +80,12 @@ pub struct Options {
     /// Once per framework, after the other scenarios.
     #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u32).range(0..=8000))]
     pub storm: u32,
+    /// Many streams the way users run them: this many slow streams through nginx in front of
+    /// three instances of each framework, the load client spread over processes of 17 000
+    /// streams, each from a loopback address of its own (0 leaves it out; it needs nginx).
+    /// Once per framework, after the other scenarios.
+    #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u32).range(0..=100_000))]
+    pub many: u32,
     /// Source addresses of the load client's connections, taken in turn: IPv4 loopback
     /// addresses such as 127.0.0.2,127.0.0.3. By default 127.0.0.1, and as many of 127.0.0.2,
     /// 127.0.0.3, … as the connections need when one address has too few ephemeral ports

@@ -48,6 +48,9 @@ pub struct ServerResults {
     pub handshakes: Vec<Handshakes>,
     /// The reconnect storm (`--storm`), for the frameworks.
     pub storm: Option<storm::Storm>,
+    /// `--many`: streams through nginx in front of three instances.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub many: Option<super::many::Many>,
 }
 
 #[derive(Debug, Clone, Copy, Serialize)]

@@ -236,7 +236,7 @@ pub(super) async fn handshakes(
 /// (k−1)·interval after the stream's schedule began, and the schedule is anchored at the
 /// stream's most punctual line. Anchoring it at line 1 instead would count a slow first line
 /// as later lines being early, and a stream that arrives all at once as on time.
-fn lateness_of(arrivals: &[f64], interval_ms: f64) -> impl Iterator<Item = f64> + '_ {
+pub(super) fn lateness_of(arrivals: &[f64], interval_ms: f64) -> impl Iterator<Item = f64> + '_ {
     let anchor = arrivals
         .iter()
         .enumerate()

@@ -32,6 +32,9 @@ const ANCHORS: [(&str, &str); 6] = [
 ];
 /// Files each example keeps its own copy of, identical in all four.
 const SHARED: [&str; 2] = ["src/params.rs", "src/index.html"];
+/// Files that the examples which run hyper themselves (axum and warp) keep identical.
+const SHARED_BY_HYPER_EXAMPLES: ([&str; 2], &str) =
+    (["examples-axum", "examples-warp"], "src/serve/connection.rs");
 const MAX_REGION_LINES: usize = 40;
 const MAX_MAIN_LINES: usize = 150;
 /// Fenced blocks in these languages show project code or config: in the book they must be an
@@ -253,6 +256,15 @@ fn example_problems(root: &Path) -> Vec<String> {
             ));
         }
     }
+    let (examples, file) = SHARED_BY_HYPER_EXAMPLES;
+    let [first, other] = examples;
+    let original = fs::read(root.join(first).join(file)).unwrap_or_default();
+    if original.is_empty() || fs::read(root.join(other).join(file)).unwrap_or_default() != original
+    {
+        problems.push(format!(
+            "{other}/{file} differs from {first}/{file} (or is missing): the two must be identical"
+        ));
+    }
     for file in SHARED {
         let [first, rest @ ..] = EXAMPLES;
         let original = fs::read(root.join(first).join(file)).unwrap_or_default();
@@ -390,6 +402,17 @@ fn a_diverged_shared_file_fails_naming_it() {
     let tree = Scratch::new();
     tree.edit("examples-rocket/src/params.rs", "1_000_000", "1_000_001");
     one_problem(example_problems(&tree.0), &["examples-rocket/src/params.rs", "examples-axum"]);
+}
+
+/// The connection file that axum and warp share, drifted in warp, is caught and named.
+#[test]
+fn a_diverged_connection_file_fails_naming_it() {
+    let tree = Scratch::new();
+    tree.edit("examples-warp/src/serve/connection.rs", "from_secs(30)", "from_secs(31)");
+    one_problem(
+        example_problems(&tree.0),
+        &["examples-warp/src/serve/connection.rs", "examples-axum"],
+    );
 }
 
 /// A region grown past 40 lines, a listing pasted into the book, and code in the README with

@@ -79,6 +79,15 @@ fn nginx_template(setup: Setup) -> String {
         }
         Setup::TlsEdge => NGINX_TLS_TEMPLATE.to_owned(),
         Setup::Balanced => NGINX_BALANCED_TEMPLATE.to_owned(),
+        Setup::Many => [
+            ("worker_processes 1;", "worker_processes 8;"),
+            ("worker_rlimit_nofile 16384;", "worker_rlimit_nofile 20000;"),
+            ("    worker_connections 12000;", "    worker_connections 19900;"),
+            ("backlog=4096;", "backlog=4096 reuseport;"),
+            ("    access_log @DIR@/access.log timed;", "    access_log off;"),
+        ]
+        .into_iter()
+        .fold(NGINX_BALANCED_TEMPLATE.to_owned(), |conf, (from, to)| edit(&conf, from, to)),
         Setup::BalancedIdle => edit(
             NGINX_BALANCED_TEMPLATE,
             "            proxy_read_timeout 60s;\n",

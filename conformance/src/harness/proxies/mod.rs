@@ -97,12 +97,15 @@ pub enum Setup {
     /// As [`Setup::Balanced`] with a 2 s read timeout (nginx's `proxy_read_timeout`,
     /// HAProxy's `timeout server`): a stream quiet for 2 s is cut.
     BalancedIdle,
+    /// nginx as [`Setup::Balanced`], sized for 50 000 streams: eight workers (each may open
+    /// 20 000 files, two per stream), the listening socket shared by `reuseport`, no access log.
+    Many,
 }
 
 impl Setup {
     /// Does this setup take several upstreams?
     pub fn balances(self) -> bool {
-        matches!(self, Setup::Balanced | Setup::BalancedIdle)
+        matches!(self, Setup::Balanced | Setup::BalancedIdle | Setup::Many)
     }
 }
 
@@ -196,6 +199,11 @@ impl Proxy {
         let scheme = if tls { "https" } else { "http" };
         let base = format!("{scheme}://127.0.0.1:{}", daemon.port);
         Ok(Self { kind, setup, base, daemon })
+    }
+
+    /// The proxy's (main) process.
+    pub fn pid(&self) -> u32 {
+        self.daemon.pid()
     }
 
     /// The CA certificate (PEM) that [`Setup::TlsEdge`]'s certificate is signed by.
