@@ -3,10 +3,12 @@
 //! guard that would have caught the 2026-12 regression, when TLS in the same connection task
 //! took axum and warp from 1.1× to 1.6× the floor and the bench's own floor moved with them.
 //!
-//! It measures the debug builds that `cargo test --workspace` makes, whose figures are larger
-//! than the release builds' the bench measures (docs/src/performance.md), so the limits here
-//! are the debug ratios measured on the fixed code with room for the run-to-run spread, and
-//! well under what the regression measured.
+//! It measures the debug builds that `cargo test --workspace` makes. Their memory per stream is
+//! the release builds' to within 0.1 KiB (a future's layout does not change with optimisation):
+//! floor 11.2 KiB, axum 11.8, actix 12.3, warp 12.1, Rocket 34.8 at 2 000 streams, against
+//! 11.1, 11.8, 12.3, 12.1 and 34.8 in the release bench at 10 000. The limits leave room for the
+//! spread between runs above the bench's target of 1.10× (`bench::targets`), and are far under
+//! what the regression measured (1.57× and 1.62×).
 
 use std::path::PathBuf;
 
@@ -18,10 +20,10 @@ const STREAMS: u32 = 2000;
 /// (server, package, the most it may hold per open stream as a ratio to the floor's). Rocket
 /// holds about 3× the floor's in any build, its own per-request cost (docs/src/performance.md).
 const LIMITS: [(&str, &str, f64); 4] = [
-    ("axum", "examples-axum", 1.20),
-    ("actix", "examples-actix", 1.20),
-    ("warp", "examples-warp", 1.20),
-    ("rocket", "examples-rocket", 3.6),
+    ("axum", "examples-axum", 1.15),
+    ("actix", "examples-actix", 1.15),
+    ("warp", "examples-warp", 1.15),
+    ("rocket", "examples-rocket", 3.4),
 ];
 
 /// target/debug, where cargo put this test and the workspace's programs.
