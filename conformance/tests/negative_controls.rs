@@ -459,6 +459,11 @@ fn bench_refuses_options_it_cannot_use() {
         (&["bench", "--concurrency", "10,20,10"][..], "--concurrency lists 10 twice"),
         (&["bench", "--server", "axum=/bin/true"], "two servers are named \"axum\""),
         (&["bench", "--transports", "h2c"], "h2c is not benchmarked"),
+        (
+            &["bench", "--baseline", "/nonexistent/bench.json"],
+            "--baseline /nonexistent/bench.json: cannot read it",
+        ),
+        (&["bench", "--baseline", "Cargo.toml"], "not a bench.json written by `conformance bench`"),
         (&["bench", "--transports", "h2,http1,h2"], "--transports lists h2 twice"),
         (
             &["bench", "--source-addresses", "127.0.0.2,127.0.0.3,127.0.0.2"],

@@ -232,3 +232,97 @@ pub fn markdown(comparison: &BaselineComparison) -> String {
     table(&mut out, &header, &rows);
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::{Baseline, Figure, compare};
+
+    fn figure(
+        server: &str, scenario: &str, metric: &'static str, value: f64, ratio: f64,
+    ) -> Figure {
+        Figure {
+            server: server.into(),
+            scenario: scenario.into(),
+            metric,
+            unit: "",
+            value,
+            ratio_to_floor: (server != "floor").then_some(ratio),
+        }
+    }
+
+    /// A bench.json with the same figures as `figures`.
+    fn baseline(figures: &[Figure], fast_lines: u32) -> Baseline {
+        let json = serde_json::json!({
+            "date": "then",
+            "options": { "fast_lines": fast_lines },
+            "figures": figures,
+        });
+        serde_json::from_value(json).expect("a baseline")
+    }
+
+    /// Each compared figure regresses beyond its spread and not within it; frameworks are
+    /// compared by their ratio to the floor, the floor by its value; CPU per line allows for
+    /// a different number of lines.
+    #[test]
+    fn regressions_beyond_the_spread_are_named() {
+        let slow = "10000 slow streams";
+        let then = [
+            figure("floor", slow, "memory per stream", 11.1, 1.0),
+            figure("axum", slow, "memory per stream", 11.8, 1.06),
+            figure("warp", slow, "memory per stream", 12.1, 1.09),
+            figure("axum", slow, "first line p99", 50.0, 1.0),
+            figure("warp", slow, "first line p99", 10.0, 1.0),
+            figure("axum", "1 fast streams", "lines/s", 1e6, 1.0),
+            figure("axum", "1 fast streams", "server CPU", 1000.0, 1.0),
+            figure("floor", "1 fast streams", "server CPU", 1000.0, 1.0),
+        ];
+        let now = [
+            // The floor moved by 6 %: worse beyond 3 %.
+            figure("floor", slow, "memory per stream", 11.8, 1.0),
+            // 1.06 → 1.60× is the regression of 2026-12; warp's 2 % is within the spread.
+            figure("axum", slow, "memory per stream", 18.9, 1.60),
+            figure("warp", slow, "memory per stream", 12.3, 1.11),
+            // 2.6× the first-line p99, and 3× one that stays under 20 ms (noise).
+            figure("axum", slow, "first line p99", 130.0, 2.6),
+            figure("warp", slow, "first line p99", 15.0, 3.0),
+            figure("axum", "1 fast streams", "lines/s", 6e5, 0.6),
+            // The same CPU ratio, and per line the floor spent twice as much (half the lines).
+            figure("axum", "1 fast streams", "server CPU", 1000.0, 1.0),
+            figure("floor", "1 fast streams", "server CPU", 1000.0, 1.0),
+        ];
+        let compared = compare(&now, 500_000, &baseline(&then, 1_000_000));
+        let verdicts: Vec<(&str, &str, bool)> =
+            compared.iter().map(|c| (c.server.as_str(), c.metric.as_str(), c.regressed)).collect();
+        assert_eq!(
+            verdicts,
+            [
+                ("floor", "memory per stream", true),
+                ("axum", "memory per stream", true),
+                ("warp", "memory per stream", false),
+                ("axum", "first line p99", true),
+                ("warp", "first line p99", false),
+                ("axum", "lines/s", true),
+                ("axum", "CPU per line", false),
+                ("floor", "CPU per line", true),
+            ]
+        );
+        assert_eq!(compared[1].basis, "× floor");
+        assert_eq!(compared[0].basis, "KiB");
+    }
+
+    /// A file that is not a bench.json is refused with what it is not.
+    #[test]
+    fn other_files_are_refused() {
+        let dir = std::env::temp_dir().join(format!("baseline-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let (empty, other) = (dir.join("empty.json"), dir.join("other.json"));
+        std::fs::write(&empty, r#"{"date": "d", "options": {"fast_lines": 1}, "figures": []}"#)
+            .unwrap();
+        std::fs::write(&other, r#"{"name": "not a bench"}"#).unwrap();
+        let refused = |p| Baseline::read(p).expect_err("refused");
+        assert!(refused(&empty).contains("has no figures"));
+        assert!(refused(&other).contains("not a bench.json"));
+        assert!(refused(&dir.join("missing.json")).contains("cannot read it"));
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}

@@ -209,5 +209,16 @@ mod tests {
                 assert_eq!(idle, setup == Setup::BalancedIdle, "{kind:?} {setup:?}:\n{conf}");
             }
         }
+        // Sized for 50 000 streams: two files each, 20 000 files per worker.
+        let many = config(Kind::Nginx, Setup::Many, Path::new("/tmp/proxy-dir"), 8080, &upstreams);
+        for directive in [
+            "worker_processes 8;",
+            "worker_rlimit_nofile 20000;",
+            "worker_connections 19900;",
+            "listen 127.0.0.1:8080 backlog=4096 reuseport;",
+            "access_log off;",
+        ] {
+            assert!(many.contains(directive), "{directive} missing in\n{many}");
+        }
     }
 }
