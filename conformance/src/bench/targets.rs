@@ -51,15 +51,14 @@ fn slow_scenario(scenario: &str) -> Option<(u32, bool)> {
 pub fn targets(figures: &[Figure]) -> Vec<Target> {
     let slow = |f: &Figure| slow_scenario(&f.scenario);
     let largest = figures.iter().filter_map(slow).map(|(n, _)| n).filter(|&n| n < MANY).max();
-    let judged: Vec<&str> = {
-        let mut names: Vec<&str> = figures
-            .iter()
-            .filter(|f| slow(f).is_some_and(|(n, _)| Some(n) == largest || n >= MANY))
-            .map(|f| f.scenario.as_str())
-            .collect();
-        names.dedup();
-        names
-    };
+    let mut judged: Vec<&str> = Vec::new();
+    for f in
+        figures.iter().filter(|f| slow(f).is_some_and(|(n, _)| Some(n) == largest || n >= MANY))
+    {
+        if !judged.contains(&f.scenario.as_str()) {
+            judged.push(&f.scenario);
+        }
+    }
     let fast = figures
         .iter()
         .filter_map(|f| {
