@@ -10,8 +10,14 @@ use std::{
     net::Ipv4Addr,
     path::Path,
     process::Stdio,
+    sync::{
+        Arc,
+        atomic::{AtomicU32, Ordering},
+    },
     time::{Duration, Instant},
 };
+
+use tokio::io::{AsyncBufReadExt, BufReader};
 
 use indicatif::ProgressBar;
 use serde::{Deserialize, Serialize};
@@ -31,8 +37,8 @@ use crate::{
 
 /// Streams per load-client process: under its open-file limit, and one source address's ports.
 const PER_CLIENT: u32 = 17_000;
-/// Lines per stream and their interval.
-pub const LINES: u32 = 5;
+/// Lines per stream and their interval: long enough that every stream is open at once.
+pub const LINES: u32 = 10;
 pub const INTERVAL: Duration = Duration::from_millis(1000);
 
 /// What one load-client process got, as it prints it.
@@ -51,9 +57,21 @@ pub async fn client(addr: &str, streams: u32, source: Ipv4Addr, connecting: u32)
         Ok(addr) => {
             let dialer = Dialer::plain(addr).with_sources(&[source]);
             let gauge = std::sync::Arc::new(Gauge::default());
+            // How many are open, every 100 ms, for the memory sample with the most open.
+            let report_open = {
+                let gauge = gauge.clone();
+                tokio::spawn(async move {
+                    let mut tick = tokio::time::interval(Duration::from_millis(100));
+                    loop {
+                        tick.tick().await;
+                        println!("open {}", gauge.open.load(std::sync::atomic::Ordering::Relaxed));
+                    }
+                })
+            };
             let outcomes =
                 load::concurrent(&dialer, streams, LINES, INTERVAL, connecting, streams, gauge)
                     .await;
+            report_open.abort();
             let mut report = ClientReport { arrivals: Vec::new(), errors: BTreeMap::new() };
             for outcome in outcomes {
                 match outcome {
@@ -82,8 +100,10 @@ pub struct Many {
     pub errors: BTreeMap<String, u32>,
     pub lateness_ms: Option<Quantiles>,
     pub first_line_ms: Option<Quantiles>,
-    /// (RSS at the peak − idle) / streams, of each instance (each serves a third), and nginx's
-    /// (master and workers together), KiB.
+    /// Streams open at once when memory was sampled (the sample with the most open).
+    pub open_when_sampled: u32,
+    /// (RSS when sampled − idle) / streams open then, of the instances together (each serves
+    /// a third) and of nginx (master and workers together), KiB.
     pub kib_per_stream_instances: f64,
     pub kib_per_stream_nginx: f64,
     /// CPU over the scenario, ms: the instances together, nginx, the load clients.
@@ -147,19 +167,40 @@ pub async fn many(
             .kill_on_drop(true)
             .spawn()
             .map_err(|e| format!("cannot start a load client: {e}"))?;
-        clients.push(child.wait_with_output());
+        clients.push(child);
     }
-    let mut outputs = std::pin::pin!(futures_util::future::join_all(clients));
-    let (mut peak_servers, mut peak_nginx) = (idle_servers, idle_nginx);
+    // Each client's latest count of open streams, read from its `open N` lines; the rest of its
+    // output is its report.
+    let open: Arc<Vec<AtomicU32>> = Arc::new((0..processes).map(|_| AtomicU32::new(0)).collect());
+    let mut readers = Vec::new();
+    for (i, client) in clients.iter_mut().enumerate() {
+        let stdout = client.stdout.take().expect("stdout is piped");
+        let open = open.clone();
+        readers.push(tokio::spawn(async move {
+            let (mut lines, mut report) = (BufReader::new(stdout).lines(), String::new());
+            while let Ok(Some(line)) = lines.next_line().await {
+                match line.strip_prefix("open ").and_then(|n| n.parse().ok()) {
+                    Some(n) => open[i].store(n, Ordering::Relaxed),
+                    None => report = line,
+                }
+            }
+            report
+        }));
+    }
+    let mut done =
+        std::pin::pin!(futures_util::future::join_all(clients.iter_mut().map(|c| c.wait())));
+    let mut sampled = (0, idle_servers, idle_nginx);
     let mut tick = tokio::time::interval(Duration::from_millis(200));
-    let outputs = loop {
+    let statuses = loop {
         tokio::select! {
-            outputs = &mut outputs => break outputs,
+            statuses = &mut done => break statuses,
             _ = tick.tick() => {
-                peak_servers = peak_servers.max(rss(&server_pids));
-                peak_nginx = peak_nginx.max(rss(&nginx_pids(proxy.pid())));
+                let now: u32 = open.iter().map(|n| n.load(Ordering::Relaxed)).sum();
+                if now >= sampled.0 {
+                    sampled = (now, rss(&server_pids), rss(&nginx_pids(proxy.pid())));
+                }
                 bar.set_message(format!(
-                    "{name}: {streams} streams through nginx, {:.0} s",
+                    "{name}: {streams} streams through nginx, {now} open, {:.0} s",
                     started.elapsed().as_secs_f64()
                 ));
             }
@@ -175,11 +216,11 @@ pub async fn many(
     }
     let (mut first_lines, mut lateness, mut errors) = (Vec::new(), Vec::new(), BTreeMap::new());
     let interval_ms = INTERVAL.as_secs_f64() * 1e3;
-    for output in outputs {
-        let output = output.map_err(|e| format!("a load client failed: {e}"))?;
-        let report: ClientReport = serde_json::from_slice(&output.stdout).map_err(|e| {
-            format!("a load client's report is unreadable ({e}): {}", output.status)
-        })?;
+    for (status, reader) in statuses.into_iter().zip(readers) {
+        let status = status.map_err(|e| format!("a load client failed: {e}"))?;
+        let output = reader.await.map_err(|e| format!("a load client's output: {e}"))?;
+        let report: ClientReport = serde_json::from_str(&output)
+            .map_err(|e| format!("a load client's report is unreadable ({e}): {status}"))?;
         for arrivals in &report.arrivals {
             first_lines.push(arrivals[0]);
             lateness.extend(lateness_of(arrivals, interval_ms));
@@ -188,7 +229,9 @@ pub async fn many(
             *errors.entry(kind).or_default() += n;
         }
     }
-    let per_stream = |peak: u64, idle: u64| peak.saturating_sub(idle) as f64 / f64::from(streams);
+    let (open_when_sampled, at_servers, at_nginx) = sampled;
+    let per_stream =
+        |at: u64, idle: u64| at.saturating_sub(idle) as f64 / f64::from(open_when_sampled.max(1));
     Ok(Many {
         streams,
         instances: INSTANCES,
@@ -199,8 +242,9 @@ pub async fn many(
         lateness_ms: Quantiles::of(&lateness),
         first_line_ms: Quantiles::of(&first_lines),
         // Each instance holds a third of the streams.
-        kib_per_stream_instances: per_stream(peak_servers, idle_servers),
-        kib_per_stream_nginx: per_stream(peak_nginx, idle_nginx),
+        open_when_sampled,
+        kib_per_stream_instances: per_stream(at_servers, idle_servers),
+        kib_per_stream_nginx: per_stream(at_nginx, idle_nginx),
         instances_cpu_ms,
         nginx_cpu_ms,
         wall_ms,
@@ -212,8 +256,16 @@ pub fn markdown(runs: &[(&str, &Many)]) -> String {
     let Some((_, first)) = runs.first() else { return String::new() };
     let mut out = format!(
         "**{} slow streams through nginx** ({} workers) in front of {} instances each, the \
-         load client in {} processes\n\n",
-        first.streams, first.nginx_workers, first.instances, first.client_processes
+         load client in {} processes; memory per stream at the sample with the most open \
+         ({})\n\n",
+        first.streams,
+        first.nginx_workers,
+        first.instances,
+        first.client_processes,
+        runs.iter()
+            .map(|(n, m)| format!("{n} {}", m.open_when_sampled))
+            .collect::<Vec<_>>()
+            .join(", ")
     );
     let header = [
         "server",
