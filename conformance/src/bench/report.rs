@@ -311,17 +311,4 @@ mod tests {
         assert_eq!((one.p50, one.p99, one.max), (7.0, 7.0, 7.0));
         assert!(Quantiles::of(&[]).is_none());
     }
-
-    fn figure(
-        server: &str, scenario: &str, metric: &'static str, value: f64, ratio: Option<f64>,
-    ) -> super::Figure {
-        super::Figure {
-            server: server.into(),
-            scenario: scenario.into(),
-            metric,
-            unit: "",
-            value,
-            ratio_to_floor: ratio,
-        }
-    }
 }
