@@ -225,12 +225,12 @@ mod tests {
         assert_eq!(targets.len(), 14);
     }
 
-    /// The floor's plain HTTP/1.1 memory per stream is held to its pinned figure: 5 % off is
+    /// The floor's plain HTTP/1.1 memory per stream is held to its pinned figure: 4.9 % off is
     /// still it, 6 % is not; its TLS figure is not pinned.
     #[test]
     fn the_floor_is_pinned() {
         let pinned = super::FLOOR_KIB_PER_STREAM;
-        for (kib, met) in [(pinned, true), (pinned * 1.05, true), (pinned * 1.06, false)] {
+        for (kib, met) in [(pinned, true), (pinned * 1.049, true), (pinned * 1.06, false)] {
             let figures = [
                 figure("floor", "10000 slow streams", "memory per stream", kib, None),
                 figure(
