@@ -241,7 +241,6 @@ pub async fn many(
         errors,
         lateness_ms: Quantiles::of(&lateness),
         first_line_ms: Quantiles::of(&first_lines),
-        // Each instance holds a third of the streams.
         open_when_sampled,
         kib_per_stream_instances: per_stream(at_servers, idle_servers),
         kib_per_stream_nginx: per_stream(at_nginx, idle_nginx),
