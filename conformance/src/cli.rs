@@ -4,7 +4,7 @@
 
 use clap::{CommandFactory, FromArgMatches, Parser, Subcommand, parser::ValueSource};
 
-use crate::transports::Serving;
+use crate::harness::transports::Serving;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -32,10 +32,10 @@ pub struct Cli {
 #[command(next_help_heading = "Options of the checks (--url and matrix; refused elsewhere)")]
 pub struct Options {
     /// Lines per stream in the timing checks.
-    #[arg(global = true, long, default_value_t = crate::DEFAULT_COUNT, value_parser = clap::value_parser!(u32).range(2..=1000))]
+    #[arg(global = true, long, default_value_t = crate::checks::DEFAULT_COUNT, value_parser = clap::value_parser!(u32).range(2..=1000))]
     pub count: u32,
     /// Interval between lines in the timing checks, in ms.
-    #[arg(global = true, long, default_value_t = crate::DEFAULT_INTERVAL_MS, value_parser = clap::value_parser!(u64).range(20..=60_000))]
+    #[arg(global = true, long, default_value_t = crate::checks::DEFAULT_INTERVAL_MS, value_parser = clap::value_parser!(u64).range(20..=60_000))]
     pub interval_ms: u64,
     /// Allowed deviation from the due times, in ms [default: half the interval].
     #[arg(global = true, long)]
@@ -83,7 +83,7 @@ where
 {
     let matches = Cli::command().try_get_matches_from(args).map_err(Refused::Clap)?;
     let cli = Cli::from_arg_matches(&matches).map_err(Refused::Clap)?;
-    if let Some(unknown) = cli.options.checks.iter().find(|c| crate::check(c).is_none()) {
+    if let Some(unknown) = cli.options.checks.iter().find(|c| crate::checks::check(c).is_none()) {
         return Err(Refused::Usage(format!("no check named {unknown:?} (see `conformance list`)")));
     }
     if let (Some(command), Some(flag)) = (matches.subcommand_name(), transport_flag_given(&matches))

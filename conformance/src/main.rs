@@ -13,7 +13,7 @@ use conformance::{
     Config, Progress, Report,
     cli::{self, Command, Options},
     diagnose,
-    transports::{Certificates, Serving},
+    harness::transports::{Certificates, Serving},
 };
 use indicatif::{ProgressBar, ProgressStyle};
 
@@ -26,7 +26,7 @@ const EXAMPLES: [(&str, &str); 4] = [
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    let cli = match cli::parse(std::env::args_os()) {
+    let mut cli = match cli::parse(std::env::args_os()) {
         Ok(cli) => cli,
         Err(cli::Refused::Clap(error)) => error.exit(),
         Err(cli::Refused::Usage(error)) => {
@@ -34,100 +34,108 @@ async fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let options = &cli.options;
-    let reports = match cli.command {
-        Some(Command::List) => {
-            for check in conformance::catalogue() {
-                println!("{:<14} {}", check.concern, check.name);
-            }
-            return ExitCode::SUCCESS;
-        }
-        Some(Command::Diagnose(diagnose)) => return run_diagnose(&diagnose, cli.json).await,
+    match cli.command.take() {
+        Some(Command::List) => list(),
+        Some(Command::Diagnose(diagnose)) => run_diagnose(&diagnose, cli.json).await,
         Some(Command::Load { addr, streams, source, connecting }) => {
             println!(
                 "{}",
                 conformance::bench::many::client(&addr, streams, source, connecting).await
             );
-            return ExitCode::SUCCESS;
+            ExitCode::SUCCESS
         }
-        Some(Command::Bench(bench)) => {
-            return match conformance::bench::run(&bench).await {
-                Ok(results) => {
-                    if cli.json {
-                        println!("{}", serde_json::to_string_pretty(&results).expect("json"));
-                    } else {
-                        print!("{}", conformance::bench::summary(&results));
-                        eprintln!("written to {}", bench.out.display());
-                    }
-                    match results.baseline.as_ref().is_some_and(|b| b.regressed()) {
-                        // Worse than the baseline beyond the spread between runs.
-                        true => ExitCode::from(3),
-                        false => ExitCode::SUCCESS,
-                    }
-                }
-                Err(error) => {
-                    eprintln!("error: {error}");
-                    ExitCode::FAILURE
-                }
-            };
+        Some(Command::Bench(bench)) => run_bench(&bench, cli.json).await,
+        Some(Command::Matrix { transports }) => {
+            run_matrix(&cli.options, &transports, cli.json).await
         }
-        Some(Command::Matrix { transports }) => match matrix(options, &transports).await {
-            Ok(groups) => {
-                let failed = groups.iter().flat_map(|(_, r)| r).any(|(_, r)| r.failed());
-                for (serving, reports) in &groups {
-                    if cli.json {
-                        continue;
-                    }
-                    println!("== over {} ==\n", serving.name());
-                    print!("{}", conformance::matrix(reports));
-                    println!();
-                }
-                if cli.json {
-                    let json: serde_json::Map<String, serde_json::Value> = groups
-                        .iter()
-                        .map(|(serving, reports)| (serving.name().to_owned(), to_json(reports)))
-                        .collect();
-                    println!("{}", serde_json::to_string_pretty(&json).expect("json"));
-                }
-                return if failed { ExitCode::FAILURE } else { ExitCode::SUCCESS };
+        None => run_url(&cli).await,
+    }
+}
+
+/// `list`: every check, with its concern.
+fn list() -> ExitCode {
+    for check in conformance::catalogue() {
+        println!("{:<14} {}", check.concern, check.name);
+    }
+    ExitCode::SUCCESS
+}
+
+/// `bench`: exit 3 when a figure is worse than the baseline's beyond the spread between runs.
+async fn run_bench(bench: &conformance::bench::Options, json: bool) -> ExitCode {
+    match conformance::bench::run(bench).await {
+        Ok(results) => {
+            if json {
+                println!("{}", serde_json::to_string_pretty(&results).expect("json"));
+            } else {
+                print!("{}", conformance::bench::summary(&results));
+                eprintln!("written to {}", bench.out.display());
             }
-            Err(error) => {
-                eprintln!("error: {error}");
-                return ExitCode::FAILURE;
+            match results.baseline.as_ref().is_some_and(|b| b.regressed()) {
+                true => ExitCode::from(3),
+                false => ExitCode::SUCCESS,
             }
-        },
-        None => {
-            let url = cli.url.as_deref().expect("clap requires --url");
-            if !url.starts_with("http://") && !url.starts_with("https://") {
-                eprintln!("error: --url must start with http:// or https:// (got {url:?})");
-                return ExitCode::from(2);
-            }
-            let mut cfg = config(url, options);
-            cfg.target.transport = match cli.transport.transport() {
-                Ok(transport) => transport,
-                Err(error) => {
-                    eprintln!("error: {error}");
-                    return ExitCode::from(2);
-                }
-            };
-            if let Err(error) =
-                conformance::client::client_for(&cfg.target.transport, cfg.deadline())
-            {
-                eprintln!("error: {error}");
-                return ExitCode::from(2);
-            }
-            let report = checked(&cfg, &options.checks, url).await;
-            vec![(url.to_owned(), report)]
+        }
+        Err(error) => {
+            eprintln!("error: {error}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// `matrix`: the four examples over each transport, a table per transport.
+async fn run_matrix(options: &Options, transports: &[Serving], json: bool) -> ExitCode {
+    let groups = match matrix(options, transports).await {
+        Ok(groups) => groups,
+        Err(error) => {
+            eprintln!("error: {error}");
+            return ExitCode::FAILURE;
         }
     };
-    if cli.json {
-        println!("{}", serde_json::to_string_pretty(&to_json(&reports)).expect("json"));
-    } else if reports.len() == 1 {
-        print!("{}", reports[0].1.table());
+    let failed = groups.iter().flat_map(|(_, r)| r).any(|(_, r)| r.failed());
+    if json {
+        let json: serde_json::Map<String, serde_json::Value> = groups
+            .iter()
+            .map(|(serving, reports)| (serving.name().to_owned(), to_json(reports)))
+            .collect();
+        println!("{}", serde_json::to_string_pretty(&json).expect("json"));
     } else {
-        print!("{}", conformance::matrix(&reports));
+        for (serving, reports) in &groups {
+            println!("== over {} ==\n", serving.name());
+            print!("{}", conformance::checks::report::matrix(reports));
+            println!();
+        }
     }
-    if reports.iter().any(|(_, r)| r.failed()) { ExitCode::FAILURE } else { ExitCode::SUCCESS }
+    if failed { ExitCode::FAILURE } else { ExitCode::SUCCESS }
+}
+
+/// `--url`: the catalogue against one server; exit 2 on a bad URL or transport.
+async fn run_url(cli: &cli::Cli) -> ExitCode {
+    let url = cli.url.as_deref().expect("clap requires --url");
+    if !url.starts_with("http://") && !url.starts_with("https://") {
+        eprintln!("error: --url must start with http:// or https:// (got {url:?})");
+        return ExitCode::from(2);
+    }
+    let mut cfg = config(url, &cli.options);
+    cfg.target.transport = match cli.transport.transport() {
+        Ok(transport) => transport,
+        Err(error) => {
+            eprintln!("error: {error}");
+            return ExitCode::from(2);
+        }
+    };
+    if let Err(error) = conformance::client::client_for(&cfg.target.transport, cfg.deadline()) {
+        eprintln!("error: {error}");
+        return ExitCode::from(2);
+    }
+    let report = checked(&cfg, &cli.options.checks, url).await;
+    let failed = report.failed();
+    if cli.json {
+        let reports = [(url.to_owned(), report)];
+        println!("{}", serde_json::to_string_pretty(&to_json(&reports)).expect("json"));
+    } else {
+        print!("{}", report.table());
+    }
+    if failed { ExitCode::FAILURE } else { ExitCode::SUCCESS }
 }
 
 /// Runs the checks behind a progress bar on stderr (hidden when stderr is not a terminal):

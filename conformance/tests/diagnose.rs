@@ -7,7 +7,7 @@ mod support;
 
 use std::{net::SocketAddr, process::Command};
 
-use conformance::{diagnose::Cause, testing::runtime};
+use conformance::{diagnose::Cause, harness::testing::runtime};
 use support::{
     broken::{self, Fault},
     chat,

@@ -12,7 +12,7 @@
 
 use std::path::PathBuf;
 
-use conformance::testing::runtime;
+use conformance::harness::testing::runtime;
 
 /// Enough streams that a few KiB of one-off allocations do not count.
 const STREAMS: u32 = 2000;

@@ -8,10 +8,11 @@ use std::process::Command;
 
 use clap::ValueEnum;
 use conformance::{
-    CheckId, Config, Level, Local, Outcome,
+    CheckId, Config, Level, Outcome,
+    checks::Local,
     client::Protocol,
+    harness::testing::{runtime, share_machine, take_machine, test_config},
     servers::Launch,
-    testing::{runtime, share_machine, take_machine, test_config},
 };
 use support::broken::{self, Fault};
 
@@ -42,7 +43,7 @@ async fn broken_config(fault: Fault) -> Config {
 
 /// Runs `check` against the broken server with `fault`: the HTTP/2 checks over h2c.
 fn run_check(fault: Fault, check: CheckId) -> Outcome {
-    let entry = conformance::entry(check);
+    let entry = conformance::checks::entry(check);
     let protocol = if entry.concern == "http2" { Protocol::Http2 } else { Protocol::Auto };
     run_check_over(fault, check, protocol)
 }
@@ -52,7 +53,7 @@ fn run_check_over(fault: Fault, check: CheckId, protocol: Protocol) -> Outcome {
     runtime().block_on(async {
         let mut cfg = broken_config(fault).await;
         cfg.target.transport.protocol = protocol;
-        conformance::entry(check).run(&cfg).await
+        conformance::checks::entry(check).run(&cfg).await
     })
 }
 
@@ -273,21 +274,22 @@ fn cli_exit_code_follows_the_verdict() {
 /// stream shows its first line at once with the header, and only at the end without it.
 #[test]
 fn chromium_holds_back_text_without_nosniff() {
-    use conformance::clients;
-    if !clients::require("chromium", "chromium")
-        || !clients::require("chromedriver", "chromium-driver")
+    use conformance::harness::real_clients;
+    if !real_clients::require("chromium", "chromium")
+        || !real_clients::require("chromedriver", "chromium-driver")
     {
         return;
     }
     let _machine = take_machine();
     runtime().block_on(async {
-        let browser = clients::Browser::start().await.unwrap_or_else(|e| panic!("{e}"));
+        let browser = real_clients::Browser::start().await.unwrap_or_else(|e| panic!("{e}"));
         let good = broken::start(Fault::None).await;
         let sniffed = broken::start(Fault::NoNosniff).await;
         let with =
-            clients::browser_shows_first_line_early(&browser, &format!("http://{good}")).await;
+            real_clients::browser_shows_first_line_early(&browser, &format!("http://{good}")).await;
         let without =
-            clients::browser_shows_first_line_early(&browser, &format!("http://{sniffed}")).await;
+            real_clients::browser_shows_first_line_early(&browser, &format!("http://{sniffed}"))
+                .await;
         browser.close().await;
         println!("with nosniff: {}\nwithout: {}", with.reason, without.reason);
         assert_eq!(with.level, Level::Pass, "{}", with.reason);
@@ -300,8 +302,8 @@ fn chromium_holds_back_text_without_nosniff() {
 #[test]
 fn curl_sees_a_buffered_stream_arrive_at_once() {
     let _machine = share_machine();
-    use conformance::clients;
-    if !clients::require("curl", "curl") {
+    use conformance::harness::real_clients;
+    if !real_clients::require("curl", "curl") {
         return;
     }
     let interval = std::time::Duration::from_millis(200);
@@ -309,7 +311,7 @@ fn curl_sees_a_buffered_stream_arrive_at_once() {
         for (fault, level) in [(Fault::None, Level::Pass), (Fault::Buffered, Level::Fail)] {
             let addr = broken::start(fault).await;
             let url = format!("http://{addr}/stream?count=5&interval_ms=200");
-            let outcome = clients::curl_streams(&url, false, 5, interval).await;
+            let outcome = real_clients::curl_streams(&url, false, 5, interval).await;
             assert_eq!(outcome.level, level, "{fault:?}: {}", outcome.reason);
             if level == Level::Fail {
                 assert!(outcome.reason.contains("batched"), "{}", outcome.reason);
@@ -322,22 +324,26 @@ fn curl_sees_a_buffered_stream_arrive_at_once() {
 /// Last-Event-ID; one that restarts at 1 shows duplicate ids.
 #[test]
 fn chromium_page_needs_last_event_id() {
-    use conformance::clients;
-    if !clients::require("chromium", "chromium")
-        || !clients::require("chromedriver", "chromium-driver")
+    use conformance::harness::real_clients;
+    if !real_clients::require("chromium", "chromium")
+        || !real_clients::require("chromedriver", "chromium-driver")
     {
         return;
     }
     let _machine = take_machine();
     runtime().block_on(async {
-        let browser = clients::Browser::start().await.unwrap_or_else(|e| panic!("{e}"));
+        let browser = real_clients::Browser::start().await.unwrap_or_else(|e| panic!("{e}"));
         let good = broken::start(Fault::None).await;
         let restarts = broken::start(Fault::EventsIgnoreLastEventId).await;
         let with =
-            clients::browser_page_resumes_events(&browser, &format!("http://{good}"), None).await;
-        let without =
-            clients::browser_page_resumes_events(&browser, &format!("http://{restarts}"), None)
+            real_clients::browser_page_resumes_events(&browser, &format!("http://{good}"), None)
                 .await;
+        let without = real_clients::browser_page_resumes_events(
+            &browser,
+            &format!("http://{restarts}"),
+            None,
+        )
+        .await;
         browser.close().await;
         println!("resumes: {}\nrestarts: {}", with.reason, without.reason);
         assert_eq!(with.level, Level::Pass, "{}", with.reason);
@@ -351,7 +357,7 @@ fn chromium_page_needs_last_event_id() {
 #[test]
 fn read_stream_sees_buffering_and_ignored_last_event_id() {
     let _machine = share_machine();
-    use conformance::clients;
+    use conformance::harness::real_clients;
     let program = broken_program(Fault::None).program.with_file_name("read_stream");
     let interval = std::time::Duration::from_millis(200);
     let expect = |what: &str, fault: Fault, outcome: conformance::Outcome, fails: Option<&str>| {
@@ -369,14 +375,15 @@ fn read_stream_sees_buffering_and_ignored_last_event_id() {
     runtime().block_on(async {
         for (fault, fails) in [(Fault::None, None), (Fault::Buffered, Some("batched"))] {
             let base = format!("http://{}", broken::start(fault).await);
-            let lines = clients::read_stream_prints_lines(&program, &base, 5, interval).await;
+            let lines = real_clients::read_stream_prints_lines(&program, &base, 5, interval).await;
             expect("/stream", fault, lines, fails);
         }
         for (fault, fails) in
             [(Fault::None, None), (Fault::EventsIgnoreLastEventId, Some("ignored Last-Event-ID"))]
         {
             let base = format!("http://{}", broken::start(fault).await);
-            let events = clients::read_stream_resumes_events(&program, &base, 4, interval).await;
+            let events =
+                real_clients::read_stream_resumes_events(&program, &base, 4, interval).await;
             expect("/events", fault, events, fails);
         }
     });
@@ -391,7 +398,7 @@ fn floor_streams_as_the_contract_says() {
     let server = conformance::servers::Spawned::start(&program, std::time::Duration::from_secs(60))
         .unwrap_or_else(|e| panic!("{e}"));
     let mut cfg = test_config(&server.base);
-    cfg.local = server.local(None);
+    cfg.local = Local::of(&server, None);
     let checks = [
         conformance::ids::first_line_is_prompt,
         conformance::ids::no_line_early,
@@ -403,7 +410,7 @@ fn floor_streams_as_the_contract_says() {
     ];
     runtime().block_on(async {
         for name in checks {
-            let outcome = conformance::entry(name).run(&cfg).await;
+            let outcome = conformance::checks::entry(name).run(&cfg).await;
             assert_eq!(outcome.level, Level::Pass, "floor: {name}: {}", outcome.reason);
             println!("floor {name}: {}", outcome.reason);
         }

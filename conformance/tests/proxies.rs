@@ -7,10 +7,11 @@ mod support;
 
 use conformance::{
     Level, Outcome,
-    proxies::{self, Kind, Proxy, Setup},
-    testing::runtime,
+    diagnose::Cause,
+    harness::proxies::{self, Kind, Proxy, Setup},
+    harness::testing::runtime,
+    harness::transcripts::shape,
 };
-use conformance::{diagnose::Cause, harness::transcripts::shape};
 use support::{
     broken::{self, Fault},
     cli::{diagnose, expect},

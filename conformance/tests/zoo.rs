@@ -13,10 +13,11 @@ use std::time::Duration;
 
 use cli::{Said, diagnose};
 use conformance::{
-    LineArrival, clients,
+    LineArrival,
     diagnose::Cause,
+    harness::real_clients,
+    harness::testing::{runtime, share_machine},
     harness::zoo::{App, Front, Stack, TlsName},
-    testing::{runtime, share_machine},
 };
 
 const COUNT: usize = 6;
@@ -88,7 +89,7 @@ fn agrees(seen: Seen, lines: &[LineArrival], verdict: &str) -> bool {
 /// curl's lines for `url` with `args`, and what they show.
 fn curl(url: &str, args: &[&str]) -> Result<(Vec<LineArrival>, Seen, String), String> {
     let deadline = Duration::from_secs(30);
-    let (lines, _) = runtime().block_on(clients::curl_lines(url, args, deadline))?;
+    let (lines, _) = runtime().block_on(real_clients::curl_lines(url, args, deadline))?;
     let (seen, said) = seen(&lines)?;
     Ok((lines, seen, said))
 }
@@ -278,7 +279,7 @@ fn a_varnish_hit_is_named_cached() {
 #[test]
 fn a_certificate_for_another_name_is_refused() {
     let front = Front::NginxTls(TlsName::Other);
-    if !App::Flask.available() || !front.available() || !clients::require("curl", "curl") {
+    if !App::Flask.available() || !front.available() || !real_clients::require("curl", "curl") {
         return;
     }
     let stack = Stack::start(App::Flask, Some(front)).unwrap_or_else(|e| panic!("{e}"));

@@ -1,13 +1,13 @@
-//! Serving the app: the command line, logging, the open-file limit, binding (HTTPS with h2 and
-//! http/1.1 by ALPN through actix's own `bind_rustls_0_23`), the queries as extractors, HEAD and
-//! HTTP/1.0 plumbing, and a graceful shutdown bounded by `--grace-secs`. Nothing here is about
+//! Serving the app with actix's `HttpServer` (HTTPS with h2 and http/1.1 by ALPN through its own
+//! `bind_rustls_0_23`), the queries as extractors, HEAD and HTTP/1.0 plumbing, and a graceful
+//! shutdown bounded by `--grace-secs`. What all four examples do alike (the command line,
+//! logging, the open-file limit, the signal, the drain) is in `setup.rs`. Nothing here is about
 //! streaming; a snippet reader can skip it.
 
+mod setup;
 mod tls;
 
-use std::{
-    any::Any, convert::Infallible, fmt, io, io::IsTerminal, net::SocketAddr, time::Duration,
-};
+use std::{any::Any, convert::Infallible, fmt, io, time::Duration};
 
 use actix_http::Request;
 use actix_service::{IntoServiceFactory, ServiceFactory};
@@ -25,25 +25,12 @@ use futures_util::{
     future::{Ready, ready},
     stream,
 };
-use tokio::{
-    signal::unix::{SignalKind, signal},
-    time::timeout,
-};
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
 
 use crate::params::{EventParams, HtmlParams, StreamParams};
 
-#[derive(Parser)]
-struct Args {
-    /// Address to listen on; port 0 picks a free port.
-    #[arg(long, env = "ADDR", default_value = "127.0.0.1:3001")]
-    addr: SocketAddr,
-    /// Seconds that open streams get to finish after SIGTERM or Ctrl-C.
-    #[arg(long, env = "GRACE_SECS", default_value_t = 30)]
-    grace_secs: u64,
-    #[command(flatten)]
-    tls: tls::TlsArgs,
-}
+/// The address `--addr` defaults to: each example has a port of its own.
+const ADDR: &str = "127.0.0.1:3001";
 
 /// Serves `app` until SIGTERM or Ctrl-C, then stops accepting, lets open streams run for
 /// `--grace-secs`, cancels the token `app` was given to end those still running, and returns.
@@ -59,12 +46,13 @@ where
     <S::Service as Service<Request>>::Future: 'static,
     B: MessageBody + 'static,
 {
-    let args = Args::parse();
-    init_logging();
-    raise_open_file_limit();
+    let args = setup::Args::parse();
+    // actix's Logger writes through `log`, which the subscriber forwards.
+    setup::init_logging("info");
+    setup::raise_open_file_limit();
     let grace_over = CancellationToken::new();
     let (app, grace) = (with_token(app, grace_over.clone()), Duration::from_secs(args.grace_secs));
-    let tls = args.tls.pem()?.map(|pem| tls::server_config(&pem)).transpose()?;
+    let tls = args.pem()?.map(|pem| tls::server_config(&pem)).transpose()?;
     // ANCHOR: serve
     // Each connection holds a token until it closes: actix looks for closed ones once a second.
     let connections = TaskTracker::new();
@@ -85,22 +73,14 @@ where
         None => (server.bind_auto_h2c(args.addr)?, "http"),
     };
     println!("listening on {scheme}://{}", server.addrs()[0]);
-    let (server, signal) = (server.run(), shutdown_signal()?);
+    let (server, signal) = (server.run(), setup::shutdown_signal()?);
     let handle = server.handle();
     let shutdown = async {
         signal.await;
-        tracing::info!("shutting down: open streams get {}s to finish", args.grace_secs);
         // Closes the listener at once; each connection closes when its response is complete
         // (actix-web 4.14.1). What it returns resolves at actix's next once-a-second check.
         drop(handle.stop(true));
-        connections.close();
-        if timeout(grace, connections.wait()).await.is_err() {
-            grace_over.cancel();
-            // Streams end at once; a client that stopped reading or never sent its request gets 1 s.
-            if timeout(Duration::from_secs(1), connections.wait()).await.is_err() {
-                tracing::warn!("closing connections that are still open");
-            }
-        }
+        setup::drain(connections, grace, grace_over).await;
     };
     tokio::select! {
         result = server => result,
@@ -119,18 +99,6 @@ fn with_token<I>(
 /// Gives each new connection a token of `connections`, dropped with the connection.
 fn count(connections: TaskTracker) -> impl Fn(&dyn Any, &mut Extensions) + Send + Sync + 'static {
     move |_, data| drop(data.insert(connections.token()))
-}
-
-/// Resolves on SIGTERM or SIGINT (Ctrl-C).
-fn shutdown_signal() -> io::Result<impl Future<Output = ()>> {
-    let mut term = signal(SignalKind::terminate())?;
-    let mut int = signal(SignalKind::interrupt())?;
-    Ok(async move {
-        tokio::select! {
-            _ = term.recv() => {}
-            _ = int.recv() => {}
-        }
-    })
 }
 
 /// The endpoints' queries as extractors: a bad, repeated or unknown parameter gets a 400 with
@@ -187,27 +155,4 @@ pub async fn http10_close_delimited(
 pub fn request_log() -> Condition<Logger> {
     let on = tracing::enabled!(target: "actix_web::middleware::logger", tracing::Level::INFO);
     Condition::new(on, Logger::default())
-}
-
-/// Logs to stderr (stdout's first line is the address), at `RUST_LOG` or else info. It also
-/// installs a `log` bridge, which is where actix's Logger writes.
-fn init_logging() {
-    tracing_subscriber::fmt()
-        .with_writer(io::stderr)
-        .with_ansi(io::stderr().is_terminal())
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
-        )
-        .init();
-}
-
-/// Raises the soft open-file limit to the hard one: at the usual soft limit of 1024, a server
-/// started from a shell stops accepting at about a thousand open connections.
-fn raise_open_file_limit() {
-    let was = rlimit::Resource::NOFILE.get().map(|(soft, _)| soft);
-    match (was, rlimit::increase_nofile_limit(u64::MAX)) {
-        (Ok(was), Ok(now)) if now != was => tracing::info!("open-file limit: {now} (was {was})"),
-        (_, Ok(now)) => tracing::info!("open-file limit: {now}"),
-        (_, Err(err)) => tracing::warn!("cannot raise the open-file limit: {err}"),
-    }
 }

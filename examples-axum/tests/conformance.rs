@@ -7,7 +7,7 @@ conformance::suite!(axum, env!("CARGO_BIN_EXE_examples-axum"));
 /// from this binary (`conformance/tests/docs/commands.rs` leaves the `curl` transcripts to this test).
 #[test]
 fn readme_transcripts() {
-    if !conformance::clients::require("curl", "curl") {
+    if !conformance::harness::real_clients::require("curl", "curl") {
         return;
     }
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");

@@ -1,12 +1,13 @@
-//! Serving the app: the command line, logging, the open-file limit, HTTPS with h2 and http/1.1 by
-//! ALPN (Rocket's own `tls` feature and `TlsConfig`), the queries and `Last-Event-ID` as request
-//! guards, the Host check, 405 for other methods, and a graceful shutdown bounded by
-//! `--grace-secs`. Nothing here is about streaming; a snippet reader can skip it.
+//! Serving the app with Rocket (HTTPS with h2 and http/1.1 by ALPN through its own `tls`
+//! feature and `TlsConfig`), the queries and `Last-Event-ID` as request guards, the Host check,
+//! 405 for other methods, and a graceful shutdown bounded by `--grace-secs`. What all four
+//! examples do alike (the command line, logging, the open-file limit, the signal, the drain) is
+//! in `setup.rs`. Nothing here is about streaming; a snippet reader can skip it.
 
-mod tls;
+mod setup;
 
 use std::{convert::Infallible, time::Duration};
-use std::{io, io::Cursor, io::IsTerminal, net::SocketAddr, pin::pin, process::ExitCode};
+use std::{io::Cursor, net::SocketAddr, pin::pin, process::ExitCode};
 
 use clap::Parser;
 use rocket::{
@@ -18,34 +19,25 @@ use rocket::{
     request::{self, FromRequest},
     route,
 };
-use tokio::time::{sleep, timeout};
+use tokio::time::sleep;
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
 
 use crate::params::{EventParams, HtmlParams, StreamParams};
 
-#[derive(Parser)]
-struct Args {
-    /// Address to listen on; port 0 picks a free port.
-    #[arg(long, env = "ADDR", default_value = "127.0.0.1:3002")]
-    addr: SocketAddr,
-    /// Seconds that open streams get to finish after SIGTERM or Ctrl-C.
-    #[arg(long, env = "GRACE_SECS", default_value_t = 30)]
-    grace_secs: u64,
-    #[command(flatten)]
-    tls: tls::TlsArgs,
-}
+/// The address `--addr` defaults to: each example has a port of its own.
+const ADDR: &str = "127.0.0.1:3002";
 
 /// Serves `app` until SIGTERM or Ctrl-C, then stops accepting, lets open streams run for
 /// `--grace-secs`, cancels the token `app` was given to end those still running, and returns.
 pub async fn run(app: fn(CancellationToken) -> Rocket<Build>) -> ExitCode {
-    let args = Args::parse();
-    init_logging();
-    raise_open_file_limit();
+    let args = setup::Args::parse();
+    setup::init_logging("info");
+    setup::raise_open_file_limit();
     let grace_over = CancellationToken::new();
     let (app, grace) = (app(grace_over.clone()), Duration::from_secs(args.grace_secs));
-    let config = match args.tls.pem() {
-        Ok(pem) => config(&args, pem),
-        Err(err) => {
+    let (config, signal) = match (args.pem(), setup::shutdown_signal()) {
+        (Ok(pem), Ok(signal)) => (config(&args, pem), signal),
+        (Err(err), _) | (_, Err(err)) => {
             eprintln!("error: {err}");
             return ExitCode::from(2);
         }
@@ -62,6 +54,11 @@ pub async fn run(app: fn(CancellationToken) -> Rocket<Build>) -> ExitCode {
     );
     let launched = async {
         let rocket = rocket.ignite().await?;
+        let shutdown = rocket.shutdown();
+        tokio::spawn(async move {
+            signal.await;
+            shutdown.notify();
+        });
         let mut drained = pin!(drain(rocket.shutdown(), requests, grace_over, grace));
         tokio::select! {
             // Rocket waits out its whole grace if any connection was open at the signal
@@ -88,7 +85,7 @@ pub async fn run(app: fn(CancellationToken) -> Rocket<Build>) -> ExitCode {
     // ANCHOR_END: serve
 }
 
-fn config(args: &Args, pem: Option<tls::Pem>) -> Config {
+fn config(args: &setup::Args, pem: Option<setup::Pem>) -> Config {
     Config {
         address: args.addr.ip(),
         port: args.addr.port(),
@@ -97,9 +94,12 @@ fn config(args: &Args, pem: Option<tls::Pem>) -> Config {
         // Rocket's own logger and launch banner write to stdout, whose first line must be the
         // address; its records, requests included, still reach stderr through `tracing`.
         log_level: LogLevel::Off,
-        // Rocket cuts the connections still open when its grace ends: ours must end first.
         shutdown: rocket::config::Shutdown {
+            // Rocket cuts the connections still open when its grace ends: ours must end first.
             grace: u32::try_from(args.grace_secs).unwrap_or(u32::MAX).saturating_add(1),
+            // The signals are the same as the other three examples', SIGTERM and SIGINT alike.
+            ctrlc: false,
+            signals: Default::default(),
             ..Default::default()
         },
         ..Config::default()
@@ -128,12 +128,7 @@ async fn drain(
     grace: Duration,
 ) {
     shutdown.await;
-    tracing::info!("shutting down: open streams get {}s to finish", grace.as_secs());
-    requests.close();
-    if timeout(grace, requests.wait()).await.is_err() {
-        grace_over.cancel();
-        requests.wait().await;
-    }
+    setup::drain(requests, grace, grace_over).await;
     // A request ends once Rocket has handed the last of its body to hyper's connection task,
     // which then writes the final chunk; Rocket 0.5.2 has no signal for that (nor any hook on
     // connections), so hyper gets a moment before the process exits.
@@ -211,26 +206,4 @@ fn not_allowed<'r>(req: &'r Request<'_>, _: Data<'r>) -> route::BoxFuture<'r> {
     let message = format!("method not allowed: {} answers GET and HEAD\n", req.uri().path());
     let response = MethodNotAllowed { message, allow: Header::new("Allow", "GET, HEAD") };
     route::Outcome::from(req, response).pin()
-}
-
-/// Logs to stderr (stdout's first line is the address), at `RUST_LOG` or else info.
-fn init_logging() {
-    tracing_subscriber::fmt()
-        .with_writer(io::stderr)
-        .with_ansi(io::stderr().is_terminal())
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
-        )
-        .init();
-}
-
-/// Raises the soft open-file limit to the hard one: at the usual soft limit of 1024, a server
-/// started from a shell stops accepting at about a thousand open connections.
-fn raise_open_file_limit() {
-    let was = rlimit::Resource::NOFILE.get().map(|(soft, _)| soft);
-    match (was, rlimit::increase_nofile_limit(u64::MAX)) {
-        (Ok(was), Ok(now)) if now != was => tracing::info!("open-file limit: {now} (was {was})"),
-        (_, Ok(now)) => tracing::info!("open-file limit: {now}"),
-        (_, Err(err)) => tracing::warn!("cannot raise the open-file limit: {err}"),
-    }
 }

@@ -1,22 +1,18 @@
-//! Serving the app: the command line, logging, the open-file limit, binding, HTTP/1.1 and h2c with
-//! a header timeout, HTTPS with h2 and http/1.1 by ALPN (tokio-rustls: warp 0.4 removed its own
-//! TLS), the filters for methods, queries, the Host check and Accept-Encoding, and a graceful
-//! shutdown bounded by `--grace-secs`. Nothing here is about streaming; a snippet reader can skip
-//! it.
+//! Serving the app with hyper: HTTP/1.1 and h2c with a header timeout, HTTPS with h2 and
+//! http/1.1 by ALPN (tokio-rustls: warp 0.4 removed its own TLS), the filters for methods,
+//! queries, the Host check and Accept-Encoding, and a graceful shutdown bounded by
+//! `--grace-secs`. What all four examples do alike (the command line, logging, the open-file
+//! limit, the signal, the drain) is in `setup.rs`. Nothing here is about streaming; a snippet
+//! reader can skip it.
 
 mod connection;
+mod setup;
 mod tls;
 
-use std::{io, io::IsTerminal, net::SocketAddr, pin::pin, sync::Arc, time::Duration};
+use std::{io, pin::pin, sync::Arc, time::Duration};
 
 use clap::Parser;
 use hyper_util::service::TowerToHyperService;
-use tokio::{
-    net::{TcpListener, TcpSocket, TcpStream},
-    signal::unix::{SignalKind, signal},
-    time::{sleep, timeout},
-};
-use tokio_rustls::TlsAcceptor;
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
 use warp::{
     Filter, Rejection, Reply,
@@ -29,17 +25,8 @@ use warp::{
 use crate::params::{EventParams, HtmlParams, StreamParams};
 use connection::Http;
 
-#[derive(Parser)]
-struct Args {
-    /// Address to listen on; port 0 picks a free port.
-    #[arg(long, env = "ADDR", default_value = "127.0.0.1:3003")]
-    addr: SocketAddr,
-    /// Seconds that open streams get to finish after SIGTERM or Ctrl-C.
-    #[arg(long, env = "GRACE_SECS", default_value_t = 30)]
-    grace_secs: u64,
-    #[command(flatten)]
-    tls: tls::TlsArgs,
-}
+/// The address `--addr` defaults to: each example has a port of its own.
+const ADDR: &str = "127.0.0.1:3003";
 
 /// Serves `app` until SIGTERM or Ctrl-C, then stops accepting, lets open streams run for
 /// `--grace-secs`, cancels the token `app` was given to end those still running, and returns.
@@ -48,15 +35,15 @@ where
     F: Filter<Extract = (R,), Error = Rejection> + Clone + Send + Sync + 'static,
     R: Reply + 'static,
 {
-    let args = Args::parse();
-    init_logging();
-    raise_open_file_limit();
+    let args = setup::Args::parse();
+    setup::init_logging("info");
+    setup::raise_open_file_limit();
     let grace_over = CancellationToken::new();
     let (app, grace) =
         (bodiless_head(app(grace_over.clone())), Duration::from_secs(args.grace_secs));
-    let tls = args.tls.pem()?.map(|pem| tls_acceptor(&pem)).transpose()?;
+    let tls = args.pem()?.map(|pem| tls::server_config(&pem)).transpose()?;
     // ANCHOR: serve
-    let listener = bind(args.addr)?;
+    let listener = connection::bind(args.addr)?;
     let scheme = if tls.is_some() { "https" } else { "http" };
     println!("listening on {scheme}://{}", listener.local_addr()?);
     // warp 0.4's `serve` gives hyper no timer, so headers that never end hang, and sets no
@@ -65,61 +52,19 @@ where
     // One service for all connections: in each, the filter took 0.8 KiB of every open stream.
     let service = Arc::new(TowerToHyperService::new(warp::service(app)));
     let (connections, stop) = (TaskTracker::new(), CancellationToken::new());
-    let mut signal = pin!(shutdown_signal()?);
+    let mut signal = pin!(setup::shutdown_signal()?);
     loop {
         let tcp = tokio::select! {
-            tcp = accept(&listener) => tcp,
+            tcp = connection::accept(&listener) => tcp,
             () = &mut signal => break,
         };
         http.spawn(&connections, tcp, Arc::clone(&service), stop.clone());
     }
     drop(listener); // New connections are refused from here on.
-    tracing::info!("shutting down: open streams get {}s to finish", args.grace_secs);
     stop.cancel(); // Each connection closes once its responses are complete.
-    connections.close();
-    if timeout(grace, connections.wait()).await.is_err() {
-        grace_over.cancel();
-        // Streams end at once; a client that stopped reading or never sent its request gets 1 s.
-        if timeout(Duration::from_secs(1), connections.wait()).await.is_err() {
-            tracing::warn!("closing connections that are still open");
-        }
-    }
+    setup::drain(connections, grace, grace_over).await;
     Ok(())
     // ANCHOR_END: serve
-}
-
-/// A TLS acceptor for `pem` that offers h2, then http/1.1, by ALPN.
-fn tls_acceptor(pem: &tls::Pem) -> io::Result<TlsAcceptor> {
-    let mut config = tls::server_config(pem)?;
-    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
-    Ok(TlsAcceptor::from(Arc::new(config)))
-}
-
-/// The next connection, with TCP_NODELAY: small writes go out at once instead of waiting for the
-/// previous segment's ACK (Nagle). A failed accept that is the client's own trouble is skipped;
-/// anything else (out of file descriptors) is logged and waited out for a second, as
-/// warp::serve does.
-async fn accept(listener: &TcpListener) -> TcpStream {
-    use io::ErrorKind::{ConnectionAborted, ConnectionRefused, ConnectionReset};
-    loop {
-        match listener.accept().await {
-            Ok((tcp, _)) => {
-                if let Err(err) = tcp.set_nodelay(true) {
-                    tracing::warn!("set_nodelay: {err}");
-                }
-                return tcp;
-            }
-            Err(err)
-                if matches!(
-                    err.kind(),
-                    ConnectionAborted | ConnectionRefused | ConnectionReset
-                ) => {}
-            Err(err) => {
-                tracing::error!("accept error: {err}");
-                sleep(Duration::from_secs(1)).await;
-            }
-        }
-    }
 }
 
 /// HEAD answered with the head alone. hyper leaves a HEAD response's body out over HTTP/1.1,
@@ -250,49 +195,4 @@ fn offers(accept: &str, coding: &str) -> bool {
         }
     }
     wildcard
-}
-
-/// Resolves on SIGTERM or SIGINT (Ctrl-C).
-fn shutdown_signal() -> io::Result<impl Future<Output = ()>> {
-    let mut term = signal(SignalKind::terminate())?;
-    let mut int = signal(SignalKind::interrupt())?;
-    Ok(async move {
-        tokio::select! {
-            _ = term.recv() => {}
-            _ = int.recv() => {}
-        }
-    })
-}
-
-/// Binds with a listen backlog of 1024. `TcpListener::bind` asks for 128 (as std does), and
-/// when more clients connect at once, say every EventSource after a restart, the rest wait
-/// for a SYN retry: 1 s, then 3 s (docs/src/bench).
-fn bind(addr: SocketAddr) -> io::Result<TcpListener> {
-    let socket = if addr.is_ipv4() { TcpSocket::new_v4()? } else { TcpSocket::new_v6()? };
-    socket.set_reuseaddr(true)?;
-    socket.bind(addr)?;
-    socket.listen(1024)
-}
-
-/// Logs to stderr (stdout's first line is the address), at `RUST_LOG` or else info. It also
-/// forwards `log` records, which is what `warp::log` writes.
-fn init_logging() {
-    tracing_subscriber::fmt()
-        .with_writer(io::stderr)
-        .with_ansi(io::stderr().is_terminal())
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
-        )
-        .init();
-}
-
-/// Raises the soft open-file limit to the hard one: at the usual soft limit of 1024, a server
-/// started from a shell stops accepting at about a thousand open connections.
-fn raise_open_file_limit() {
-    let was = rlimit::Resource::NOFILE.get().map(|(soft, _)| soft);
-    match (was, rlimit::increase_nofile_limit(u64::MAX)) {
-        (Ok(was), Ok(now)) if now != was => tracing::info!("open-file limit: {now} (was {was})"),
-        (_, Ok(now)) => tracing::info!("open-file limit: {now}"),
-        (_, Err(err)) => tracing::warn!("cannot raise the open-file limit: {err}"),
-    }
 }

@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{
     FLOOR,
-    report::{Figure, table},
+    summary::{Figure, table},
 };
 
 /// Which way a figure gets worse.

@@ -8,7 +8,7 @@
 use std::fmt::Display;
 use std::path::Path;
 
-use plotters::prelude::*;
+use plotters::{coord::Shift, prelude::*};
 
 const FONT: &str = "sans-serif";
 
@@ -155,13 +155,31 @@ pub fn timeline_chart(
     let root = root.margin(8, 0, 0, 0).titled(title, (FONT, 22)).map_err(&err)?;
     let height = root.dim_in_pixel().1;
     let (top, bottom) = root.split_vertically(height / 2);
+    let lines = Lines { last: last_line, marker };
+    arrivals_panel(&top, path, &streams, due, (top_lo, top_hi), lines)?;
+    lateness_panel(&bottom, path, &streams, (bottom_lo, bottom_hi), lines)?;
+    root.present().map_err(&err)
+}
 
-    let mut chart = ChartBuilder::on(&top)
+/// The x axis of a timeline: its last line, and the marker size (none when lines are many).
+#[derive(Clone, Copy)]
+struct Lines {
+    last: i64,
+    marker: u32,
+}
+
+/// The timeline's top panel: each stream's arrivals, and the due times.
+fn arrivals_panel(
+    area: &DrawingArea<SVGBackend, Shift>, path: &Path, streams: &[Stream],
+    due: Option<[(i64, f64); 2]>, (lo, hi): (f64, f64), lines: Lines,
+) -> Result<(), String> {
+    let err = draw_error(path);
+    let mut chart = ChartBuilder::on(area)
         .margin(15)
         .margin_top(5)
         .x_label_area_size(45)
         .y_label_area_size(70)
-        .build_cartesian_2d(1..last_line, top_lo..top_hi)
+        .build_cartesian_2d(1..lines.last, lo..hi)
         .map_err(&err)?;
     chart
         .configure_mesh()
@@ -178,11 +196,12 @@ pub fn timeline_chart(
             .label("due")
             .legend(|(x, y)| PathElement::new([(x, y), (x + 20, y)], DUE_GREY.stroke_width(1)));
     }
-    for s in &streams {
+    for s in streams {
         let c = colour(s.index);
         chart
             .draw_series(
-                LineSeries::new(s.arrivals.iter().copied(), c.stroke_width(1)).point_size(marker),
+                LineSeries::new(s.arrivals.iter().copied(), c.stroke_width(1))
+                    .point_size(lines.marker),
             )
             .map_err(&err)?
             .label(s.name)
@@ -198,12 +217,20 @@ pub fn timeline_chart(
             .draw()
             .map_err(&err)?;
     }
+    Ok(())
+}
 
-    let mut chart = ChartBuilder::on(&bottom)
+/// The timeline's bottom panel: each stream's lateness per line, around a zero line.
+fn lateness_panel(
+    area: &DrawingArea<SVGBackend, Shift>, path: &Path, streams: &[Stream], (lo, hi): (f64, f64),
+    lines: Lines,
+) -> Result<(), String> {
+    let err = draw_error(path);
+    let mut chart = ChartBuilder::on(area)
         .margin(15)
         .x_label_area_size(45)
         .y_label_area_size(70)
-        .build_cartesian_2d(1..last_line, bottom_lo..bottom_hi)
+        .build_cartesian_2d(1..lines.last, lo..hi)
         .map_err(&err)?;
     chart
         .configure_mesh()
@@ -214,17 +241,17 @@ pub fn timeline_chart(
         .draw()
         .map_err(&err)?;
     chart
-        .draw_series(LineSeries::new([(1, 0.0), (last_line, 0.0)], BLACK.mix(0.6)))
+        .draw_series(LineSeries::new([(1, 0.0), (lines.last, 0.0)], BLACK.mix(0.6)))
         .map_err(&err)?;
-    for s in &streams {
+    for s in streams {
         chart
             .draw_series(
                 LineSeries::new(s.lateness.iter().copied(), colour(s.index).stroke_width(1))
-                    .point_size(marker),
+                    .point_size(lines.marker),
             )
             .map_err(&err)?;
     }
-    root.present().map_err(&err)
+    Ok(())
 }
 
 /// One server's percentile curve, ready to plot.

@@ -17,7 +17,11 @@ use std::{
     time::{Duration, Instant},
 };
 
-use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::{
+    io::{AsyncBufReadExt, BufReader},
+    process::Child,
+    task::JoinHandle,
+};
 
 use indicatif::ProgressBar;
 use serde::{Deserialize, Serialize};
@@ -25,13 +29,13 @@ use serde::{Deserialize, Serialize};
 use super::{
     Quantiles,
     load::{self, Dialer, Gauge},
-    report::table,
     scenarios::lateness_of,
+    summary::table,
     system,
 };
 use crate::{
-    balanced::INSTANCES,
-    proxies::{Kind, Proxy, Setup},
+    harness::balanced::INSTANCES,
+    harness::proxies::{Kind, Proxy, Setup},
     servers::{Spawned, rss_kib},
 };
 
@@ -133,16 +137,7 @@ fn cpu(pids: &[u32]) -> f64 {
 pub async fn many(
     program: &Path, streams: u32, connecting: u32, bar: &ProgressBar, name: &str,
 ) -> Result<Many, String> {
-    let mut instances = Vec::new();
-    for _ in 0..INSTANCES {
-        let program = program.to_owned();
-        let spawned = tokio::task::spawn_blocking(move || {
-            Spawned::with_log_level(&program, &[], "warn", Duration::from_secs(60))
-        })
-        .await
-        .map_err(|e| format!("cannot start an instance: {e}"))??;
-        instances.push(spawned);
-    }
+    let instances = start_instances(program).await?;
     let bases: Vec<String> = instances.iter().map(|s| s.base.clone()).collect();
     let proxy = Proxy::balance(Kind::Nginx, Setup::Many, &bases)?;
     let addr = proxy.base.trim_start_matches("http://").to_owned();
@@ -151,42 +146,9 @@ pub async fn many(
     let (idle_servers, idle_nginx) = (rss(&server_pids), rss(&nginx));
     let (cpu_servers, cpu_nginx) = (cpu(&server_pids), cpu(&nginx));
     let processes = streams.div_ceil(PER_CLIENT);
-    let exe = std::env::current_exe().map_err(|e| format!("cannot find this program: {e}"))?;
     let started = Instant::now();
-    let mut clients = Vec::new();
-    for i in 0..processes {
-        let n = streams / processes + u32::from(i < streams % processes);
-        // 127.0.0.2, 127.0.0.3, …: each process its own address, and so its own ports.
-        let source = Ipv4Addr::new(127, 0, 0, 2 + i as u8);
-        let child = tokio::process::Command::new(&exe)
-            .args(["load", &addr, &n.to_string(), &source.to_string()])
-            .arg(connecting.to_string())
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .kill_on_drop(true)
-            .spawn()
-            .map_err(|e| format!("cannot start a load client: {e}"))?;
-        clients.push(child);
-    }
-    // Each client's latest count of open streams, read from its `open N` lines; the rest of its
-    // output is its report.
-    let open: Arc<Vec<AtomicU32>> = Arc::new((0..processes).map(|_| AtomicU32::new(0)).collect());
-    let mut readers = Vec::new();
-    for (i, client) in clients.iter_mut().enumerate() {
-        let stdout = client.stdout.take().expect("stdout is piped");
-        let open = open.clone();
-        readers.push(tokio::spawn(async move {
-            let (mut lines, mut report) = (BufReader::new(stdout).lines(), String::new());
-            while let Ok(Some(line)) = lines.next_line().await {
-                match line.strip_prefix("open ").and_then(|n| n.parse().ok()) {
-                    Some(n) => open[i].store(n, Ordering::Relaxed),
-                    None => report = line,
-                }
-            }
-            report
-        }));
-    }
+    let mut clients = load_clients(&addr, streams, processes, connecting)?;
+    let (open, readers) = read_clients(&mut clients);
     let mut done =
         std::pin::pin!(futures_util::future::join_all(clients.iter_mut().map(|c| c.wait())));
     let mut sampled = (0, idle_servers, idle_nginx);
@@ -214,21 +176,7 @@ pub async fn many(
     for instance in instances {
         super::stop(instance).await;
     }
-    let (mut first_lines, mut lateness, mut errors) = (Vec::new(), Vec::new(), BTreeMap::new());
-    let interval_ms = INTERVAL.as_secs_f64() * 1e3;
-    for (status, reader) in statuses.into_iter().zip(readers) {
-        let status = status.map_err(|e| format!("a load client failed: {e}"))?;
-        let output = reader.await.map_err(|e| format!("a load client's output: {e}"))?;
-        let report: ClientReport = serde_json::from_str(&output)
-            .map_err(|e| format!("a load client's report is unreadable ({e}): {status}"))?;
-        for arrivals in &report.arrivals {
-            first_lines.push(arrivals[0]);
-            lateness.extend(lateness_of(arrivals, interval_ms));
-        }
-        for (kind, n) in report.errors {
-            *errors.entry(kind).or_default() += n;
-        }
-    }
+    let (first_lines, lateness, errors) = reports(statuses, readers).await?;
     let (open_when_sampled, at_servers, at_nginx) = sampled;
     let per_stream =
         |at: u64, idle: u64| at.saturating_sub(idle) as f64 / f64::from(open_when_sampled.max(1));
@@ -248,6 +196,89 @@ pub async fn many(
         nginx_cpu_ms,
         wall_ms,
     })
+}
+
+/// [`INSTANCES`] instances of `program`, their logs at warn.
+async fn start_instances(program: &Path) -> Result<Vec<Spawned>, String> {
+    let mut instances = Vec::new();
+    for _ in 0..INSTANCES {
+        let program = program.to_owned();
+        let spawned = tokio::task::spawn_blocking(move || {
+            Spawned::with_log_level(&program, &[], "warn", Duration::from_secs(60))
+        })
+        .await
+        .map_err(|e| format!("cannot start an instance: {e}"))??;
+        instances.push(spawned);
+    }
+    Ok(instances)
+}
+
+/// `processes` load clients (this program's `load` command) sharing `streams` between them.
+fn load_clients(
+    addr: &str, streams: u32, processes: u32, connecting: u32,
+) -> Result<Vec<Child>, String> {
+    let exe = std::env::current_exe().map_err(|e| format!("cannot find this program: {e}"))?;
+    let mut clients = Vec::new();
+    for i in 0..processes {
+        let n = streams / processes + u32::from(i < streams % processes);
+        // 127.0.0.2, 127.0.0.3, …: each process its own address, and so its own ports.
+        let source = Ipv4Addr::new(127, 0, 0, 2 + i as u8);
+        let child = tokio::process::Command::new(&exe)
+            .args(["load", addr, &n.to_string(), &source.to_string()])
+            .arg(connecting.to_string())
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .kill_on_drop(true)
+            .spawn()
+            .map_err(|e| format!("cannot start a load client: {e}"))?;
+        clients.push(child);
+    }
+    Ok(clients)
+}
+
+/// Each client's latest count of open streams, read from its `open N` lines, and a task per
+/// client that returns the rest of its output: its report.
+fn read_clients(clients: &mut [Child]) -> (Arc<Vec<AtomicU32>>, Vec<JoinHandle<String>>) {
+    let open: Arc<Vec<AtomicU32>> = Arc::new(clients.iter().map(|_| AtomicU32::new(0)).collect());
+    let mut readers = Vec::new();
+    for (i, client) in clients.iter_mut().enumerate() {
+        let stdout = client.stdout.take().expect("stdout is piped");
+        let open = open.clone();
+        readers.push(tokio::spawn(async move {
+            let (mut lines, mut report) = (BufReader::new(stdout).lines(), String::new());
+            while let Ok(Some(line)) = lines.next_line().await {
+                match line.strip_prefix("open ").and_then(|n| n.parse().ok()) {
+                    Some(n) => open[i].store(n, Ordering::Relaxed),
+                    None => report = line,
+                }
+            }
+            report
+        }));
+    }
+    (open, readers)
+}
+
+/// The clients' reports, together: every stream's first line and lateness, and the errors.
+async fn reports(
+    statuses: Vec<std::io::Result<std::process::ExitStatus>>, readers: Vec<JoinHandle<String>>,
+) -> Result<(Vec<f64>, Vec<f64>, BTreeMap<String, u32>), String> {
+    let (mut first_lines, mut lateness, mut errors) = (Vec::new(), Vec::new(), BTreeMap::new());
+    let interval_ms = INTERVAL.as_secs_f64() * 1e3;
+    for (status, reader) in statuses.into_iter().zip(readers) {
+        let status = status.map_err(|e| format!("a load client failed: {e}"))?;
+        let output = reader.await.map_err(|e| format!("a load client's output: {e}"))?;
+        let report: ClientReport = serde_json::from_str(&output)
+            .map_err(|e| format!("a load client's report is unreadable ({e}): {status}"))?;
+        for arrivals in &report.arrivals {
+            first_lines.push(arrivals[0]);
+            lateness.extend(lateness_of(arrivals, interval_ms));
+        }
+        for (kind, n) in report.errors {
+            *errors.entry(kind).or_default() += n;
+        }
+    }
+    Ok((first_lines, lateness, errors))
 }
 
 /// The many-streams table, one row per framework.

@@ -17,10 +17,10 @@ pub mod charts;
 mod load;
 pub mod many;
 mod options;
-mod report;
 mod results;
 mod scenarios;
 pub mod storm;
+mod summary;
 mod system;
 pub mod targets;
 
@@ -33,44 +33,51 @@ use std::{
 use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::{
+    harness::transports::{Certificates, Serving},
     servers::Spawned,
-    transports::{Certificates, Serving},
 };
 pub use baseline::{BaselineComparison, COMPARED, Comparison, Worse};
 use load::Dialer;
 pub use options::{FLOOR, Framework, Options};
-pub use report::Figure;
+use options::{refuse_bad_options, source_addresses};
 pub use results::{Concurrency, Handshakes, Quantiles, Results, ServerResults, Throughput};
 use scenarios::{concurrency, handshakes, latest, throughput};
+pub use summary::Figure;
 pub use targets::Target;
 
 /// Runs every scenario against the floor and the chosen frameworks; writes bench.json,
 /// summary.md and the SVG charts to `options.out`.
 pub async fn run(options: &Options) -> Result<Results, String> {
-    for (flag, twice) in [
-        ("--concurrency", twice(&options.concurrency).map(u32::to_string)),
-        ("--fast-streams", twice(&options.fast_streams).map(u32::to_string)),
-        ("--transports", twice(&options.transports).map(|t| t.name().to_owned())),
-        ("--source-addresses", twice(&options.source_addresses).map(Ipv4Addr::to_string)),
-    ] {
-        if let Some(twice) = twice {
-            return Err(format!("{flag} lists {twice} twice"));
-        }
-    }
-    if options.transports.contains(&Serving::H2c) {
-        return Err("--transports: h2c is not benchmarked (the floor serves no h2c); use \
-                    http1, https or h2"
-            .into());
-    }
-    let names = options.frameworks.iter().map(|f| f.name());
-    let mut names: Vec<&str> =
-        names.chain(options.servers.iter().map(|(n, _)| n.as_str())).collect();
-    names.sort_unstable();
-    if let Some(pair) = names.windows(2).find(|pair| pair[0] == pair[1]) {
-        return Err(format!("two servers are named {:?}; give --server another name", pair[0]));
-    }
+    refuse_bad_options(options)?;
     let baseline = options.baseline.as_deref().map(baseline::Baseline::read).transpose()?;
     let source_addresses = source_addresses(options)?;
+    let fd_limit = prepare(options, &source_addresses)?;
+    let mut programs = build(&options.frameworks).await?;
+    programs.extend(options.servers.iter().cloned());
+    let bar = progress_bar(options, &programs);
+    let mut servers: Vec<ServerResults> =
+        programs.into_iter().map(|(name, program)| fresh(name, program)).collect();
+    let tls = match options.transports.iter().any(|t| t.is_tls()) {
+        true => Some(Certificates::new("bench")?),
+        false => None,
+    };
+    measure(options, &mut servers, tls.as_ref(), &source_addresses, &bar).await?;
+    through_nginx(options, &mut servers, &bar).await?;
+    bar.finish_and_clear();
+    let mut results = results(options, servers, fd_limit, source_addresses);
+    let path = options.baseline.clone().unwrap_or_default();
+    results.baseline = baseline.map(|b| BaselineComparison {
+        figures: baseline::compare(&results.figures, options.fast_lines, &b),
+        date: b.date,
+        path,
+    });
+    write(&results, &options.out)?;
+    Ok(results)
+}
+
+/// What the machine must allow: enough open files, nginx for the runs through it, the output
+/// directory. Says what it found, and warns of a debug build.
+fn prepare(options: &Options, source_addresses: &[Ipv4Addr]) -> Result<system::FdLimit, String> {
     let fd_limit = system::raise_fd_limit()?;
     eprintln!("open-file limit: {fd_limit}");
     let most = options.concurrency.iter().copied().max().unwrap_or(0).max(options.handshakes);
@@ -93,16 +100,19 @@ pub async fn run(options: &Options) -> Result<Results, String> {
              (run `cargo run -p conformance --release -- bench`)"
         );
     }
-    if (options.storm > 0 || options.many > 0) && crate::proxies::locate("nginx").is_none() {
+    if (options.storm > 0 || options.many > 0) && crate::harness::proxies::locate("nginx").is_none()
+    {
         return Err("--storm and --many run the clients through nginx, which is not installed \
                     (Debian package nginx: apt-get install -y nginx)"
             .into());
     }
     std::fs::create_dir_all(&options.out)
         .map_err(|e| format!("cannot create {}: {e}", options.out.display()))?;
+    Ok(fd_limit)
+}
 
-    let mut programs = build(&options.frameworks).await?;
-    programs.extend(options.servers.iter().cloned());
+/// A bar with a step per server, run, transport and scenario, and one per run through nginx.
+fn progress_bar(options: &Options, programs: &[(String, PathBuf)]) -> ProgressBar {
     let scenarios = options.concurrency.len()
         + options.fast_streams.len()
         + usize::from(options.handshakes > 0);
@@ -110,41 +120,44 @@ pub async fn run(options: &Options) -> Result<Results, String> {
     let storms = frameworks * (usize::from(options.storm > 0) + usize::from(options.many > 0));
     let steps =
         programs.len() * options.runs as usize * options.transports.len() * scenarios + storms;
-    let tls = match options.transports.iter().any(|t| t.is_tls()) {
-        true => Some(Certificates::new("bench")?),
-        false => None,
-    };
     let bar = ProgressBar::new(steps as u64).with_style(
         ProgressStyle::with_template("[{elapsed_precise}] {bar:30} {pos}/{len} {msg}")
             .expect("the template is valid"),
     );
     bar.enable_steady_tick(Duration::from_millis(200));
+    bar
+}
 
-    let mut servers: Vec<ServerResults> = programs
-        .into_iter()
-        .map(|(name, program)| ServerResults {
-            name,
-            program,
-            open_files: None,
-            startup_ms: Vec::new(),
-            concurrency: Vec::new(),
-            throughput: Vec::new(),
-            handshakes: Vec::new(),
-            storm: None,
-            many: None,
-        })
-        .collect();
-    // Runs go round the servers, so a disturbance on the machine does not land on one server.
+fn fresh(name: String, program: PathBuf) -> ServerResults {
+    ServerResults {
+        name,
+        program,
+        open_files: None,
+        startup_ms: Vec::new(),
+        concurrency: Vec::new(),
+        throughput: Vec::new(),
+        handshakes: Vec::new(),
+        storm: None,
+        many: None,
+    }
+}
+
+/// Every scenario over every transport, each server started afresh for each. Runs go round
+/// the servers, so a disturbance on the machine does not land on one server.
+async fn measure(
+    options: &Options, servers: &mut [ServerResults], tls: Option<&Certificates>,
+    source_addresses: &[Ipv4Addr], bar: &ProgressBar,
+) -> Result<(), String> {
     for &transport in &options.transports {
-        let on = |s: &Spawned| dialer(s, transport, tls.as_ref(), &source_addresses);
+        let on = |s: &Spawned| dialer(s, transport, tls, source_addresses);
         let over = transport.name();
         let scenarios = (options.concurrency.iter().map(|&n| Scenario::Slow(n)))
             .chain(options.fast_streams.iter().map(|&n| Scenario::Fast(n)))
             .chain((options.handshakes > 0).then_some(Scenario::Handshakes));
         for scenario in scenarios {
             for run in 1..=options.runs {
-                for server in &mut servers {
-                    let (spawned, took) = start(&server.program, transport, tls.as_ref()).await?;
+                for server in servers.iter_mut() {
+                    let (spawned, took) = start(&server.program, transport, tls).await?;
                     server.startup_ms.push(took);
                     server.open_files =
                         server.open_files.or_else(|| system::open_files(spawned.pid()));
@@ -154,13 +167,13 @@ pub async fn run(options: &Options) -> Result<Results, String> {
                     match scenario {
                         Scenario::Slow(n) => server
                             .concurrency
-                            .push(concurrency(s, d, transport, n, options, &bar, &label).await?),
+                            .push(concurrency(s, d, transport, n, options, bar, &label).await?),
                         Scenario::Fast(n) => server
                             .throughput
-                            .push(throughput(s, d, transport, n, options, &bar, &label).await?),
+                            .push(throughput(s, d, transport, n, options, bar, &label).await?),
                         Scenario::Handshakes => server
                             .handshakes
-                            .push(handshakes(s, d, transport, options, &bar, &label).await?),
+                            .push(handshakes(s, d, transport, options, bar, &label).await?),
                     }
                     stop(spawned).await;
                     bar.inc(1);
@@ -168,28 +181,41 @@ pub async fn run(options: &Options) -> Result<Results, String> {
             }
         }
     }
-    if options.storm > 0 {
-        for server in servers.iter_mut().filter(|s| s.name != FLOOR) {
+    Ok(())
+}
+
+/// The reconnect storm and the many-streams run, through nginx, for each framework.
+async fn through_nginx(
+    options: &Options, servers: &mut [ServerResults], bar: &ProgressBar,
+) -> Result<(), String> {
+    for server in servers.iter_mut().filter(|s| s.name != FLOOR) {
+        if options.storm > 0 {
             let label = format!("{} storm", server.name);
-            let kind = crate::proxies::Kind::Nginx;
+            let kind = crate::harness::proxies::Kind::Nginx;
             server.storm =
-                Some(storm::storm(&server.program, kind, options.storm, &bar, &label).await?);
+                Some(storm::storm(&server.program, kind, options.storm, bar, &label).await?);
             bar.inc(1);
         }
     }
-    if options.many > 0 {
-        for server in servers.iter_mut().filter(|s| s.name != FLOOR) {
+    for server in servers.iter_mut().filter(|s| s.name != FLOOR) {
+        if options.many > 0 {
             let label = format!("{} many", server.name);
             let (program, n) = (&server.program, options.many);
-            server.many = Some(many::many(program, n, options.connecting, &bar, &label).await?);
+            server.many = Some(many::many(program, n, options.connecting, bar, &label).await?);
             bar.inc(1);
         }
     }
-    bar.finish_and_clear();
+    Ok(())
+}
 
-    let figures = report::figures(&servers);
+/// The run's results: the figures, the targets judged, and what the run was made on.
+fn results(
+    options: &Options, servers: Vec<ServerResults>, fd_limit: system::FdLimit,
+    source_addresses: Vec<Ipv4Addr>,
+) -> Results {
+    let figures = summary::figures(&servers);
     let targets = targets::targets(&figures);
-    let results = Results {
+    Results {
         date: time::OffsetDateTime::now_utc()
             .format(&time::format_description::well_known::Rfc3339)
             .unwrap_or_default(),
@@ -207,15 +233,7 @@ pub async fn run(options: &Options) -> Result<Results, String> {
         figures,
         targets,
         baseline: None,
-    };
-    let (mut results, path) = (results, options.baseline.clone().unwrap_or_default());
-    results.baseline = baseline.map(|b| BaselineComparison {
-        figures: baseline::compare(&results.figures, options.fast_lines, &b),
-        date: b.date,
-        path,
-    });
-    write(&results, &options.out)?;
-    Ok(results)
+    }
 }
 
 /// Memory per open stream of each program, one at a time in one run: `streams` slow plain
@@ -255,7 +273,7 @@ pub async fn memory_per_stream(
 
 /// The summary: the run's tables and targets, and how it compares with `--baseline`.
 pub fn summary(results: &Results) -> String {
-    let mut out = report::markdown(results);
+    let mut out = summary::markdown(results);
     let many: Vec<(&str, &many::Many)> =
         results.servers.iter().filter_map(|s| Some((s.name.as_str(), s.many.as_ref()?))).collect();
     out.push_str(&many::markdown(&many));
@@ -364,40 +382,6 @@ fn dialer(
     }
 }
 
-/// Where the load client's connections come from: --source-addresses, or as many loopback
-/// addresses as the scenario with the most connections needs.
-fn source_addresses(options: &Options) -> Result<Vec<Ipv4Addr>, String> {
-    // Open at once: a connection per slow stream over HTTP/1.1, shared over h2; one for every
-    // fast stream and every new connection.
-    let slow = options.transports.iter().flat_map(|&t| {
-        options.concurrency.iter().map(move |&n| match t {
-            Serving::H2 => n.min(options.h2_connections),
-            _ => n,
-        })
-    });
-    let connections = slow
-        .chain(options.fast_streams.iter().copied())
-        .chain([options.handshakes])
-        .max()
-        .unwrap_or(0);
-    let given = &options.source_addresses;
-    match system::ephemeral_ports().map(system::ports_per_address) {
-        None if given.is_empty() => Ok(vec![Ipv4Addr::LOCALHOST]),
-        // No port range to read: the addresses as given, unchecked.
-        None => Ok(given.clone()),
-        Some(per_address) if given.is_empty() => system::source_addresses(connections, per_address),
-        Some(per_address) => {
-            system::check_source_addresses(given, connections, per_address)?;
-            Ok(given.clone())
-        }
-    }
-}
-
-/// The first value that `values` lists more than once.
-fn twice<T: PartialEq>(values: &[T]) -> Option<&T> {
-    values.iter().enumerate().find(|(i, v)| values[..*i].contains(v)).map(|(_, v)| v)
-}
-
 /// Ends a server with SIGTERM, as a user would, so that it can write what it writes at exit (a
 /// profiler's output, say); killed if it has not exited after 10 s.
 async fn stop(mut spawned: Spawned) {
@@ -440,7 +424,10 @@ fn write(results: &Results, out: &Path) -> Result<(), String> {
             Serving::Http1 => (format!("lateness-{streams}.svg"), String::new()),
             _ => (
                 format!("lateness-{streams}-{}.svg", transport.name()),
-                format!(", {}", report::transport_label(transport, results.options.h2_connections)),
+                format!(
+                    ", {}",
+                    summary::transport_label(transport, results.options.h2_connections)
+                ),
             ),
         };
         charts::lateness_chart(

@@ -5,7 +5,8 @@ use std::{net::Ipv4Addr, path::PathBuf};
 
 use serde::Serialize;
 
-use crate::transports::Serving;
+use super::system;
+use crate::harness::transports::Serving;
 
 /// The servers besides the floor, and the packages whose binaries they are.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Serialize)]
@@ -129,4 +130,65 @@ fn parse_source_address(value: &str) -> Result<Ipv4Addr, String> {
             Err(format!("expected an IPv4 loopback address such as 127.0.0.2, got {value:?}"))
         }
     }
+}
+
+/// Options that cannot make a run: a value listed twice, h2c, two servers of one name.
+pub(super) fn refuse_bad_options(options: &Options) -> Result<(), String> {
+    for (flag, twice) in [
+        ("--concurrency", twice(&options.concurrency).map(u32::to_string)),
+        ("--fast-streams", twice(&options.fast_streams).map(u32::to_string)),
+        ("--transports", twice(&options.transports).map(|t| t.name().to_owned())),
+        ("--source-addresses", twice(&options.source_addresses).map(Ipv4Addr::to_string)),
+    ] {
+        if let Some(twice) = twice {
+            return Err(format!("{flag} lists {twice} twice"));
+        }
+    }
+    if options.transports.contains(&Serving::H2c) {
+        return Err("--transports: h2c is not benchmarked (the floor serves no h2c); use \
+                    http1, https or h2"
+            .into());
+    }
+    let names = options.frameworks.iter().map(|f| f.name());
+    let mut names: Vec<&str> =
+        names.chain(options.servers.iter().map(|(n, _)| n.as_str())).collect();
+    names.sort_unstable();
+    if let Some(pair) = names.windows(2).find(|pair| pair[0] == pair[1]) {
+        return Err(format!("two servers are named {:?}; give --server another name", pair[0]));
+    }
+    Ok(())
+}
+
+/// Where the load client's connections come from: --source-addresses, or as many loopback
+/// addresses as the scenario with the most connections needs.
+pub(super) fn source_addresses(options: &Options) -> Result<Vec<Ipv4Addr>, String> {
+    // Open at once: a connection per slow stream over HTTP/1.1, shared over h2; one for every
+    // fast stream and every new connection.
+    let slow = options.transports.iter().flat_map(|&t| {
+        options.concurrency.iter().map(move |&n| match t {
+            Serving::H2 => n.min(options.h2_connections),
+            _ => n,
+        })
+    });
+    let connections = slow
+        .chain(options.fast_streams.iter().copied())
+        .chain([options.handshakes])
+        .max()
+        .unwrap_or(0);
+    let given = &options.source_addresses;
+    match system::ephemeral_ports().map(system::ports_per_address) {
+        None if given.is_empty() => Ok(vec![Ipv4Addr::LOCALHOST]),
+        // No port range to read: the addresses as given, unchecked.
+        None => Ok(given.clone()),
+        Some(per_address) if given.is_empty() => system::source_addresses(connections, per_address),
+        Some(per_address) => {
+            system::check_source_addresses(given, connections, per_address)?;
+            Ok(given.clone())
+        }
+    }
+}
+
+/// The first value that `values` lists more than once.
+fn twice<T: PartialEq>(values: &[T]) -> Option<&T> {
+    values.iter().enumerate().find(|(i, v)| values[..*i].contains(v)).map(|(_, v)| v)
 }

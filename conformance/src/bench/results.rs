@@ -11,7 +11,7 @@ use super::{
     storm,
     system::{FdLimit, Machine, OpenFiles},
 };
-use crate::transports::Serving;
+use crate::harness::transports::Serving;
 
 /// Everything one run measured; written as bench.json.
 #[derive(Debug, Serialize)]

@@ -11,11 +11,12 @@ use std::{
 use indicatif::ProgressBar;
 
 use super::{
-    Concurrency, Handshakes, Options, Quantiles, Throughput,
     load::{self, Dialer, Gauge},
+    options::Options,
+    results::{Concurrency, Handshakes, Quantiles, Throughput},
     system,
 };
-use crate::{servers::Spawned, transports::Serving};
+use crate::{harness::transports::Serving, servers::Spawned};
 
 /// CPU time of the server and of this client, before and after.
 struct Cpu {
@@ -91,32 +92,15 @@ pub(super) async fn concurrency(
     };
     let wall_ms = started.elapsed().as_secs_f64() * 1e3;
     let (server_cpu_ms, client_cpu_ms) = cpu.spent();
-
-    let interval_ms = interval.as_secs_f64() * 1e3;
-    let (mut errors, mut first_lines, mut lateness) = (BTreeMap::new(), Vec::new(), Vec::new());
-    let (mut latest_stream_ms, mut latest) = (Vec::new(), f64::NEG_INFINITY);
-    for outcome in outcomes {
-        match outcome {
-            Ok(arrivals) => {
-                first_lines.push(arrivals[0]);
-                for late in lateness_of(&arrivals, interval_ms) {
-                    lateness.push(late);
-                    if late > latest {
-                        latest = late;
-                        latest_stream_ms.clone_from(&arrivals);
-                    }
-                }
-            }
-            Err(kind) => *errors.entry(kind).or_default() += 1,
-        }
-    }
+    let arrived = Arrived::of(outcomes, interval.as_secs_f64() * 1e3);
+    let (first_lines, lateness) = (arrived.first_lines, arrived.lateness);
     let (open_when_sampled, rss_sampled_kib) = sampled;
     Ok(Concurrency {
         transport,
         connections,
         streams,
         completed: first_lines.len() as u32,
-        errors,
+        errors: arrived.errors,
         first_line_ms: Quantiles::of(&first_lines),
         lateness_ms: Quantiles::of(&lateness),
         rss_idle_kib,
@@ -129,9 +113,46 @@ pub(super) async fn concurrency(
         server_cpu_ms,
         client_cpu_ms,
         wall_ms,
-        latest_stream_ms,
+        latest_stream_ms: arrived.latest_stream_ms,
         lateness_samples: lateness,
     })
+}
+
+/// What the streams of a slow-stream run saw: each one's first line and every line's
+/// lateness, the arrivals of the stream with the latest line, and the errors by kind.
+struct Arrived {
+    first_lines: Vec<f64>,
+    lateness: Vec<f64>,
+    latest_stream_ms: Vec<f64>,
+    errors: BTreeMap<String, u32>,
+}
+
+impl Arrived {
+    fn of(outcomes: Vec<Result<Vec<f64>, String>>, interval_ms: f64) -> Self {
+        let mut arrived = Self {
+            first_lines: Vec::new(),
+            lateness: Vec::new(),
+            latest_stream_ms: Vec::new(),
+            errors: BTreeMap::new(),
+        };
+        let mut latest = f64::NEG_INFINITY;
+        for outcome in outcomes {
+            match outcome {
+                Ok(arrivals) => {
+                    arrived.first_lines.push(arrivals[0]);
+                    for late in lateness_of(&arrivals, interval_ms) {
+                        arrived.lateness.push(late);
+                        if late > latest {
+                            latest = late;
+                            arrived.latest_stream_ms.clone_from(&arrivals);
+                        }
+                    }
+                }
+                Err(kind) => *arrived.errors.entry(kind).or_default() += 1,
+            }
+        }
+        arrived
+    }
 }
 
 pub(super) async fn throughput(

@@ -17,16 +17,16 @@ use std::{
 
 use indicatif::ProgressBar;
 use serde::Serialize;
-use tokio::sync::Semaphore;
+use tokio::{sync::Semaphore, task::JoinSet};
 
 use super::Quantiles;
 use crate::{
-    balanced::{Disruption, INSTANCES, Pool, SERVED_BY, lost_and_duplicated},
     client::{
         Target,
-        eventsource::{self, Closed},
+        eventsource::{self, Closed, Session},
     },
-    proxies::{Kind, Proxy, Setup},
+    harness::balanced::{Disruption, INSTANCES, Pool, SERVED_BY, lost_and_duplicated},
+    harness::proxies::{Kind, Proxy, Setup},
     servers::Launch,
 };
 
@@ -114,57 +114,35 @@ pub async fn storm(
 ) -> Result<Storm, String> {
     let mut pool = Pool::start(&Launch::new(program), INSTANCES)?;
     let proxy = Proxy::balance(kind, Setup::Balanced, &pool.bases())?;
-    let target = Target::new(&proxy.base);
-    let path = format!("/events?count={COUNT}&interval_ms={}", INTERVAL.as_millis());
-    let limit = INTERVAL * COUNT + Duration::from_secs(120);
-    let gate = Arc::new(Semaphore::new(CONNECTING));
     let started = Instant::now();
-    let mut counters: Vec<Arc<AtomicUsize>> = Vec::new();
-    let mut sessions = tokio::task::JoinSet::new();
-    for _ in 0..clients {
-        let mut options = eventsource::Options::new(limit);
-        options.served_by = Some(SERVED_BY.into());
-        options.opening = Some(gate.clone());
-        counters.push(options.received.clone());
-        let (target, path) = (target.clone(), path.clone());
-        sessions.spawn(async move { eventsource::follow(&target, &path, &options).await });
-    }
-    let received = || counters.iter().map(|c| c.load(Ordering::Relaxed)).collect::<Vec<_>>();
+    let (counters, sessions) = open_sessions(&proxy.base, clients);
     let mut since = vec![0; counters.len()];
     let (mut steps, mut before) = (Vec::new(), Kernel::default());
     let wait = Duration::from_secs(60);
     for i in 0..=pool.len() {
-        let deadline = Instant::now() + wait;
-        loop {
-            let now = received();
-            let behind = now.iter().zip(&since).filter(|(n, s)| **n < **s + 2).count();
+        let next = match i == pool.len() {
+            true => "the end".to_owned(),
+            false => format!("restarting instance {}", i + 1),
+        };
+        let say = |behind| {
             bar.set_message(format!(
-                "{name}: {clients} EventSources through {}; {} to go before {}",
+                "{name}: {clients} EventSources through {}; {behind} to go before {next}",
                 kind.program(),
-                behind,
-                match i == pool.len() {
-                    true => "the end".to_owned(),
-                    false => format!("restarting instance {}", i + 1),
-                }
-            ));
-            if behind == 0 {
-                since = now;
-                break;
-            }
-            if Instant::now() > deadline {
-                return Err(format!(
-                    "{name}: {behind} of {clients} clients had not had 2 more events {wait:?} \
-                     after {}\n{}{}",
-                    match i {
-                        0 => "they started".to_owned(),
-                        _ => format!("instance {i} was restarted"),
-                    },
-                    proxy.logs().lines().rev().take(20).collect::<Vec<_>>().join("\n"),
-                    pool.logs().lines().rev().take(20).collect::<Vec<_>>().join("\n"),
-                ));
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+            ))
+        };
+        since = two_more_each(&counters, &since, wait, say).await.map_err(|behind| {
+            let after = match i {
+                0 => "they started".to_owned(),
+                _ => format!("instance {i} was restarted"),
+            };
+            let tail = |logs: String| logs.lines().rev().take(20).collect::<Vec<_>>().join("\n");
+            format!(
+                "{name}: {behind} of {clients} clients had not had 2 more events {wait:?} after \
+                 {after}\n{}{}",
+                tail(proxy.logs()),
+                tail(pool.logs()),
+            )
+        })?;
         if i == pool.len() {
             break;
         }
@@ -193,6 +171,55 @@ pub async fn storm(
         wall_ms: 0.0,
         balancer_errors: balancer_errors(&proxy.logs()),
     };
+    tally(sessions, &mut storm, name).await?;
+    storm.wall_ms = started.elapsed().as_secs_f64() * 1e3;
+    Ok(storm)
+}
+
+/// `clients` EventSources on `/events` through `base`, [`CONNECTING`] connecting at once; each
+/// with the count of events it has had.
+fn open_sessions(base: &str, clients: u32) -> (Vec<Arc<AtomicUsize>>, JoinSet<Session>) {
+    let target = Target::new(base);
+    let path = format!("/events?count={COUNT}&interval_ms={}", INTERVAL.as_millis());
+    let limit = INTERVAL * COUNT + Duration::from_secs(120);
+    let gate = Arc::new(Semaphore::new(CONNECTING));
+    let mut counters: Vec<Arc<AtomicUsize>> = Vec::new();
+    let mut sessions = JoinSet::new();
+    for _ in 0..clients {
+        let mut options = eventsource::Options::new(limit);
+        options.served_by = Some(SERVED_BY.into());
+        options.opening = Some(gate.clone());
+        counters.push(options.received.clone());
+        let (target, path) = (target.clone(), path.clone());
+        sessions.spawn(async move { eventsource::follow(&target, &path, &options).await });
+    }
+    (counters, sessions)
+}
+
+/// Waits until every client has had two events since `since`, telling `say` how many are
+/// behind; the counts then, or how many were still behind after `wait`.
+async fn two_more_each(
+    counters: &[Arc<AtomicUsize>], since: &[usize], wait: Duration, say: impl Fn(usize),
+) -> Result<Vec<usize>, usize> {
+    let deadline = Instant::now() + wait;
+    loop {
+        let now: Vec<usize> = counters.iter().map(|c| c.load(Ordering::Relaxed)).collect();
+        let behind = now.iter().zip(since).filter(|(n, s)| **n < **s + 2).count();
+        say(behind);
+        if behind == 0 {
+            return Ok(now);
+        }
+        if Instant::now() > deadline {
+            return Err(behind);
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Each session's ids, resumes and end, added up into `storm`.
+async fn tally(
+    mut sessions: JoinSet<Session>, storm: &mut Storm, name: &str,
+) -> Result<(), String> {
     let want: Vec<String> = (1..=COUNT).map(|k| k.to_string()).collect();
     let mut resumes = Vec::new();
     while let Some(joined) = sessions.join_next().await {
@@ -206,20 +233,20 @@ pub async fn storm(
             storm.resumed_elsewhere += u64::from(elsewhere);
         }
         storm.retry_ms = storm.retry_ms.or(session.retry_ms);
-        match &session.closed {
-            Closed::NoContent if ids == want => storm.completed += 1,
-            Closed::NoContent => *storm.failures.entry("wrong ids".into()).or_default() += 1,
-            Closed::Failed(why) => {
-                let why = why.split(':').next().unwrap_or_default().to_owned();
-                *storm.failures.entry(why).or_default() += 1;
+        let failure = match &session.closed {
+            Closed::NoContent if ids == want => {
+                storm.completed += 1;
+                continue;
             }
-            Closed::GaveUp => *storm.failures.entry("gave up".into()).or_default() += 1,
-        }
+            Closed::NoContent => "wrong ids".to_owned(),
+            Closed::Failed(why) => why.split(':').next().unwrap_or_default().to_owned(),
+            Closed::GaveUp => "gave up".to_owned(),
+        };
+        *storm.failures.entry(failure).or_default() += 1;
     }
     storm.resumes = resumes.len() as u64;
     storm.resume_ms = Quantiles::of(&resumes);
-    storm.wall_ms = started.elapsed().as_secs_f64() * 1e3;
-    Ok(storm)
+    Ok(())
 }
 
 /// The storms as a markdown table, one row per server.
@@ -275,7 +302,7 @@ pub fn markdown(storms: &[(&str, &Storm)]) -> String {
             ]
         })
         .collect();
-    super::report::table(&mut out, &header, &rows);
+    super::summary::table(&mut out, &header, &rows);
     for (name, storm) in storms.iter().filter(|(_, s)| !s.balancer_errors.is_empty()) {
         out.push_str(&format!("\n{} error log during the storm of {name}:\n\n", storm.balancer));
         for (message, n) in &storm.balancer_errors {

@@ -6,7 +6,7 @@ use serde::Serialize;
 
 use super::{
     FLOOR,
-    report::{Figure, number},
+    summary::{Figure, number},
 };
 
 /// Memory per open stream, at most this ratio to the floor's over the same transport. The first
@@ -49,6 +49,19 @@ fn slow_scenario(scenario: &str) -> Option<(u32, bool)> {
 /// transport (all complete, memory per stream; lateness over plain HTTP/1.1), every one of
 /// [`MANY`] or more, and the fewest fast streams.
 pub fn targets(figures: &[Figure]) -> Vec<Target> {
+    let (judged, fast) = judged(figures);
+    let mut servers: Vec<&str> = figures.iter().map(|f| f.server.as_str()).collect();
+    servers.dedup();
+    let mut targets = floor_targets(figures, &judged);
+    for server in servers.into_iter().filter(|s| *s != FLOOR) {
+        targets.extend(server_targets(figures, server, &judged, fast));
+    }
+    targets
+}
+
+/// The slow-stream scenarios judged (the largest under [`MANY`], and every one of [`MANY`] or
+/// more), and the fast-stream scenario with the fewest streams.
+fn judged(figures: &[Figure]) -> (Vec<&str>, Option<&str>) {
     let slow = |f: &Figure| slow_scenario(&f.scenario);
     let largest = figures.iter().filter_map(slow).map(|(n, _)| n).filter(|&n| n < MANY).max();
     let mut judged: Vec<&str> = Vec::new();
@@ -67,75 +80,87 @@ pub fn targets(figures: &[Figure]) -> Vec<Target> {
         })
         .min()
         .map(|(_, name)| name);
-    let find = |server: &str, scenario: &str, metric: &str| {
-        figures.iter().find(|f| f.server == server && f.scenario == scenario && f.metric == metric)
-    };
-    let mut servers: Vec<&str> = figures.iter().map(|f| f.server.as_str()).collect();
-    servers.dedup();
+    (judged, fast)
+}
+
+fn find<'a>(
+    figures: &'a [Figure], server: &str, scenario: &str, metric: &str,
+) -> Option<&'a Figure> {
+    figures.iter().find(|f| f.server == server && f.scenario == scenario && f.metric == metric)
+}
+
+/// The floor's own target: its plain HTTP/1.1 memory per stream, near its pinned figure.
+fn floor_targets(figures: &[Figure], judged: &[&str]) -> Vec<Target> {
     let mut targets = Vec::new();
-    let mut judge = |server: &str, target: String, measured: String, met: bool| {
-        targets.push(Target { server: server.to_owned(), target, measured, met });
-    };
     for scenario in judged.iter().filter(|s| slow_scenario(s).is_some_and(|(_, plain)| plain)) {
-        if let Some(f) = find(FLOOR, scenario, "memory per stream") {
+        if let Some(f) = find(figures, FLOOR, scenario, "memory per stream") {
             let drift = f.value / FLOOR_KIB_PER_STREAM - 1.0;
-            judge(
-                FLOOR,
-                format!(
+            targets.push(Target {
+                server: FLOOR.to_owned(),
+                target: format!(
                     "{scenario} memory per stream within {:.0} % of {FLOOR_KIB_PER_STREAM} KiB \
                      (2026-12-01)",
                     FLOOR_DRIFT * 100.0
                 ),
-                format!("{:.1} KiB ({:+.1} %)", f.value, drift * 100.0),
-                drift.abs() <= FLOOR_DRIFT,
-            );
+                measured: format!("{:.1} KiB ({:+.1} %)", f.value, drift * 100.0),
+                met: drift.abs() <= FLOOR_DRIFT,
+            });
         }
     }
-    for server in servers.into_iter().filter(|s| *s != FLOOR) {
-        // A figure's ratio to the floor's against `limit`: (target, measured, met).
-        let relative = |scenario: &str, metric: &str, bound: &str, limit: f64| {
-            let f = find(server, scenario, metric)?;
-            let ratio = f.ratio_to_floor?;
-            Some((
-                format!("{scenario} {metric} {bound} {limit:.2}× floor"),
-                format!("{} {} = {ratio:.2}× floor", number(f.value, f.unit), f.unit),
-                if bound == "≤" { ratio <= limit } else { ratio >= limit },
-            ))
+    targets
+}
+
+/// A server's targets: in each judged slow-stream scenario, all complete, lateness (plain
+/// HTTP/1.1) and memory per stream against the floor's; a fast stream's lines/s.
+fn server_targets(
+    figures: &[Figure], server: &str, judged: &[&str], fast: Option<&str>,
+) -> Vec<Target> {
+    let mut targets = Vec::new();
+    let mut judge = |target: String, measured: String, met: bool| {
+        targets.push(Target { server: server.to_owned(), target, measured, met });
+    };
+    // A figure's ratio to the floor's against `limit`: (target, measured, met).
+    let relative = |scenario: &str, metric: &str, bound: &str, limit: f64| {
+        let f = find(figures, server, scenario, metric)?;
+        let ratio = f.ratio_to_floor?;
+        Some((
+            format!("{scenario} {metric} {bound} {limit:.2}× floor"),
+            format!("{} {} = {ratio:.2}× floor", number(f.value, f.unit), f.unit),
+            if bound == "≤" { ratio <= limit } else { ratio >= limit },
+        ))
+    };
+    for &scenario in judged {
+        let Some((streams, plain)) = slow_scenario(scenario) else { continue };
+        if let Some(done) = find(figures, server, scenario, "completed") {
+            judge(
+                format!("{scenario}: all complete"),
+                format!("{} of {streams}", done.value),
+                done.value == f64::from(streams),
+            );
+        }
+        let lateness: &[(&str, f64)] = match (plain, streams >= MANY) {
+            (true, false) => {
+                &[("lateness p99", LATENESS_P99_MS), ("lateness max", LATENESS_MAX_MS)]
+            }
+            (true, true) => &[("lateness p99", MANY_LATENESS_P99_MS)],
+            (false, _) => &[],
         };
-        for &scenario in &judged {
-            let Some((streams, plain)) = slow_scenario(scenario) else { continue };
-            if let Some(done) = find(server, scenario, "completed") {
-                judge(
-                    server,
-                    format!("{scenario}: all complete"),
-                    format!("{} of {streams}", done.value),
-                    done.value == f64::from(streams),
-                );
-            }
-            let lateness: &[(&str, f64)] = match (plain, streams >= MANY) {
-                (true, false) => {
-                    &[("lateness p99", LATENESS_P99_MS), ("lateness max", LATENESS_MAX_MS)]
-                }
-                (true, true) => &[("lateness p99", MANY_LATENESS_P99_MS)],
-                (false, _) => &[],
-            };
-            for &(metric, limit) in lateness {
-                if let Some(f) = find(server, scenario, metric) {
-                    let target = format!("{scenario} {metric} ≤ {limit} ms");
-                    judge(server, target, format!("{:.1} ms", f.value), f.value <= limit);
-                }
-            }
-            if let Some((target, measured, met)) =
-                relative(scenario, "memory per stream", "≤", MEMORY_PER_STREAM)
-            {
-                judge(server, target, measured, met);
+        for &(metric, limit) in lateness {
+            if let Some(f) = find(figures, server, scenario, metric) {
+                let target = format!("{scenario} {metric} ≤ {limit} ms");
+                judge(target, format!("{:.1} ms", f.value), f.value <= limit);
             }
         }
         if let Some((target, measured, met)) =
-            fast.and_then(|fast| relative(fast, "lines/s", "≥", FAST_LINES_PER_S))
+            relative(scenario, "memory per stream", "≤", MEMORY_PER_STREAM)
         {
-            judge(server, target, measured, met);
+            judge(target, measured, met);
         }
+    }
+    if let Some((target, measured, met)) =
+        fast.and_then(|fast| relative(fast, "lines/s", "≥", FAST_LINES_PER_S))
+    {
+        judge(target, measured, met);
     }
     targets
 }

@@ -7,7 +7,12 @@ use reqwest::Method;
 
 use futures_util::future::join_all;
 
-use crate::{Config, Evidence, Outcome, checks::judge, client};
+use crate::{
+    checks::Config,
+    checks::judge,
+    client,
+    outcome::{Evidence, Outcome},
+};
 
 /// One bad query: the parameter its message must name, the value it must quote and the upper
 /// bound of the allowed range it must give, where these apply.
@@ -206,7 +211,7 @@ pub async fn streams_after_bad_input(cfg: &Config) -> Outcome {
     };
     let gaps = judge::gaps_outcome(got.lines(), cfg.interval, cfg.tolerance);
     let outcome = Outcome::judge(
-        gaps.level != crate::Level::Fail,
+        gaps.level != crate::outcome::Level::Fail,
         format!("still streams after {} bad queries ({})", CASES.len(), gaps.reason),
         format!("after the bad queries: {}", gaps.reason),
     );
@@ -339,7 +344,7 @@ pub async fn malformed_requests_refused(cfg: &Config) -> Outcome {
     };
     let outcome = if !problems.is_empty() {
         Outcome::fail(problems.join("; "))
-    } else if stream.level == crate::Level::Fail {
+    } else if stream.level == crate::outcome::Level::Fail {
         Outcome::fail(format!("a stream running meanwhile: {}", stream.reason))
     } else {
         Outcome::pass(format!(

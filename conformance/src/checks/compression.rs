@@ -8,10 +8,11 @@ use std::time::Duration;
 use futures_util::future::join_all;
 
 use crate::{
-    Config, Level, Outcome,
+    checks::Config,
     checks::endpoint::{self, Endpoint, fetch_items},
     checks::judge::schedule_outcome,
     client::{self, Ask},
+    outcome::{Level, Outcome},
 };
 
 /// Is `encoding` among those `accept` (an `Accept-Encoding` value) offers with q > 0?

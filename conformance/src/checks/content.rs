@@ -5,9 +5,10 @@ use std::time::Duration;
 use reqwest::Method;
 
 use crate::{
-    Config, Level, Outcome,
+    checks::Config,
     checks::judge::{expect_lines, schedule_outcome},
     client,
+    outcome::{Level, Outcome},
 };
 
 /// 100 lines with no pause between them.

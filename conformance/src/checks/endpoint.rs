@@ -3,8 +3,9 @@
 use std::time::Duration;
 
 use crate::{
-    Config, Outcome,
+    checks::Config,
     client::{self, Ask, Fetched, Framing},
+    outcome::Outcome,
 };
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

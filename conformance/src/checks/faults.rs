@@ -11,10 +11,11 @@ use futures_util::future::join_all;
 use tokio::sync::Semaphore;
 
 use crate::{
-    Config, Level, Outcome,
+    checks::Config,
     checks::endpoint::{Endpoint, fetch_items},
     checks::judge::{first_line_outcome, spacing_outcome},
     client::{self, ms},
+    outcome::{Level, Outcome},
 };
 
 /// Items per stream whose end the disconnect check looks for in the log; an unusual number so
@@ -159,31 +160,11 @@ pub async fn backpressure_bounded(cfg: &Config) -> Outcome {
         Ok(response) => response,
         Err(e) => return Outcome::fail(format!("GET {path}: {e}")),
     };
-    // Checked as the bytes come, without an allocation per line: a million of them.
-    let mut next: u32 = 1;
-    let mut number: Option<u64> = None;
-    let mut check = |bytes: &[u8], next: &mut u32| -> Result<(), String> {
-        for &b in bytes {
-            match (b, number) {
-                (b'0'..=b'9', n) => {
-                    number = Some(n.unwrap_or(0).saturating_mul(10) + u64::from(b - b'0'))
-                }
-                (b'\n', Some(n)) if n == u64::from(*next) => {
-                    *next += 1;
-                    number = None;
-                }
-                (b'\n', n) => return Err(format!("line {next} is {n:?}")),
-                (other, _) => {
-                    return Err(format!("line {next} has the byte {:?}", char::from(other)));
-                }
-            }
-        }
-        Ok(())
-    };
+    let mut lines = Counting { next: 1, number: None };
     // Read the start, then stop reading.
     match response.chunk().await {
         Ok(Some(chunk)) => {
-            if let Err(e) = check(&chunk, &mut next) {
+            if let Err(e) = lines.check(&chunk) {
                 return Outcome::fail(e);
             }
         }
@@ -198,25 +179,10 @@ pub async fn backpressure_bounded(cfg: &Config) -> Outcome {
     let growth = after.saturating_sub(before);
     let mib = |b: u64| b as f64 / (1024.0 * 1024.0);
     let resumed = Instant::now();
-    let end = resumed + Duration::from_secs(120);
-    loop {
-        match tokio::time::timeout_at(end.into(), response.chunk()).await {
-            Ok(Ok(Some(chunk))) => {
-                if let Err(e) = check(&chunk, &mut next) {
-                    return Outcome::fail(format!("after the stall: {e}"));
-                }
-            }
-            Ok(Ok(None)) => break,
-            Ok(Err(e)) => return Outcome::fail(format!("after the stall the body broke off: {e}")),
-            Err(_) => {
-                return Outcome::fail(format!(
-                    "after the stall, {} of {count} lines in 120 s",
-                    next - 1
-                ));
-            }
-        }
+    if let Err(e) = read_to_end(&mut response, &mut lines, count).await {
+        return Outcome::fail(e);
     }
-    let read = next - 1;
+    let read = lines.next - 1;
     let drain = ms(resumed.elapsed());
     if read != count {
         return Outcome::fail(format!("{read} of {count} lines arrived after the stall"));
@@ -239,6 +205,58 @@ pub async fn backpressure_bounded(cfg: &Config) -> Outcome {
             MAX_GROWTH / (1024 * 1024)
         ),
     )
+}
+
+/// The lines of `/stream`, checked as the bytes come, without an allocation per line: a
+/// million of them.
+struct Counting {
+    /// The line expected next.
+    next: u32,
+    /// The digits of the line being read.
+    number: Option<u64>,
+}
+
+impl Counting {
+    fn check(&mut self, bytes: &[u8]) -> Result<(), String> {
+        for &b in bytes {
+            match (b, self.number) {
+                (b'0'..=b'9', n) => {
+                    self.number = Some(n.unwrap_or(0).saturating_mul(10) + u64::from(b - b'0'))
+                }
+                (b'\n', Some(n)) if n == u64::from(self.next) => {
+                    self.next += 1;
+                    self.number = None;
+                }
+                (b'\n', n) => return Err(format!("line {} is {n:?}", self.next)),
+                (other, _) => {
+                    return Err(format!("line {} has the byte {:?}", self.next, char::from(other)));
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The rest of the body after the stall, checked, within 120 s.
+async fn read_to_end(
+    response: &mut Reading, lines: &mut Counting, count: u32,
+) -> Result<(), String> {
+    let end = Instant::now() + Duration::from_secs(120);
+    loop {
+        match tokio::time::timeout_at(end.into(), response.chunk()).await {
+            Ok(Ok(Some(chunk))) => {
+                lines.check(&chunk).map_err(|e| format!("after the stall: {e}"))?
+            }
+            Ok(Ok(None)) => return Ok(()),
+            Ok(Err(e)) => return Err(format!("after the stall the body broke off: {e}")),
+            Err(_) => {
+                return Err(format!(
+                    "after the stall, {} of {count} lines in 120 s",
+                    lines.next - 1
+                ));
+            }
+        }
+    }
 }
 
 /// How many streams the load check opens at once.

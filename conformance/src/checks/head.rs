@@ -5,9 +5,10 @@
 use reqwest::Method;
 
 use crate::{
-    Config, Level, Outcome,
+    checks::Config,
     checks::endpoint::{self, Endpoint},
     client::{self, Fetched},
+    outcome::{Level, Outcome},
 };
 
 /// HEAD over a raw connection, so any body bytes the server sends anyway are seen; over

@@ -2,9 +2,10 @@
 //! it, and the ones that would make something buffer it.
 
 use crate::{
-    Config, Outcome,
+    checks::Config,
     checks::endpoint::{self, Endpoint},
     client::{self, Fetched},
+    outcome::Outcome,
 };
 
 /// The response heads of `endpoints`' streams, fetched concurrently; only the head is needed,

@@ -6,10 +6,11 @@ use std::time::Duration;
 use futures_util::future::join_all;
 
 use crate::{
-    Config, Outcome,
+    checks::Config,
     checks::endpoint::{DEFAULT_PAD, Endpoint, fetch_items, html_problem},
     checks::judge::schedule_outcome,
     client::{self, Ask},
+    outcome::Outcome,
 };
 
 const QUICK: Duration = Duration::from_secs(5);

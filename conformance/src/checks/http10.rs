@@ -2,10 +2,11 @@
 //! timing, delimited by the server closing the connection.
 
 use crate::{
-    Config, Level, Outcome,
+    checks::Config,
     checks::judge::{expect_lines, first_line_outcome, gaps_outcome, http1_only},
     client::Decoder,
     client::{self, Fetched},
+    outcome::{Level, Outcome},
 };
 
 const NOT_OVER_H2: &str =

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use futures_util::future::join_all;
 
 use crate::{
-    Config, Level, Outcome,
+    checks::Config,
     checks::shutdown::exit_after,
     checks::{
         judge::{content_problem, first_line_outcome, schedule_outcome, spacing_outcome},
@@ -20,6 +20,7 @@ use crate::{
         http2::{Connection, Frame, Read},
         ms,
     },
+    outcome::{Level, Outcome},
 };
 
 /// The streams [`h2_100_streams_one_connection`] opens on one connection.
@@ -276,6 +277,29 @@ pub async fn h2_reset_stops_only_its_stream(cfg: &Config) -> Outcome {
     outcome.with(sibling.got.evidence)
 }
 
+/// A connection to `target` with a stream of `path` open on it, its first item read.
+async fn first_item(
+    target: &Target, path: &str, deadline: Duration,
+) -> Result<(Connection, crate::client::http2::Stream), String> {
+    let connection = Connection::open(target).await.map_err(|e| format!("HTTP/2: {e}"))?;
+    let mut stream = connection
+        .get(target, path, deadline)
+        .await
+        .map_err(|e| format!("GET {path} over h2: {e}"))?;
+    if !matches!(stream.frame().await, Some(Ok(_))) {
+        return Err(format!("GET {path} over h2 ended before its first item"));
+    }
+    Ok((connection, stream))
+}
+
+/// What a new stream on `connection` gets.
+async fn new_stream(connection: &Connection, target: &Target, limit: Duration) -> String {
+    match connection.get(target, "/stream?count=1&interval_ms=0", limit).await {
+        Ok(probe) => format!("a new stream on it was answered {}", probe.status),
+        Err(e) => format!("a new stream on it failed: {e}"),
+    }
+}
+
 /// SIGTERM while a stream is open on an HTTP/2 connection: within 1 s the server says GOAWAY on
 /// it (so a client opens its next streams elsewhere, not on a connection about to close), the
 /// open stream still gets every item and ends cleanly, and then the connection closes and the
@@ -297,17 +321,10 @@ pub async fn h2_shutdown_goaway(cfg: &Config) -> Outcome {
     let (count, interval) = (5, Duration::from_millis(500));
     let path = stream_path(count, interval);
     let limit = Duration::from_secs(1);
-    let connection = match Connection::open(&target).await {
-        Ok(connection) => connection,
-        Err(e) => return Outcome::fail(format!("HTTP/2: {e}")),
+    let (connection, mut stream) = match first_item(&target, &path, cfg.deadline()).await {
+        Ok(opened) => opened,
+        Err(e) => return Outcome::fail(e),
     };
-    let mut stream = match connection.get(&target, &path, cfg.deadline()).await {
-        Ok(stream) => stream,
-        Err(e) => return Outcome::fail(format!("GET {path} over h2: {e}")),
-    };
-    if !matches!(stream.frame().await, Some(Ok(_))) {
-        return Outcome::fail(format!("GET {path} over h2 ended before its first item"));
-    }
     let signalled = Instant::now();
     if let Err(e) = server.terminate() {
         return Outcome::fail(e);
@@ -317,15 +334,10 @@ pub async fn h2_shutdown_goaway(cfg: &Config) -> Outcome {
         (read, Instant::now())
     });
     let goaway = connection.goaway(limit).await;
+    // Without GOAWAY a client keeps opening streams on the connection: what happens to one?
     let probe = match goaway {
         Ok(_) => None,
-        // Without GOAWAY a client keeps opening streams on the connection: what happens to one?
-        Err(_) => {
-            Some(match connection.get(&target, "/stream?count=1&interval_ms=0", limit).await {
-                Ok(probe) => format!("a new stream on it was answered {}", probe.status),
-                Err(e) => format!("a new stream on it failed: {e}"),
-            })
-        }
+        Err(_) => Some(new_stream(&connection, &target, limit).await),
     };
     let (read, done) = match reader.await {
         Ok(read) => read,

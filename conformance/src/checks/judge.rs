@@ -6,9 +6,10 @@ use std::time::Duration;
 use reqwest::Method;
 
 use crate::{
-    Config, Level, LineArrival, Outcome,
+    checks::Config,
     client::ms,
     client::{self, Fetched},
+    outcome::{Level, LineArrival, Outcome},
 };
 
 /// Fetches the configured stream and makes sure it holds the right lines before its timing is
@@ -177,12 +178,12 @@ mod tests {
         let ms100 = Duration::from_millis(100);
         let tol = Duration::from_millis(50);
         let on_time = lines(&[5.0, 106.0, 204.0, 307.0]);
-        assert_eq!(gaps_outcome(&on_time, ms100, tol).level, crate::Level::Pass);
-        assert_eq!(lateness_outcome(&on_time, ms100, tol).level, crate::Level::Pass);
+        assert_eq!(gaps_outcome(&on_time, ms100, tol).level, crate::outcome::Level::Pass);
+        assert_eq!(lateness_outcome(&on_time, ms100, tol).level, crate::outcome::Level::Pass);
         let pairs = lines(&[5.0, 205.0, 205.5, 405.0]);
-        assert_eq!(gaps_outcome(&pairs, ms100, tol).level, crate::Level::Fail);
+        assert_eq!(gaps_outcome(&pairs, ms100, tol).level, crate::outcome::Level::Fail);
         let drift = lines(&[5.0, 135.0, 265.0, 395.0]);
-        assert_eq!(gaps_outcome(&drift, ms100, tol).level, crate::Level::Pass);
-        assert_eq!(lateness_outcome(&drift, ms100, tol).level, crate::Level::Fail);
+        assert_eq!(gaps_outcome(&drift, ms100, tol).level, crate::outcome::Level::Pass);
+        assert_eq!(lateness_outcome(&drift, ms100, tol).level, crate::outcome::Level::Fail);
     }
 }

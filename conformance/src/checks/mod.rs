@@ -2,7 +2,8 @@
 //! and hands what it saw to the judge ([`judge`]); then running them and the report.
 
 pub(crate) mod judge;
-pub(crate) mod report;
+pub mod report;
+mod run;
 
 mod bad_input;
 mod compression;
@@ -22,13 +23,12 @@ mod timing;
 
 use std::{future::Future, pin::Pin, time::Duration};
 
-use futures_util::StreamExt;
-use reqwest::Method;
+pub use run::{Progress, run, run_observed};
 
 use crate::{
-    CheckResult, Level, Outcome, Report,
-    client::{self, Protocol, Target},
-    harness::servers::{Launch, ServerLog},
+    client::Target,
+    outcome::Outcome,
+    servers::{Launch, ServerLog, Spawned},
 };
 
 /// Lines per stream in the timing checks, unless told otherwise.
@@ -61,6 +61,13 @@ pub struct Local {
     pub log: Option<ServerLog>,
     /// How to start more instances (the shutdown checks signal their own).
     pub launch: Option<Launch>,
+}
+
+impl Local {
+    /// What the checker knows about `server`, which it started; `launch` starts more like it.
+    pub fn of(server: &Spawned, launch: Option<Launch>) -> Self {
+        Self { pid: Some(server.pid()), log: Some(server.log.clone()), launch }
+    }
 }
 
 impl Config {
@@ -241,78 +248,6 @@ pub fn check(name: &str) -> Option<Check> {
 /// The catalogue entry of `id`.
 pub fn entry(id: CheckId) -> Check {
     catalogue().into_iter().find(|c| c.id == id).expect("every id is in the catalogue")
-}
-
-/// How many checks run at once. Each opens several connections; many more at once and the
-/// checker's own load shows up in the timings it judges.
-const CONCURRENT_CHECKS: usize = 4;
-
-/// What [`run_observed`] reports as it goes.
-#[derive(Debug, Clone, Copy)]
-pub enum Progress<'a> {
-    /// How many checks will run.
-    Selected(usize),
-    Started(&'a Check),
-    Finished(&'a Check, Level),
-}
-
-/// Runs the checks (all, or those named in `only`): reachability first, and if the server
-/// cannot be reached the rest are reported as not run; then the others, a few at a time.
-pub async fn run(cfg: &Config, only: &[String]) -> Report {
-    run_observed(cfg, only, &|_| {}).await
-}
-
-/// [`run`], telling `observe` as each check starts and finishes (the CLI's progress bar).
-pub async fn run_observed(
-    cfg: &Config, only: &[String], observe: &(dyn Fn(Progress<'_>) + Sync),
-) -> Report {
-    let selected: Vec<Check> = catalogue()
-        .into_iter()
-        .filter(|c| only.is_empty() || only.iter().any(|n| n == c.name))
-        .collect();
-    observe(Progress::Selected(selected.len()));
-    let cfg = &resolved(cfg).await;
-    let reachable = reachability::reachable(cfg).await;
-    if reachable.level == Level::Fail {
-        let results = selected
-            .iter()
-            .map(|c| {
-                let outcome = if c.name == "reachable" {
-                    reachable.clone()
-                } else {
-                    Outcome::fail(format!("not run: {}", reachable.reason))
-                };
-                observe(Progress::Finished(c, outcome.level));
-                CheckResult::new(c, outcome)
-            })
-            .collect();
-        return Report::new(&cfg.target.base, results);
-    }
-    let outcomes: Vec<Outcome> = futures_util::stream::iter(selected.iter().map(|c| async {
-        observe(Progress::Started(c));
-        let outcome = if c.name == "reachable" { reachable.clone() } else { c.run(cfg).await };
-        observe(Progress::Finished(c, outcome.level));
-        outcome
-    }))
-    .buffered(CONCURRENT_CHECKS)
-    .collect()
-    .await;
-    let results = selected.iter().zip(outcomes).map(|(c, o)| CheckResult::new(c, o)).collect();
-    Report::new(&cfg.target.base, results)
-}
-
-/// Over TLS with no protocol asked for, ALPN decides: the checks are told what it chose, so the
-/// HTTP/1-only ones know whether they apply.
-async fn resolved(cfg: &Config) -> Config {
-    let mut cfg = cfg.clone();
-    if cfg.target.transport.protocol == Protocol::Auto && cfg.target.is_tls() {
-        let got = client::fetch(&cfg.target, Method::GET, "/", cfg.deadline(), true).await;
-        cfg.target.transport.protocol = match got.version.as_deref() {
-            Some("h2") => Protocol::Http2,
-            _ => Protocol::Http1,
-        };
-    }
-    cfg
 }
 
 #[cfg(test)]

@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use reqwest::Method;
 
-use crate::{Config, Outcome, client};
+use crate::{checks::Config, client, outcome::Outcome};
 
 /// A one-line stream answers with 200 within five seconds.
 pub async fn reachable(cfg: &Config) -> Outcome {

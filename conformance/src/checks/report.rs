@@ -4,7 +4,10 @@ use std::fmt::Write as _;
 
 use serde::Serialize;
 
-use crate::{Check, CheckId, Level, Outcome, ids};
+use crate::{
+    checks::{Check, CheckId, ids},
+    outcome::{Level, Outcome},
+};
 
 #[derive(Debug, Clone, Serialize)]
 pub struct CheckResult {

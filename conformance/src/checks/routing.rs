@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use reqwest::Method;
 
-use crate::{Config, Outcome, checks::endpoint, client};
+use crate::{checks::Config, checks::endpoint, client, outcome::Outcome};
 
 const QUICK: Duration = Duration::from_secs(5);
 

@@ -9,8 +9,9 @@ use futures_util::future::join_all;
 use tokio::sync::mpsc;
 
 use crate::{
-    Config, Outcome,
+    checks::Config,
     client::{self, Target, ms},
+    outcome::Outcome,
     servers::Spawned,
 };
 
@@ -293,7 +294,7 @@ pub async fn shutdown_bounded_by_grace(cfg: &Config) -> Outcome {
 }
 
 fn with_log(outcome: Outcome, log: &str) -> Outcome {
-    let evidence = crate::Evidence {
+    let evidence = crate::outcome::Evidence {
         request: "SIGTERM during streams".into(),
         notes: log.lines().rev().take(15).map(str::to_owned).collect(),
         ..Default::default()

@@ -7,10 +7,11 @@ use std::time::Duration;
 use futures_util::future::join_all;
 
 use crate::{
-    Config, Level, Outcome,
+    checks::Config,
     checks::endpoint::{Endpoint, events_problem, fetch_items},
     checks::judge::schedule_outcome,
     client::{self, Ask, Framing, ms},
+    outcome::{Level, Outcome},
 };
 
 const QUICK: Duration = Duration::from_secs(5);

@@ -3,7 +3,7 @@
 //! sent too fast, batched (as nginx's 4 KiB buffers do), drifting, or kept open after the end.
 
 use super::judge::{fetch_stream, first_line_outcome, gaps_outcome, lateness_outcome, offsets};
-use crate::{Config, Outcome, client::ms};
+use crate::{checks::Config, client::ms, outcome::Outcome};
 
 pub async fn first_line_is_prompt(cfg: &Config) -> Outcome {
     match fetch_stream(cfg).await {

@@ -126,25 +126,8 @@ pub async fn follow(target: &Target, path: &str, options: &Options) -> Session {
         retry_ms: None,
     };
     let mut last_id: Option<String> = None;
-    loop {
-        let now = Instant::now();
-        if now >= end {
-            return session;
-        }
-        // The same deadline for every request: the client behind `Exchange` is made once per
-        // deadline, and making one loads the system's roots. With the time left instead, a
-        // storm of 1 000 reconnections built 1 000 clients and took 1.5 s longer to resume.
-        let mut ask = Ask::get(path, options.limit)
-            .framing(Framing::Events)
-            .header("accept", "text/event-stream")
-            .header("cache-control", "no-cache");
-        if let Some(id) = &last_id {
-            ask = ask.header("last-event-id", id.clone());
-        }
-        if let Some(gate) = options.opening.as_ref().filter(|_| session.connections.is_empty()) {
-            ask = ask.opening(gate.clone());
-        }
-        let index = session.connections.len();
+    while Instant::now() < end {
+        let ask = request(path, options, last_id.as_deref(), session.connections.is_empty());
         let mut connection = Connection {
             started: Instant::now(),
             ended: Instant::now(),
@@ -163,67 +146,30 @@ pub async fn follow(target: &Target, path: &str, options: &Options) -> Session {
                 connection.ended = Instant::now();
                 connection.status = fetched.status();
                 connection.end = fetched.error.clone().unwrap_or_else(|| "no response".into());
+                let answered = fetched.status().is_some();
                 session.connections.push(connection);
-                if fetched.status().is_some() {
+                if answered {
                     // An answer with a status but no readable body is not a network error.
-                    session.closed = Closed::Failed(session.connections[index].end.clone());
+                    let end = session.connections.last().map(|c| c.end.clone());
+                    session.closed = Closed::Failed(end.unwrap_or_default());
                     return session;
                 }
             }
             Ok(mut exchange) => {
-                let status = exchange.out.status();
-                connection.status = status;
-                connection.served_by = options
-                    .served_by
-                    .as_deref()
-                    .and_then(|name| exchange.out.header(name))
-                    .map(str::to_owned);
-                if status == Some(204) {
-                    connection.end = "204 No Content".into();
+                if let Some(closed) = head(&exchange, &mut connection, options) {
                     session.connections.push(connection);
-                    session.closed = Closed::NoContent;
+                    session.closed = closed;
                     return session;
                 }
-                let event_stream = super::is_event_stream(exchange.out.header("content-type"));
-                if status != Some(200) || !event_stream {
-                    connection.end = format!(
-                        "answered {} {:?}, not a 200 event stream",
-                        status.unwrap_or(0),
-                        exchange.out.header("content-type").unwrap_or("")
-                    );
-                    session.connections.push(connection);
-                    session.closed = Closed::Failed(session.connections[index].end.clone());
-                    return session;
-                }
-                let sent = exchange.sent();
-                let mut seen = 0;
-                loop {
-                    let more =
-                        tokio::time::timeout_at(end.into(), exchange.next()).await.unwrap_or(false);
-                    for message in &exchange.out.events[seen..] {
-                        if let Some(retry) = message.retry.as_deref().and_then(|r| r.parse().ok()) {
-                            session.retry_ms = Some(retry);
-                        }
-                        if let Some(id) = &message.id {
-                            last_id = Some(id.clone());
-                        }
-                        if let (Some(id), Some(data)) = (&message.id, &message.data) {
-                            let at = sent + Duration::from_secs_f64(message.at_ms / 1e3);
-                            session.events.push(Received {
-                                id: id.clone(),
-                                data: data.clone(),
-                                at,
-                                connection: index,
-                            });
-                            connection.events += 1;
-                            options.received.fetch_add(1, Ordering::Relaxed);
-                        }
-                    }
-                    seen = exchange.out.events.len();
-                    if !more {
-                        break;
-                    }
-                }
+                read_events(
+                    &mut exchange,
+                    &mut session,
+                    &mut connection,
+                    end,
+                    options,
+                    &mut last_id,
+                )
+                .await;
                 connection.ended = Instant::now();
                 connection.end = exchange.out.error.clone().unwrap_or_else(|| "ended".into());
                 session.connections.push(connection);
@@ -231,5 +177,84 @@ pub async fn follow(target: &Target, path: &str, options: &Options) -> Session {
         }
         let retry = session.retry_ms.map_or(options.initial_retry, Duration::from_millis);
         tokio::time::sleep_until((Instant::now() + retry).min(end).into()).await;
+    }
+    session
+}
+
+/// The request an EventSource makes: with the last id it saw, and through the opening gate
+/// the first time.
+fn request(path: &str, options: &Options, last_id: Option<&str>, first: bool) -> Ask {
+    // The same deadline for every request: the client behind `Exchange` is made once per
+    // deadline, and making one loads the system's roots. With the time left instead, a
+    // storm of 1 000 reconnections built 1 000 clients and took 1.5 s longer to resume.
+    let mut ask = Ask::get(path, options.limit)
+        .framing(Framing::Events)
+        .header("accept", "text/event-stream")
+        .header("cache-control", "no-cache");
+    if let Some(id) = last_id {
+        ask = ask.header("last-event-id", id.to_owned());
+    }
+    if let Some(gate) = options.opening.as_ref().filter(|_| first) {
+        ask = ask.opening(gate.clone());
+    }
+    ask
+}
+
+/// Reads the response head into `connection`; how the session ends if it ends here: 204, or
+/// anything but a 200 event stream.
+fn head(exchange: &Exchange, connection: &mut Connection, options: &Options) -> Option<Closed> {
+    let status = exchange.out.status();
+    connection.status = status;
+    connection.served_by =
+        options.served_by.as_deref().and_then(|name| exchange.out.header(name)).map(str::to_owned);
+    if status == Some(204) {
+        connection.end = "204 No Content".into();
+        return Some(Closed::NoContent);
+    }
+    let event_stream = super::is_event_stream(exchange.out.header("content-type"));
+    if status != Some(200) || !event_stream {
+        connection.end = format!(
+            "answered {} {:?}, not a 200 event stream",
+            status.unwrap_or(0),
+            exchange.out.header("content-type").unwrap_or("")
+        );
+        return Some(Closed::Failed(connection.end.clone()));
+    }
+    None
+}
+
+/// The events of one connection, as they come, until it ends or `end` comes.
+async fn read_events(
+    exchange: &mut Exchange, session: &mut Session, connection: &mut Connection, end: Instant,
+    options: &Options, last_id: &mut Option<String>,
+) {
+    let index = session.connections.len();
+    let sent = exchange.sent();
+    let mut seen = 0;
+    loop {
+        let more = tokio::time::timeout_at(end.into(), exchange.next()).await.unwrap_or(false);
+        for message in &exchange.out.events[seen..] {
+            if let Some(retry) = message.retry.as_deref().and_then(|r| r.parse().ok()) {
+                session.retry_ms = Some(retry);
+            }
+            if let Some(id) = &message.id {
+                *last_id = Some(id.clone());
+            }
+            if let (Some(id), Some(data)) = (&message.id, &message.data) {
+                let at = sent + Duration::from_secs_f64(message.at_ms / 1e3);
+                session.events.push(Received {
+                    id: id.clone(),
+                    data: data.clone(),
+                    at,
+                    connection: index,
+                });
+                connection.events += 1;
+                options.received.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        seen = exchange.out.events.len();
+        if !more {
+            break;
+        }
     }
 }

@@ -9,7 +9,7 @@ use std::{
 use reqwest::Method;
 
 use super::{
-    Ask, Chunk, Decoder, Fetched, Framing, Protocol, Splitter, Target, Transport, ms, tls,
+    Ask, Chunk, Decoder, Fetched, Framing, Protocol, Target, Transport, ms, split::Splitter, tls,
 };
 
 /// A client for `transport`, made once per transport and timeout: building one loads the
@@ -105,8 +105,7 @@ impl Exchange {
                 return Err(out);
             }
         };
-        let url = format!("{}{}", target.base, ask.path);
-        let mut request = client.request(ask.method, &url);
+        let mut request = client.request(ask.method, format!("{}{}", target.base, ask.path));
         for (name, value) in &ask.headers {
             request = request.header(name, value);
         }
@@ -123,15 +122,7 @@ impl Exchange {
         let response = match answer {
             Ok(Ok(response)) => response,
             Ok(Err(err)) => {
-                out.error = Some(match tls_refusal(&err) {
-                    Some(refused) => {
-                        format!(
-                            "TLS handshake failed: {}",
-                            tls::explain(refused, &target.transport)
-                        )
-                    }
-                    None => describe(&err),
-                });
+                out.error = Some(failed(&err, target));
                 return Err(out);
             }
             Err(_) => {
@@ -140,15 +131,8 @@ impl Exchange {
                 return Err(out);
             }
         };
-        let evidence = &mut out.evidence;
-        evidence.head_ms = Some(ms(sent.elapsed()));
-        evidence.status = Some(response.status().as_u16());
-        evidence.headers = response
-            .headers()
-            .iter()
-            .map(|(n, v)| (n.as_str().to_owned(), String::from_utf8_lossy(v.as_bytes()).into()))
-            .collect();
-        out.version = Some(version_name(response.version()).to_owned());
+        out.evidence.head_ms = Some(ms(sent.elapsed()));
+        read_head(&response, &mut out);
         if ask.head_only {
             return Err(out);
         }
@@ -286,4 +270,25 @@ fn tls_refusal(err: &reqwest::Error) -> Option<&rustls::Error> {
         source = cause.source();
     }
     None
+}
+
+/// Why a request got no response head: the TLS refusal explained, or the error described.
+fn failed(err: &reqwest::Error, target: &Target) -> String {
+    match tls_refusal(err) {
+        Some(refused) => {
+            format!("TLS handshake failed: {}", tls::explain(refused, &target.transport))
+        }
+        None => describe(err),
+    }
+}
+
+/// The response head's status, headers and HTTP version, into `out`.
+fn read_head(response: &reqwest::Response, out: &mut Fetched) {
+    out.evidence.status = Some(response.status().as_u16());
+    out.evidence.headers = response
+        .headers()
+        .iter()
+        .map(|(n, v)| (n.as_str().to_owned(), String::from_utf8_lossy(v.as_bytes()).into()))
+        .collect();
+    out.version = Some(version_name(response.version()).to_owned());
 }

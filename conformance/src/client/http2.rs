@@ -9,8 +9,8 @@ use h2::{RecvStream, client::SendRequest};
 use hyper::http;
 use tokio::net::TcpStream;
 
-use super::{Chunk, Fetched, Framing, Io, Splitter, Target, ms, tls};
-use crate::Evidence;
+use super::{Chunk, Fetched, Framing, Io, Target, ms, split::Splitter, tls};
+use crate::outcome::Evidence;
 
 /// An open HTTP/2 connection; the task driving it ends with the connection.
 pub struct Connection {

@@ -25,11 +25,10 @@ pub use exchange::{Exchange, client_for, fetch, send};
 pub(crate) use exchange::{describe, install_provider, is_event_stream};
 pub(crate) use raw::Io;
 pub use raw::raw;
-use split::Splitter;
 pub use split::{Framing, SseMessage, replay};
 pub use target::{Protocol, Target, Transport, TransportArgs};
 
-use crate::{Evidence, LineArrival};
+use crate::outcome::{Evidence, LineArrival};
 
 /// What came back, with the timings; `error` says why reading stopped early, if it did.
 #[derive(Debug, Clone, Default)]

@@ -9,7 +9,7 @@ use tokio::{
     net::TcpStream,
 };
 
-use super::{Fetched, Framing, Splitter, Target, ms, tls};
+use super::{Fetched, Framing, Target, ms, split::Splitter, tls};
 
 /// A connection that reads and writes: plain TCP, or TLS over it.
 pub(crate) trait Io: AsyncRead + AsyncWrite + Unpin + Send {}
@@ -34,12 +34,7 @@ async fn connect_http1(target: &Target) -> Result<Box<dyn Io>, String> {
 pub async fn raw(target: &Target, request: impl AsRef<[u8]>, deadline: Duration) -> Fetched {
     let request = request.as_ref();
     let mut out = Fetched::default();
-    let first_line = request.split(|&b| b == b'\n').next().unwrap_or_default();
-    let mut shown = String::from_utf8_lossy(&first_line[..first_line.len().min(120)]).into_owned();
-    if first_line.len() > 120 {
-        shown.push_str(&format!("… ({} bytes)", first_line.len()));
-    }
-    out.evidence.request = shown.trim_end().to_owned();
+    out.evidence.request = shown(request);
     let sent = Instant::now();
     let end = sent + deadline;
     let mut tcp = match tokio::time::timeout_at(end.into(), connect_http1(target)).await {
@@ -89,28 +84,49 @@ pub async fn raw(target: &Target, request: impl AsRef<[u8]>, deadline: Duration)
             continue;
         }
         head.extend_from_slice(bytes);
-        let mut headers = [httparse::EMPTY_HEADER; 64];
-        let mut response = httparse::Response::new(&mut headers);
-        match response.parse(&head) {
-            Ok(httparse::Status::Complete(len)) => {
+        match parse_head(&head, &mut out) {
+            Ok(Some(rest)) => {
                 out.evidence.head_ms = Some(ms(sent.elapsed()));
-                out.evidence.status = response.code;
-                out.evidence.headers = response
-                    .headers
-                    .iter()
-                    .map(|h| (h.name.to_ascii_lowercase(), String::from_utf8_lossy(h.value).into()))
-                    .collect();
-                let rest = head[len..].to_vec();
-                out.body.extend_from_slice(&rest);
-                splitter.push(&rest, &mut out);
+                out.body.extend_from_slice(rest);
+                splitter.push(rest, &mut out);
             }
-            Ok(httparse::Status::Partial) => {}
+            Ok(None) => {}
             Err(err) => {
-                out.error = Some(format!("malformed response head: {err}"));
+                out.error = Some(err);
                 break;
             }
         }
     }
     splitter.finish(&mut out);
     out
+}
+
+/// The request's first line as evidence, cut at 120 bytes.
+fn shown(request: &[u8]) -> String {
+    let first_line = request.split(|&b| b == b'\n').next().unwrap_or_default();
+    let mut shown = String::from_utf8_lossy(&first_line[..first_line.len().min(120)]).into_owned();
+    if first_line.len() > 120 {
+        shown.push_str(&format!("… ({} bytes)", first_line.len()));
+    }
+    shown.trim_end().to_owned()
+}
+
+/// The response head in `head`, once complete, into `out`'s status and headers; what came
+/// after it, or `None` while the head is incomplete.
+fn parse_head<'a>(head: &'a [u8], out: &mut Fetched) -> Result<Option<&'a [u8]>, String> {
+    let mut headers = [httparse::EMPTY_HEADER; 64];
+    let mut response = httparse::Response::new(&mut headers);
+    match response.parse(head) {
+        Ok(httparse::Status::Complete(len)) => {
+            out.evidence.status = response.code;
+            out.evidence.headers = response
+                .headers
+                .iter()
+                .map(|h| (h.name.to_ascii_lowercase(), String::from_utf8_lossy(h.value).into()))
+                .collect();
+            Ok(Some(&head[len..]))
+        }
+        Ok(httparse::Status::Partial) => Ok(None),
+        Err(err) => Err(format!("malformed response head: {err}")),
+    }
 }

@@ -4,7 +4,7 @@
 use std::time::Instant;
 
 use super::{Fetched, ms};
-use crate::LineArrival;
+use crate::outcome::LineArrival;
 
 /// How a body is cut into the items whose arrival is timed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

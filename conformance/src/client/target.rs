@@ -99,7 +99,7 @@ impl Target {
     }
 
     /// Whether requests to this target speak HTTP/2: asked for, or (the default over TLS)
-    /// what ALPN is expected to choose. [`crate::run`] replaces the default by what the server
+    /// what ALPN is expected to choose. [`crate::checks::run`] replaces the default by what the server
     /// chose.
     pub fn speaks_h2(&self) -> bool {
         match self.transport.protocol {

@@ -112,170 +112,240 @@ impl Finding {
 
 /// The findings for a run: causes when the main response is held, risks either way.
 pub fn findings(run: &Run) -> Vec<Finding> {
-    let main = &run.main;
-    let got = &main.fetched;
-    let verdict = main.judgement.verdict;
-    let proxies = intermediaries(got);
-    let cdns: Vec<Intermediary> = proxies.iter().filter(|p| p.cdn).cloned().collect();
-    let mut out = Vec::new();
-    let variant = |which: fn(&Variant) -> bool| run.variants.iter().find(|v| which(v));
-    let streams = |v: Option<&Variant>| {
-        v.and_then(|v| v.result.as_ref().ok())
-            .is_some_and(|r| r.judgement.verdict == Verdict::Streams)
+    let seen = Seen::new(run);
+    let hits = cache_hit(seen.got);
+    let mut out = if !hits.is_empty() {
+        vec![cached(run, &hits)]
+    } else if seen.main.judgement.verdict.held() {
+        causes(&seen)
+    } else {
+        Vec::new()
     };
+    let risks = risks(&seen, &out);
+    out.extend(risks);
+    out
+}
 
-    let hits = cache_hit(got);
-    if !hits.is_empty() {
-        out.push(cached(run, &hits));
-    } else if verdict.held() {
-        let held = format!("{verdict} ({})", main.judgement.reason);
-        let compare = variant(|v| v.name == "compare");
-        let identity = variant(|v| v.name == "identity");
-        if let Some(encoding) = got.header("content-encoding")
-            && streams(identity)
-        {
-            let origin = compare.and_then(|v| v.result.as_ref().ok());
-            let who = match (proxies.first(), origin) {
-                (Some(proxy), Some(origin))
-                    if origin.fetched.header("content-encoding").is_none() =>
-                {
-                    format!("the origin does not compress, so {} does; its compression", proxy.name)
-                }
-                (Some(proxy), _) => format!("a compression layer (the app's, or {}'s)", proxy.name),
-                (None, _) => "the server's compression layer".to_owned(),
-            };
-            out.push(Finding::new(
-                Cause::Compression,
-                Role::Cause,
-                format!(
-                    "with `Accept-Encoding` the response came `{encoding}`-encoded and {held}; \
-                     without it, it streams: {who} holds what it has not flushed"
-                ),
-                "flush the compressor after each item (tower-http, actix Compress and \
-                 async-compression do from the versions in our Cargo.toml), or leave this \
-                 content type out of compression (nginx: `gzip off` for this location)",
-            ));
-        }
-        if streams(compare) && out.is_empty() {
-            let origin = compare.and_then(|v| v.result.as_ref().ok()).expect("it streams");
-            let mut evidence = format!(
-                "{} streams, but through {} the response is {held}: the hop between them buffers",
-                origin.url, main.url
-            );
-            if !proxies.is_empty() {
-                evidence.push_str(&format!("; in between: {}", name_list(&proxies)));
-            }
-            if proxies.iter().any(|p| p.name == "nginx")
-                && origin.fetched.header("x-accel-buffering").is_none()
-            {
-                evidence.push_str("; the origin does not send `X-Accel-Buffering: no`");
-            }
-            out.push(Finding::new(
-                Cause::ProxyBuffering,
-                Role::Cause,
-                evidence,
-                proxy_fix(&proxies),
-            ));
-        }
-        let protocol = variant(|v| v.name == "protocol");
-        if streams(protocol) {
-            let other = protocol.and_then(|v| v.result.as_ref().ok()).expect("it streams");
-            out.push(Finding::new(
-                Cause::Protocol,
-                Role::Cause,
-                format!(
-                    "over {} the response is {held}; over {} it streams: the {} path of the \
-                     server or of the edge in front of it buffers",
-                    main.protocol(),
-                    other.protocol(),
-                    main.protocol()
-                ),
-                "look at the HTTP/2 (or HTTP/1.1) settings of the edge that terminates TLS; \
-                 until then, serve this path over the protocol that streams",
-            ));
-        }
-        let mut collected = Vec::new();
-        for name in ["content-length", "etag"] {
-            if let Some(value) = got.header(name) {
-                collected.push(format!("`{name}: {value}`"));
-            }
-        }
-        // A proxy that buffers can hold the head too: then only an origin whose own head
-        // waited says that the app collected the body.
-        let head_waited = |r: &RequestResult| {
-            let head_ms = r.fetched.evidence.head_ms.unwrap_or_default();
-            head_ms >= MIN_HEAD_WAIT_MS && head_ms >= 0.8 * r.judgement.duration_ms
-        };
-        let origin = compare.and_then(|v| v.result.as_ref().ok());
-        let head_ms = got.evidence.head_ms.unwrap_or_default();
-        if head_waited(main) && (proxies.is_empty() || origin.is_some_and(head_waited)) {
-            collected.push(format!(
-                "the response head itself waited {head_ms:.0} ms, until the body was done"
-            ));
-        }
-        if !collected.is_empty() && out.is_empty() {
-            let mut evidence = format!(
-                "the response took {:.0} ms, yet {}: the whole body was known before the head \
-                 was sent",
-                main.judgement.duration_ms,
-                collected.join(", and ")
-            );
-            if let Some(proxy) = proxies.first().filter(|_| compare.is_none()) {
-                evidence.push_str(&format!(
-                    "; {} in between may have collected it (`{}`): --compare ORIGIN tells",
-                    proxy.name, proxy.header
-                ));
-            }
-            out.push(Finding::new(
-                Cause::CollectedBody,
-                Role::Cause,
-                evidence,
-                "return a streaming body (no length known in advance) and keep middleware that \
-                 needs the whole body (ETag, Content-Length, caching) off this route",
-            ));
-        }
-        if out.is_empty() && !proxies.is_empty() {
-            if !cdns.is_empty() && !has_no_transform(got) {
-                out.push(cdn_finding(&cdns, Role::Cause));
-            } else {
-                out.push(Finding::new(
-                    Cause::ProxyBuffering,
-                    Role::Cause,
-                    format!(
-                        "the response is {held}, every variant tried is held too, and it passed \
-                         {}; run with `--compare ORIGIN` to confirm that the origin streams",
-                        name_list(&proxies)
-                    ),
-                    proxy_fix(&proxies),
-                ));
-            }
-        }
-        if out.is_empty() && main.judgement.reason.contains("the start was held") {
-            out.push(Finding::new(
-                Cause::StartHeld,
-                Role::Cause,
-                format!("the response is {held}"),
-                "something holds the first bytes until it has enough: a compression threshold, a \
-                 content sniffer, a buffer with a low-water mark. Flush after the first item",
-            ));
-        }
-        if out.is_empty() {
-            let tried: Vec<&str> = run.variants.iter().map(|v| v.name).collect();
-            out.push(Finding::new(
-                Cause::AppBuffering,
-                Role::Cause,
-                format!(
-                    "the response is {held}, the same with every variant ({}), and no header \
-                     names a layer in between",
-                    if tried.is_empty() { "none tried".into() } else { tried.join(", ") }
-                ),
-                "the app or its framework holds the body: flush after each item, and look for \
-                 a middleware that collects it",
-            ));
-        }
+/// What the findings are read from: the main response, its headers and the variants tried.
+struct Seen<'a> {
+    run: &'a Run,
+    main: &'a RequestResult,
+    got: &'a Fetched,
+    proxies: Vec<Intermediary>,
+    cdns: Vec<Intermediary>,
+}
+
+impl<'a> Seen<'a> {
+    fn new(run: &'a Run) -> Self {
+        let proxies = intermediaries(&run.main.fetched);
+        let cdns = proxies.iter().filter(|p| p.cdn).cloned().collect();
+        Self { run, main: &run.main, got: &run.main.fetched, proxies, cdns }
     }
 
-    // Risks, for held and streaming responses alike.
+    /// The variant named `name`, if it was tried.
+    fn tried(&self, name: &str) -> Option<&'a Variant> {
+        self.run.variants.iter().find(|v| v.name == name)
+    }
+
+    /// The response of the variant named `name`, if it was tried and answered.
+    fn answered(&self, name: &str) -> Option<&'a RequestResult> {
+        self.tried(name).and_then(|v| v.result.as_ref().ok())
+    }
+
+    fn streams(&self, name: &str) -> bool {
+        self.answered(name).is_some_and(|r| r.judgement.verdict == Verdict::Streams)
+    }
+
+    /// How the main response is held, as the evidence says it.
+    fn held(&self) -> String {
+        format!("{} ({})", self.main.judgement.verdict, self.main.judgement.reason)
+    }
+}
+
+/// Why a held response is held, in order: what the variants isolate (compression, the hop to
+/// the origin, the protocol); else the first of what the headers show (a collected body, a
+/// proxy or CDN), a held start, and, failing all, the app.
+fn causes(seen: &Seen) -> Vec<Finding> {
+    let mut out: Vec<Finding> = compression(seen).into_iter().collect();
+    if out.is_empty() {
+        out.extend(hop_buffers(seen));
+    }
+    out.extend(protocol_buffers(seen));
+    if out.is_empty() {
+        let found = collected_body(seen)
+            .or_else(|| between(seen))
+            .or_else(|| start_held(seen))
+            .unwrap_or_else(|| app_buffers(seen));
+        out.push(found);
+    }
+    out
+}
+
+/// Encoded and held, but it streams without `Accept-Encoding`.
+fn compression(seen: &Seen) -> Option<Finding> {
+    let encoding = seen.got.header("content-encoding")?;
+    if !seen.streams("identity") {
+        return None;
+    }
+    let who = match (seen.proxies.first(), seen.answered("compare")) {
+        (Some(proxy), Some(origin)) if origin.fetched.header("content-encoding").is_none() => {
+            format!("the origin does not compress, so {} does; its compression", proxy.name)
+        }
+        (Some(proxy), _) => format!("a compression layer (the app's, or {}'s)", proxy.name),
+        (None, _) => "the server's compression layer".to_owned(),
+    };
+    Some(Finding::new(
+        Cause::Compression,
+        Role::Cause,
+        format!(
+            "with `Accept-Encoding` the response came `{encoding}`-encoded and {}; without it, \
+             it streams: {who} holds what it has not flushed",
+            seen.held()
+        ),
+        "flush the compressor after each item (tower-http, actix Compress and async-compression \
+         do from the versions in our Cargo.toml), or leave this content type out of compression \
+         (nginx: `gzip off` for this location)",
+    ))
+}
+
+/// The origin (`--compare`) streams, and the response through the front does not.
+fn hop_buffers(seen: &Seen) -> Option<Finding> {
+    let origin = seen.answered("compare").filter(|_| seen.streams("compare"))?;
+    let mut evidence = format!(
+        "{} streams, but through {} the response is {}: the hop between them buffers",
+        origin.url,
+        seen.main.url,
+        seen.held()
+    );
+    if !seen.proxies.is_empty() {
+        evidence.push_str(&format!("; in between: {}", name_list(&seen.proxies)));
+    }
+    if seen.proxies.iter().any(|p| p.name == "nginx")
+        && origin.fetched.header("x-accel-buffering").is_none()
+    {
+        evidence.push_str("; the origin does not send `X-Accel-Buffering: no`");
+    }
+    Some(Finding::new(Cause::ProxyBuffering, Role::Cause, evidence, proxy_fix(&seen.proxies)))
+}
+
+/// The other HTTP version streams.
+fn protocol_buffers(seen: &Seen) -> Option<Finding> {
+    let other = seen.answered("protocol").filter(|_| seen.streams("protocol"))?;
+    let main = seen.main;
+    Some(Finding::new(
+        Cause::Protocol,
+        Role::Cause,
+        format!(
+            "over {} the response is {}; over {} it streams: the {} path of the server or of \
+             the edge in front of it buffers",
+            main.protocol(),
+            seen.held(),
+            other.protocol(),
+            main.protocol()
+        ),
+        "look at the HTTP/2 (or HTTP/1.1) settings of the edge that terminates TLS; until then, \
+         serve this path over the protocol that streams",
+    ))
+}
+
+/// A length or an ETag known before the body, or a head that waited for the whole body.
+fn collected_body(seen: &Seen) -> Option<Finding> {
+    let mut collected: Vec<String> = ["content-length", "etag"]
+        .into_iter()
+        .filter_map(|name| seen.got.header(name).map(|value| format!("`{name}: {value}`")))
+        .collect();
+    // A proxy that buffers can hold the head too: then only an origin whose own head waited
+    // says that the app collected the body.
+    let head_waited = |r: &RequestResult| {
+        let head_ms = r.fetched.evidence.head_ms.unwrap_or_default();
+        head_ms >= MIN_HEAD_WAIT_MS && head_ms >= 0.8 * r.judgement.duration_ms
+    };
+    let origin = seen.answered("compare");
+    if head_waited(seen.main) && (seen.proxies.is_empty() || origin.is_some_and(head_waited)) {
+        let head_ms = seen.got.evidence.head_ms.unwrap_or_default();
+        collected.push(format!(
+            "the response head itself waited {head_ms:.0} ms, until the body was done"
+        ));
+    }
+    if collected.is_empty() {
+        return None;
+    }
+    let mut evidence = format!(
+        "the response took {:.0} ms, yet {}: the whole body was known before the head was sent",
+        seen.main.judgement.duration_ms,
+        collected.join(", and ")
+    );
+    if let Some(proxy) = seen.proxies.first().filter(|_| seen.tried("compare").is_none()) {
+        evidence.push_str(&format!(
+            "; {} in between may have collected it (`{}`): --compare ORIGIN tells",
+            proxy.name, proxy.header
+        ));
+    }
+    Some(Finding::new(
+        Cause::CollectedBody,
+        Role::Cause,
+        evidence,
+        "return a streaming body (no length known in advance) and keep middleware that needs \
+         the whole body (ETag, Content-Length, caching) off this route",
+    ))
+}
+
+/// Nothing isolated the layer, but a CDN or a proxy named itself in the headers.
+fn between(seen: &Seen) -> Option<Finding> {
+    if seen.proxies.is_empty() {
+        return None;
+    }
+    if !seen.cdns.is_empty() && !has_no_transform(seen.got) {
+        return Some(cdn_finding(&seen.cdns, Role::Cause));
+    }
+    Some(Finding::new(
+        Cause::ProxyBuffering,
+        Role::Cause,
+        format!(
+            "the response is {}, every variant tried is held too, and it passed {}; run with \
+             `--compare ORIGIN` to confirm that the origin streams",
+            seen.held(),
+            name_list(&seen.proxies)
+        ),
+        proxy_fix(&seen.proxies),
+    ))
+}
+
+/// The first items were held, the rest flowed.
+fn start_held(seen: &Seen) -> Option<Finding> {
+    seen.main.judgement.reason.contains("the start was held").then(|| {
+        Finding::new(
+            Cause::StartHeld,
+            Role::Cause,
+            format!("the response is {}", seen.held()),
+            "something holds the first bytes until it has enough: a compression threshold, a \
+             content sniffer, a buffer with a low-water mark. Flush after the first item",
+        )
+    })
+}
+
+/// Held the same every way it was asked, with no layer in between named: the app.
+fn app_buffers(seen: &Seen) -> Finding {
+    let tried: Vec<&str> = seen.run.variants.iter().map(|v| v.name).collect();
+    Finding::new(
+        Cause::AppBuffering,
+        Role::Cause,
+        format!(
+            "the response is {}, the same with every variant ({}), and no header names a layer \
+             in between",
+            seen.held(),
+            if tried.is_empty() { "none tried".into() } else { tried.join(", ") }
+        ),
+        "the app or its framework holds the body: flush after each item, and look for a \
+         middleware that collects it",
+    )
+}
+
+/// Risks, for held and streaming responses alike: a browser's sniffing, a compressed event
+/// stream, a CDN free to transform (each unless `found` already names it).
+fn risks(seen: &Seen, found: &[Finding]) -> Vec<Finding> {
+    let mut out = Vec::new();
+    let (got, main) = (seen.got, seen.main);
     let content_type = got.header("content-type").map(|t| t.to_ascii_lowercase());
     let sniffable = content_type.as_deref().is_none_or(|t| t.starts_with("text/plain"));
     let first_bytes = main.judgement.bursts.iter().find(|b| b.items > 0).map_or(0, |b| b.decoded);
@@ -293,9 +363,10 @@ pub fn findings(run: &Run) -> Vec<Finding> {
              or start the body with 1 KiB of padding",
         ));
     }
+    let named = |cause: Cause| found.iter().any(|f| f.cause == cause);
     if crate::client::is_event_stream(content_type.as_deref())
         && let Some(encoding) = got.header("content-encoding")
-        && !out.iter().any(|f| f.cause == Cause::Compression)
+        && !named(Cause::Compression)
     {
         out.push(Finding::new(
             Cause::Compression,
@@ -307,11 +378,8 @@ pub fn findings(run: &Run) -> Vec<Finding> {
             "keep text/event-stream out of compression, or make sure each layer flushes",
         ));
     }
-    if !cdns.is_empty()
-        && !has_no_transform(got)
-        && !out.iter().any(|f| f.cause == Cause::CdnTransform)
-    {
-        out.push(cdn_finding(&cdns, Role::Risk));
+    if !seen.cdns.is_empty() && !has_no_transform(got) && !named(Cause::CdnTransform) {
+        out.push(cdn_finding(&seen.cdns, Role::Risk));
     }
     out
 }

@@ -7,7 +7,7 @@
 
 use serde::{Serialize, de::IgnoredAny};
 
-use super::verdict::{MIN_ITEMS, TOGETHER_MS};
+use super::thresholds::{MIN_ITEMS, TOGETHER_MS};
 use crate::client::{Fetched, Framing, replay};
 
 /// One item: an SSE event, an element, a record, a line, or a piece of body.

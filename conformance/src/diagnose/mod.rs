@@ -14,9 +14,11 @@ mod fingerprints;
 pub mod items;
 mod output;
 mod plan;
+mod thresholds;
 pub mod verdict;
 
 use serde::Serialize;
+use tokio::task::JoinHandle;
 
 use crate::client::{self, Ask, Exchange, Fetched, Framing, Protocol, Target};
 pub use findings::{Cause, Finding, Role};
@@ -144,41 +146,9 @@ pub async fn run(plan: &Plan, live: &mut Live) -> Result<Diagnosis, Problem> {
         let got = exchange.finish();
         return Err(Problem::new(status_problem(&plan.url, &got)));
     }
-    let mut variants = Vec::new();
-    let mut skipped = Vec::new();
-    if plan.once {
-        skipped.push("variants: not made (--once)".to_owned());
-    } else if plan.target.base.starts_with("http://")
-        && plan.target.transport.protocol == Protocol::Auto
-    {
-        skipped.push("HTTP/2: not tried on http:// (--http2 asks for h2c)".into());
-    }
-    for (name, running) in candidates {
-        match keep(name, plan, &exchange.out) {
-            Ok(description) => variants.push(tokio::spawn(async move {
-                let result = running.await.unwrap_or_else(|e| Err(format!("did not run: {e}")));
-                Variant { name, description, result }
-            })),
-            Err(why) => {
-                running.abort();
-                skipped.push(why);
-            }
-        }
-    }
+    let (mut variants, skipped) = kept(candidates, plan, &exchange.out);
     if !plan.once && !findings::cache_hit(&exchange.out).is_empty() {
-        let (url, target) = (plan.url.clone(), plan.target.clone());
-        let mut ask = plan.ask.clone();
-        ask.headers
-            .retain(|(n, _)| !["cache-control", "pragma"].contains(&&*n.to_ascii_lowercase()));
-        ask.headers.extend(
-            [("cache-control", "no-cache"), ("pragma", "no-cache")]
-                .map(|(n, v)| (n.to_owned(), v.to_owned())),
-        );
-        variants.push(tokio::spawn(async move {
-            let description = "with `Cache-Control: no-cache` (the answer came from a cache)";
-            let result = request(&url, &target, ask).await;
-            Variant { name: "no-cache", description: description.into(), result }
-        }));
+        variants.push(no_cache(plan));
     }
     let framing = exchange.framing();
     while exchange.next().await {
@@ -198,6 +168,51 @@ pub async fn run(plan: &Plan, live: &mut Live) -> Result<Diagnosis, Problem> {
     let run = Run { main, variants: done, skipped };
     let findings = findings::findings(&run);
     Ok(Diagnosis { run, findings })
+}
+
+/// The candidate variants that the main response's head leaves worth making (the others are
+/// cancelled), and what was not tried, with why.
+fn kept(
+    candidates: Vec<(&'static str, JoinHandle<Result<RequestResult, String>>)>, plan: &Plan,
+    head: &Fetched,
+) -> (Vec<JoinHandle<Variant>>, Vec<String>) {
+    let (mut variants, mut skipped) = (Vec::new(), Vec::new());
+    if plan.once {
+        skipped.push("variants: not made (--once)".to_owned());
+    } else if plan.target.base.starts_with("http://")
+        && plan.target.transport.protocol == Protocol::Auto
+    {
+        skipped.push("HTTP/2: not tried on http:// (--http2 asks for h2c)".into());
+    }
+    for (name, running) in candidates {
+        match keep(name, plan, head) {
+            Ok(description) => variants.push(tokio::spawn(async move {
+                let result = running.await.unwrap_or_else(|e| Err(format!("did not run: {e}")));
+                Variant { name, description, result }
+            })),
+            Err(why) => {
+                running.abort();
+                skipped.push(why);
+            }
+        }
+    }
+    (variants, skipped)
+}
+
+/// The request again, asking caches to go to the origin: the answer came from a cache.
+fn no_cache(plan: &Plan) -> JoinHandle<Variant> {
+    let (url, target) = (plan.url.clone(), plan.target.clone());
+    let mut ask = plan.ask.clone();
+    ask.headers.retain(|(n, _)| !["cache-control", "pragma"].contains(&&*n.to_ascii_lowercase()));
+    ask.headers.extend(
+        [("cache-control", "no-cache"), ("pragma", "no-cache")]
+            .map(|(n, v)| (n.to_owned(), v.to_owned())),
+    );
+    tokio::spawn(async move {
+        let description = "with `Cache-Control: no-cache` (the answer came from a cache)";
+        let result = request(&url, &target, ask).await;
+        Variant { name: "no-cache", description: description.into(), result }
+    })
 }
 
 /// The whole diagnosis of what `options` ask for, printing nothing.

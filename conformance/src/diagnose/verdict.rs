@@ -3,19 +3,11 @@
 
 use serde::Serialize;
 
-use super::items::{self, Burst, Item};
+use super::{
+    items::{self, Burst, Item},
+    thresholds::{FLOW_MS, MIN_DURATION_MS, MIN_ITEMS, TOGETHER_MS},
+};
 use crate::client::{Fetched, Framing};
-
-/// Items whose bytes arrive within this long of the previous ones arrived together: one read,
-/// or one flushed buffer.
-pub const TOGETHER_MS: f64 = 10.0;
-/// A response shorter than this is too quick to tell streaming from buffering.
-pub const MIN_DURATION_MS: f64 = 500.0;
-/// Fewer items than this give no spread to judge.
-pub const MIN_ITEMS: usize = 3;
-/// Bursts whose items keep coming, less than [`TOGETHER_MS`] apart, for longer than this are a
-/// fast stream, not a released buffer.
-pub const FLOW_MS: f64 = 100.0;
 
 /// The rule, as the output and the docs state it.
 pub const RULE: &str = "Items that arrive within 10 ms of each other arrived together (a burst). \
@@ -77,102 +69,149 @@ pub fn judge(got: &Fetched, framing: Framing, deadline_ms: f64) -> Judgement {
     Judgement { verdict, reason, duration_ms, item_kind, reading: reading.how, items, bursts }
 }
 
+/// The rule, step by step: too little to judge, a fast stream, everything together, a held
+/// start, batches; else it streams.
 fn rule(kind: &str, items: &[Item], bursts: &[Burst], duration_ms: f64) -> (Verdict, String) {
-    use Verdict::*;
-    let n = items.len();
-    let with_items: Vec<&Burst> = bursts.iter().filter(|b| b.items > 0).collect();
-    if n == 0 {
-        return (
-            Inconclusive,
-            format!(
-                "no body arrived in {duration_ms:.0} ms; if the server did send some, \
-                 something holds it (compare with the origin: --compare URL)"
-            ),
-        );
-    }
-    if duration_ms < MIN_DURATION_MS {
-        return (
-            Inconclusive,
-            format!(
-                "the whole response took {duration_ms:.0} ms, too quick to tell streaming \
-                 from buffering: ask for a slower or longer response"
-            ),
-        );
-    }
-    if n < MIN_ITEMS {
-        return (
-            Inconclusive,
-            format!(
-                "only {n} {kind}{} in {duration_ms:.0} ms: ask for a response with more \
-                 items, or give it longer (--max-time)",
-                if n == 1 { "" } else { "s" }
-            ),
-        );
-    }
-    // Bursts that kept flowing: a fast stream, which a big one may be cut into by short pauses.
-    let flows: Vec<&&Burst> =
-        with_items.iter().filter(|b| b.until_ms - b.at_ms > FLOW_MS).collect();
+    let shape = Shape {
+        kind,
+        n: items.len(),
+        bursts: bursts.iter().filter(|b| b.items > 0).collect(),
+        duration_ms,
+    };
+    too_little(&shape)
+        .or_else(|| fast_stream(&shape))
+        .or_else(|| all_together(&shape))
+        .or_else(|| start_held(&shape))
+        .or_else(|| batched(&shape))
+        .unwrap_or_else(|| streams(&shape))
+}
+
+/// What the rule reads: how many items of which kind, the bursts that carried items, and how
+/// long the response took.
+struct Shape<'a> {
+    kind: &'a str,
+    n: usize,
+    bursts: Vec<&'a Burst>,
+    duration_ms: f64,
+}
+
+type Said = Option<(Verdict, String)>;
+
+/// No body, too short a response, or too few items.
+fn too_little(s: &Shape) -> Said {
+    let (n, kind, duration_ms) = (s.n, s.kind, s.duration_ms);
+    let reason = if n == 0 {
+        format!(
+            "no body arrived in {duration_ms:.0} ms; if the server did send some, something \
+             holds it (compare with the origin: --compare URL)"
+        )
+    } else if duration_ms < MIN_DURATION_MS {
+        format!(
+            "the whole response took {duration_ms:.0} ms, too quick to tell streaming from \
+             buffering: ask for a slower or longer response"
+        )
+    } else if n < MIN_ITEMS {
+        format!(
+            "only {n} {kind}{} in {duration_ms:.0} ms: ask for a response with more items, or \
+             give it longer (--max-time)",
+            if n == 1 { "" } else { "s" }
+        )
+    } else {
+        return None;
+    };
+    Some((Verdict::Inconclusive, reason))
+}
+
+/// Most items came in bursts that kept flowing: a fast stream, which a big one may be cut into
+/// by short pauses; holding back cannot be told from its pace.
+fn fast_stream(s: &Shape) -> Said {
+    let flows: Vec<&&Burst> = s.bursts.iter().filter(|b| b.until_ms - b.at_ms > FLOW_MS).collect();
     let flowing: usize = flows.iter().map(|b| b.items).sum();
-    if flowing * 2 > n {
-        return (
-            Inconclusive,
+    (flowing * 2 > s.n).then(|| {
+        (
+            Verdict::Inconclusive,
             format!(
-                "{flowing} of {n} {kind}s came less than {TOGETHER_MS} ms apart, for {:.0} ms in \
-                 {} stretch{} (a fast stream): holding back cannot be told from the server's own \
+                "{flowing} of {} {}s came less than {TOGETHER_MS} ms apart, for {:.0} ms in {} \
+                 stretch{} (a fast stream): holding back cannot be told from the server's own \
                  pace; ask for a slower stream",
+                s.n,
+                s.kind,
                 flows.iter().map(|b| b.until_ms - b.at_ms).sum::<f64>(),
                 flows.len(),
                 if flows.len() == 1 { "" } else { "es" }
             ),
-        );
-    }
-    let first = with_items[0];
-    if with_items.len() == 1 {
-        return (
-            Buffered,
+        )
+    })
+}
+
+/// Every item in one burst.
+fn all_together(s: &Shape) -> Said {
+    let first = s.bursts[0];
+    (s.bursts.len() == 1).then(|| {
+        (
+            Verdict::Buffered,
             format!(
-                "all {n} {kind}s ({} bytes) arrived together at {:.0} ms; the response lasted \
-                 {duration_ms:.0} ms",
-                first.decoded, first.at_ms
+                "all {} {}s ({} bytes) arrived together at {:.0} ms; the response lasted {:.0} ms",
+                s.n, s.kind, first.decoded, first.at_ms, s.duration_ms
             ),
-        );
-    }
-    if first.items >= 2 && with_items[1..].iter().all(|b| b.items == 1) {
-        return (
-            Buffered,
+        )
+    })
+}
+
+/// Several items together at first, then one at a time.
+fn start_held(s: &Shape) -> Said {
+    let first = s.bursts[0];
+    (first.items >= 2 && s.bursts[1..].iter().all(|b| b.items == 1)).then(|| {
+        (
+            Verdict::Buffered,
             format!(
-                "the first {} {kind}s ({} bytes) arrived together at {:.0} ms, then one at a \
-                 time: the start was held until {} bytes had accumulated",
-                first.items, first.decoded, first.at_ms, first.decoded
+                "the first {} {}s ({} bytes) arrived together at {:.0} ms, then one at a time: \
+                 the start was held until {} bytes had accumulated",
+                first.items, s.kind, first.decoded, first.at_ms, first.decoded
             ),
-        );
-    }
-    let mut per_burst: Vec<usize> = with_items.iter().map(|b| b.items).collect();
+        )
+    })
+}
+
+/// Bursts of typically two or more.
+fn batched(s: &Shape) -> Said {
+    let mut per_burst: Vec<usize> = s.bursts.iter().map(|b| b.items).collect();
     per_burst.sort_unstable();
     let median = per_burst[per_burst.len() / 2];
-    if median >= 2 {
-        let mut sizes: Vec<usize> = with_items.iter().map(|b| b.decoded).collect();
-        sizes.sort_unstable();
-        return (
-            Batched,
-            format!(
-                "{n} {kind}s arrived in {} bursts of typically {median} (burst sizes: median \
-                 {} bytes, largest {} bytes) over {duration_ms:.0} ms",
-                with_items.len(),
-                sizes[sizes.len() / 2],
-                sizes[sizes.len() - 1]
-            ),
-        );
+    if median < 2 {
+        return None;
     }
-    let gaps = with_items.windows(2).map(|w| w[1].at_ms - w[0].until_ms);
+    let mut sizes: Vec<usize> = s.bursts.iter().map(|b| b.decoded).collect();
+    sizes.sort_unstable();
+    Some((
+        Verdict::Batched,
+        format!(
+            "{} {}s arrived in {} bursts of typically {median} (burst sizes: median {} bytes, \
+             largest {} bytes) over {:.0} ms",
+            s.n,
+            s.kind,
+            s.bursts.len(),
+            sizes[sizes.len() / 2],
+            sizes[sizes.len() - 1],
+            s.duration_ms
+        ),
+    ))
+}
+
+/// One item at a time.
+fn streams(s: &Shape) -> (Verdict, String) {
+    let gaps = s.bursts.windows(2).map(|w| w[1].at_ms - w[0].until_ms);
     let longest = gaps.fold(0.0, f64::max);
     (
-        Streams,
+        Verdict::Streams,
         format!(
-            "{n} {kind}s in {} bursts over {duration_ms:.0} ms, one at a time (first at {:.0} \
-             ms, longest gap {longest:.0} ms)",
-            with_items.len(),
-            first.at_ms
+            "{} {}s in {} bursts over {:.0} ms, one at a time (first at {:.0} ms, longest gap \
+             {longest:.0} ms)",
+            s.n,
+            s.kind,
+            s.bursts.len(),
+            s.duration_ms,
+            s.bursts[0].at_ms
         ),
     )
 }
@@ -189,7 +228,7 @@ mod tests {
             let text = (i + 1).to_string();
             got.body.extend(format!("{text}\n").bytes());
             got.chunks.push(Chunk { at_ms, bytes: text.len() + 1, decoded: text.len() + 1 });
-            got.evidence.lines.push(crate::LineArrival { text, at_ms });
+            got.evidence.lines.push(crate::outcome::LineArrival { text, at_ms });
         }
         got.evidence.end_ms = Some(end_ms);
         got

@@ -4,10 +4,9 @@
 
 pub mod balanced;
 pub mod certs;
-pub mod clients;
 pub mod process;
 pub mod proxies;
-pub mod servers;
+pub mod real_clients;
 pub mod testing;
 pub mod transcripts;
 pub mod transports;

@@ -9,7 +9,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use super::servers::Spawned;
+use crate::servers::Spawned;
 
 /// One `console` block: its commands, each with the output shown under it.
 #[derive(Debug, Clone, PartialEq)]

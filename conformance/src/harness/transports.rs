@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 
 use crate::{
-    Config,
+    checks::{Config, Local},
     client::{Protocol, Transport},
     harness::certs,
     servers::{Launch, Spawned},
@@ -75,7 +75,7 @@ impl Serving {
         let server = Spawned::with_args(program, &args, std::time::Duration::from_secs(60))?;
         let mut cfg = timing(&server.base);
         cfg.target.transport = self.transport(tls);
-        cfg.local = server.local(Some(launch));
+        cfg.local = Local::of(&server, Some(launch));
         Ok((server, cfg))
     }
 }

@@ -17,9 +17,9 @@ use std::{
 };
 
 use super::{
-    clients,
     process::{self, Daemon},
     proxies::{self, Kind, Setup},
+    real_clients,
 };
 
 /// `conformance/zoo`.
@@ -99,7 +99,7 @@ impl App {
         command
     }
 
-    /// Is what it runs on installed? If not, skips loudly (see [`clients::skip`]).
+    /// Is what it runs on installed? If not, skips loudly (see [`real_clients::skip`]).
     pub fn available(self) -> bool {
         let zoo = dir();
         match self {
@@ -110,16 +110,16 @@ impl App {
                     "gunicorn"
                 };
                 zoo.join(".venv/bin").join(program).is_file()
-                    || clients::skip(&format!(
+                    || real_clients::skip(&format!(
                         "the zoo's Python packages are not installed (`{program}` is missing): \
                          python3 -m venv conformance/zoo/.venv && conformance/zoo/.venv/bin/pip \
                          install -r conformance/zoo/requirements.txt"
                     ))
             }
             _ => {
-                clients::require("node", "nodejs")
+                real_clients::require("node", "nodejs")
                     && (zoo.join("node_modules/express/package.json").is_file()
-                        || clients::skip(
+                        || real_clients::skip(
                             "the zoo's npm packages (express, compression) are not installed: \
                              npm ci --prefix conformance/zoo",
                         ))
@@ -185,8 +185,9 @@ impl Front {
     /// Is it installed (and openssl, for the TLS edge)? If not, skips loudly.
     pub fn available(self) -> bool {
         let (program, package) = self.program();
-        let openssl = !matches!(self, Front::NginxTls(_)) || clients::require("openssl", "openssl");
-        openssl && (process::locate(program).is_some() || clients::require(program, package))
+        let openssl =
+            !matches!(self, Front::NginxTls(_)) || real_clients::require("openssl", "openssl");
+        openssl && (process::locate(program).is_some() || real_clients::require(program, package))
     }
 
     /// The config, filled in for `port` in front of `upstream` (`127.0.0.1:PORT`), and the

@@ -11,6 +11,7 @@
 //! the file and the region. The commands and transcripts the docs show are `commands.rs`.
 
 mod commands;
+mod layers;
 
 use std::{
     collections::BTreeMap,
@@ -30,11 +31,16 @@ const ANCHORS: [(&str, &str); 6] = [
     ("src/main.rs", "ticks"),
     ("src/serve.rs", "serve"),
 ];
-/// Files each example keeps its own copy of, identical in all four.
-const SHARED: [&str; 2] = ["src/params.rs", "src/index.html"];
-/// Files that the examples which run hyper themselves (axum and warp) keep identical.
-const SHARED_BY_HYPER_EXAMPLES: ([&str; 2], &str) =
-    (["examples-axum", "examples-warp"], "src/serve/connection.rs");
+/// Files that some examples each keep a copy of, identical in all of them: the contract's
+/// parameters, the page and the plumbing in all four; the rustls config in the three that build
+/// one; the hyper listener and connection in the two that run hyper themselves.
+const SHARED: [(&[&str], &str); 5] = [
+    (&EXAMPLES, "src/params.rs"),
+    (&EXAMPLES, "src/index.html"),
+    (&EXAMPLES, "src/serve/setup.rs"),
+    (&["examples-axum", "examples-actix", "examples-warp"], "src/serve/tls.rs"),
+    (&["examples-axum", "examples-warp"], "src/serve/connection.rs"),
+];
 const MAX_REGION_LINES: usize = 40;
 const MAX_MAIN_LINES: usize = 150;
 /// Fenced blocks in these languages show project code or config: in the book they must be an
@@ -256,22 +262,16 @@ fn example_problems(root: &Path) -> Vec<String> {
             ));
         }
     }
-    let (examples, file) = SHARED_BY_HYPER_EXAMPLES;
-    let [first, other] = examples;
-    let original = fs::read(root.join(first).join(file)).unwrap_or_default();
-    if original.is_empty() || fs::read(root.join(other).join(file)).unwrap_or_default() != original
-    {
-        problems.push(format!(
-            "{other}/{file} differs from {first}/{file} (or is missing): the two must be identical"
-        ));
-    }
-    for file in SHARED {
-        let [first, rest @ ..] = EXAMPLES;
+    for (examples, file) in SHARED {
+        let [first, rest @ ..] = examples else { continue };
         let original = fs::read(root.join(first).join(file)).unwrap_or_default();
         for other in rest {
-            if fs::read(root.join(other).join(file)).unwrap_or_default() != original {
+            let copy = fs::read(root.join(other).join(file)).unwrap_or_default();
+            if original.is_empty() || copy != original {
                 problems.push(format!(
-                    "{other}/{file} differs from {first}/{file}: the four copies must be identical"
+                    "{other}/{file} differs from {first}/{file} (or is missing): the {} copies \
+                     must be identical",
+                    examples.len()
                 ));
             }
         }
@@ -402,6 +402,17 @@ fn a_diverged_shared_file_fails_naming_it() {
     let tree = Scratch::new();
     tree.edit("examples-rocket/src/params.rs", "1_000_000", "1_000_001");
     one_problem(example_problems(&tree.0), &["examples-rocket/src/params.rs", "examples-axum"]);
+}
+
+/// The plumbing all four share, drifted in actix, is caught and named.
+#[test]
+fn a_diverged_setup_file_fails_naming_it() {
+    let tree = Scratch::new();
+    tree.edit("examples-actix/src/serve/setup.rs", "default_value_t = 30", "default_value_t = 31");
+    one_problem(
+        example_problems(&tree.0),
+        &["examples-actix/src/serve/setup.rs", "examples-axum", "the 4 copies"],
+    );
 }
 
 /// The connection file that axum and warp share, drifted in warp, is caught and named.

@@ -4,20 +4,23 @@
 //! once and in order, and how long each took to resume.
 
 use std::{
-    sync::{Arc, atomic::Ordering},
+    sync::{
+        Arc,
+        atomic::{AtomicUsize, Ordering},
+    },
     time::{Duration, Instant},
 };
 
 use serde_json::Value;
 
-use super::{Pool, SERVED_BY};
+use super::{Pool, SERVED_BY, events_path};
 use crate::{
-    Outcome,
     client::{
         Target,
         eventsource::{self, Closed, Session},
     },
-    clients::Browser,
+    harness::real_clients::Browser,
+    outcome::Outcome,
 };
 
 /// What happens to each instance in turn.
@@ -79,10 +82,6 @@ pub const BROWSER_CLIENTS: usize = 2;
 /// How long a failover client follows its stream at most: the stream and a minute.
 pub const LIMIT: Duration = Duration::from_secs(70);
 
-pub(super) fn events_path(count: u32, interval: Duration) -> String {
-    format!("/events?count={count}&interval_ms={}", interval.as_millis())
-}
-
 /// Follows `/events` through `balancer` with [`CLIENTS`] EventSources of the checker's and
 /// `browser`'s [`BROWSER_CLIENTS`], and disrupts each instance of `pool` in turn once every
 /// client has its first events, waiting after each until every client has had two more.
@@ -118,42 +117,11 @@ pub async fn failover(
         },
         None => false,
     };
-    let received = |counters: &[Arc<std::sync::atomic::AtomicUsize>]| -> Vec<usize> {
-        counters.iter().map(|c| c.load(Ordering::Relaxed)).collect()
-    };
-    // Every client has begun, then each instance in turn, each once every client has had two
-    // events since the one before: so each client's instance is disrupted while it streams.
-    let wait = Duration::from_secs(20);
-    let browsers = if browsing { BROWSER_CLIENTS } else { 0 };
-    let mut since = vec![0; CLIENTS + browsers];
-    for i in 0..=pool.len() {
-        let deadline = Instant::now() + wait;
-        loop {
-            let mut now = received(&counters);
-            if browsing && let Some(browser) = browser {
-                now.extend(browser_counts(browser).await);
-            }
-            let all = now.len() == since.len() && now.iter().zip(&since).all(|(n, s)| *n >= s + 2);
-            if all {
-                since = now;
-                break;
-            }
-            if Instant::now() > deadline {
-                run.problem.get_or_insert(format!(
-                    "before disrupting instance {i}: events received per client {now:?}, \
-                     not 2 more each than {since:?} within {wait:?}"
-                ));
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-        if i == pool.len() || run.problem.is_some() {
-            break;
-        }
-        if let Err(e) = pool.disrupt(i, how).await {
-            run.problem = Some(e);
-            break;
-        }
+    let browser = browser.filter(|_| browsing);
+    if run.problem.is_none()
+        && let Err(e) = disrupt_each(pool, how, &counters, browser).await
+    {
+        run.problem = Some(e);
     }
     let mut done: Vec<(usize, Session)> = Vec::new();
     while let Some(joined) = sessions.join_next().await {
@@ -178,13 +146,49 @@ pub async fn failover(
             run.retry_ms = retry as f64;
         }
     }
-    if browsing && let Some(browser) = browser {
+    if let Some(browser) = browser {
         match browser_runs(browser, limit).await {
             Ok(runs) => run.clients.extend(runs),
             Err(e) => run.problem = Some(e),
         }
     }
     run
+}
+
+/// Once every client has begun, disrupts each instance in turn, each once every client has
+/// had two events since the one before: so each client's instance is disrupted while it
+/// streams. Then waits for two more each.
+async fn disrupt_each(
+    pool: &mut Pool, how: Disruption, counters: &[Arc<AtomicUsize>], browser: Option<&Browser>,
+) -> Result<(), String> {
+    let wait = Duration::from_secs(20);
+    let browsers = if browser.is_some() { BROWSER_CLIENTS } else { 0 };
+    let mut since = vec![0; counters.len() + browsers];
+    for i in 0..=pool.len() {
+        let deadline = Instant::now() + wait;
+        loop {
+            let mut now: Vec<usize> = counters.iter().map(|c| c.load(Ordering::Relaxed)).collect();
+            if let Some(browser) = browser {
+                now.extend(browser_counts(browser).await);
+            }
+            let all = now.len() == since.len() && now.iter().zip(&since).all(|(n, s)| *n >= s + 2);
+            if all {
+                since = now;
+                break;
+            }
+            if Instant::now() > deadline {
+                return Err(format!(
+                    "before disrupting instance {i}: events received per client {now:?}, \
+                     not 2 more each than {since:?} within {wait:?}"
+                ));
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        if i < pool.len() {
+            pool.disrupt(i, how).await?;
+        }
+    }
+    Ok(())
 }
 
 /// Opens [`BROWSER_CLIENTS`] EventSources on `path` from a page of the balancer's origin,
@@ -395,7 +399,7 @@ mod tests {
             problem: None,
         };
         let good = judge(&run(vec![client("a", &[1, 2, 3], vec![(1010.0, true)])]));
-        assert_eq!(good.level, crate::Level::Pass, "{}", good.reason);
+        assert_eq!(good.level, crate::outcome::Level::Pass, "{}", good.reason);
         let twice = judge(&run(vec![client("a", &[1, 2, 1, 2, 3], vec![(1010.0, true)])]));
         assert!(twice.reason.contains("got 2 twice (1, 2)"), "{}", twice.reason);
         let uncut = judge(&run(vec![client("a", &[1, 2, 3], vec![])]));

@@ -14,20 +14,19 @@ use std::time::{Duration, Instant};
 
 mod failover;
 
-use failover::events_path;
 pub use failover::{
     BROWSER_CLIENTS, CLIENTS, COUNT, ClientRun, Disruption, Failover, INTERVAL, LIMIT,
     RESUME_SLACK_MS, failover, judge, lost_and_duplicated, quantiles,
 };
 
 use super::{
-    clients::Browser,
     proxies::{Kind, Proxy, Setup},
-    servers::{Launch, Spawned},
+    real_clients::Browser,
 };
 use crate::{
-    Outcome,
     client::{Target, eventsource, ms},
+    outcome::Outcome,
+    servers::{Launch, Spawned},
 };
 
 /// Instances behind the balancer.
@@ -219,9 +218,9 @@ pub async fn run_all(
     let idle_runs = tokio::spawn(async move {
         let alive = idle(&base, Duration::from_secs(1));
         let quiet = idle(&base, Duration::from_secs(600));
-        let cfg = crate::Config::with_timing(&base, 5, super::proxies::PROXY_INTERVAL);
+        let cfg = crate::checks::Config::with_timing(&base, 5, super::proxies::PROXY_INTERVAL);
         let malformed = async {
-            let check = crate::entry(crate::ids::malformed_requests_refused);
+            let check = crate::checks::entry(crate::checks::ids::malformed_requests_refused);
             match kind {
                 Kind::Nginx => Some(check.run(&cfg).await),
                 _ => None,
@@ -239,8 +238,10 @@ pub async fn run_all(
     outcomes.push(("idle, keep-alive every 1 s".into(), alive));
     outcomes.push(("idle, no keep-alive (the cut)".into(), quiet));
     if let Some(malformed) = malformed {
-        outcomes
-            .push((crate::ids::malformed_requests_refused.to_string(), behind_nginx(malformed)));
+        outcomes.push((
+            crate::checks::ids::malformed_requests_refused.to_string(),
+            behind_nginx(malformed),
+        ));
     }
     let context = format!(
         "--- {} config ---\n{}\n{}--- idle config ---\n{}\n{}--- instances ---\n{}{}",
@@ -274,11 +275,15 @@ fn behind_nginx(outcome: Outcome) -> Outcome {
     let rest = outcome.reason.replace(NO_COLON, "");
     let rest = rest.trim_matches(|c: char| c == ';' || c.is_whitespace());
     match outcome.level {
-        crate::Level::Fail if rest.is_empty() => Outcome::pass(format!(
+        crate::outcome::Level::Fail if rest.is_empty() => Outcome::pass(format!(
             "every malformed request refused but the header line without a colon, which nginx \
              passes on as a header; {closed}"
         )),
-        crate::Level::Pass => Outcome::pass(format!("{}; {closed}", outcome.reason)),
+        crate::outcome::Level::Pass => Outcome::pass(format!("{}; {closed}", outcome.reason)),
         _ => outcome,
     }
+}
+
+fn events_path(count: u32, interval: Duration) -> String {
+    format!("/events?count={count}&interval_ms={}", interval.as_millis())
 }

@@ -4,18 +4,22 @@
 use std::{fs, path::Path, time::Duration};
 
 use super::{Kind, Proxy, Setup, available};
-use crate::{CheckId, Config, Level, Outcome, servers::Spawned};
+use crate::{
+    checks::{CheckId, Config},
+    outcome::{Level, Outcome},
+    servers::Spawned,
+};
 
 /// The checks run through a proxy: the timing of all three streaming endpoints, with and
 /// without compression.
 pub const CHECKS: &[CheckId] = &[
-    crate::ids::first_line_is_prompt,
-    crate::ids::gaps_hold_interval,
-    crate::ids::no_accumulated_drift,
-    crate::ids::html_streams_div_by_div,
-    crate::ids::events_stream_event_by_event,
-    crate::ids::streams_with_gzip,
-    crate::ids::streams_without_accept_encoding,
+    crate::checks::ids::first_line_is_prompt,
+    crate::checks::ids::gaps_hold_interval,
+    crate::checks::ids::no_accumulated_drift,
+    crate::checks::ids::html_streams_div_by_div,
+    crate::checks::ids::events_stream_event_by_event,
+    crate::checks::ids::streams_with_gzip,
+    crate::checks::ids::streams_without_accept_encoding,
 ];
 
 /// What runs through each setup of `kind`: everything through the stock proxy; the
@@ -26,7 +30,10 @@ fn plan(kind: Kind) -> Vec<(Setup, &'static [CheckId])> {
         (Setup::Stock, CHECKS),
         (
             Setup::ProxyCompresses,
-            &[crate::ids::streams_with_gzip, crate::ids::streams_without_accept_encoding][..],
+            &[
+                crate::checks::ids::streams_with_gzip,
+                crate::checks::ids::streams_without_accept_encoding,
+            ][..],
         ),
     ];
     if kind == Kind::Nginx {
@@ -34,11 +41,11 @@ fn plan(kind: Kind) -> Vec<(Setup, &'static [CheckId])> {
         plan.push((
             Setup::Http10Upstream,
             &[
-                crate::ids::first_line_is_prompt,
-                crate::ids::gaps_hold_interval,
-                crate::ids::html_streams_div_by_div,
-                crate::ids::events_stream_event_by_event,
-                crate::ids::streams_with_gzip,
+                crate::checks::ids::first_line_is_prompt,
+                crate::checks::ids::gaps_hold_interval,
+                crate::checks::ids::html_streams_div_by_div,
+                crate::checks::ids::events_stream_event_by_event,
+                crate::checks::ids::streams_with_gzip,
             ][..],
         ));
     }
@@ -57,10 +64,10 @@ pub fn run_check(base: &str, check: CheckId) -> Outcome {
 
 /// [`run_check`], over TLS trusting the PEM certificates `ca`.
 fn run_check_trusting(base: &str, check: CheckId, ca: Option<Vec<u8>>) -> Outcome {
-    let entry = crate::entry(check);
+    let entry = crate::checks::entry(check);
     let mut cfg = Config::with_timing(base, 5, PROXY_INTERVAL);
     cfg.target.transport.cacert = ca;
-    crate::testing::runtime().block_on(entry.run(&cfg))
+    crate::harness::testing::runtime().block_on(entry.run(&cfg))
 }
 
 /// Starts `binary` and runs [`CHECKS`] through the stock nginx in front of it (5 lines 400 ms
@@ -83,7 +90,7 @@ fn run_behind(kind: Kind, binary: &str) {
     if !available(kind) {
         return;
     }
-    let _machine = crate::testing::share_machine();
+    let _machine = crate::harness::testing::share_machine();
     let program = kind.program();
     let server = Spawned::start(Path::new(binary), Duration::from_secs(60))
         .unwrap_or_else(|e| panic!("{binary}: {e}"));

@@ -38,7 +38,7 @@ pub use config::config;
 
 pub use super::process::locate;
 use super::{certs, process::Daemon};
-use crate::clients;
+use crate::harness::real_clients;
 
 /// Which proxy.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -121,9 +121,9 @@ pub struct Proxy {
 }
 
 /// Is the proxy installed? If not, the test is skipped loudly (or fails with
-/// `STREAMING_REQUIRE_EXTERNAL=1`), as [`clients::require`] does for the other programs.
+/// `STREAMING_REQUIRE_EXTERNAL=1`), as [`real_clients::require`] does for the other programs.
 pub fn available(kind: Kind) -> bool {
-    locate(kind.program()).is_some() || clients::require(kind.program(), kind.package())
+    locate(kind.program()).is_some() || real_clients::require(kind.program(), kind.package())
 }
 
 const NGINX_CONF: &str = "nginx.conf";

@@ -5,17 +5,17 @@ use std::{path::Path, time::Duration};
 
 use super::{expect_pass, runtime, share_machine, take_machine, test_config};
 use crate::{
-    Level,
     client::ms,
-    clients,
+    harness::real_clients,
+    harness::transports::{Certificates, Serving},
+    outcome::Level,
     servers::{Launch, Spawned},
-    transports::{Certificates, Serving},
 };
 
 /// `curl -N` (plain, or `--compressed`) against `path` of the binary: the count arrives line by
-/// line, as curl itself prints it. Skipped without curl (see [`clients::require`]).
+/// line, as curl itself prints it. Skipped without curl (see [`real_clients::require`]).
 pub fn run_curl(binary: &str, endpoint: &str, compressed: bool) {
-    if !clients::require("curl", "curl") {
+    if !real_clients::require("curl", "curl") {
         return;
     }
     let _machine = share_machine();
@@ -24,7 +24,7 @@ pub fn run_curl(binary: &str, endpoint: &str, compressed: bool) {
     let (count, interval) = (5, Duration::from_millis(200));
     let url =
         format!("{}{endpoint}?count={count}&interval_ms={}", server.base, interval.as_millis());
-    let outcome = runtime().block_on(clients::curl_streams(&url, compressed, count, interval));
+    let outcome = runtime().block_on(real_clients::curl_streams(&url, compressed, count, interval));
     expect_pass(&format!("curl {endpoint}"), &outcome, &server);
 }
 
@@ -41,9 +41,9 @@ pub fn run_read_stream(binary: &str) {
         .unwrap_or_else(|e| panic!("{binary}: {e}"));
     let (count, interval) = (5, Duration::from_millis(200));
     runtime().block_on(async {
-        let lines = clients::read_stream_prints_lines(&program, &server.base, count, interval);
+        let lines = real_clients::read_stream_prints_lines(&program, &server.base, count, interval);
         expect_pass("read_stream /stream", &lines.await, &server);
-        let events = clients::read_stream_resumes_events(&program, &server.base, 4, interval);
+        let events = real_clients::read_stream_resumes_events(&program, &server.base, 4, interval);
         expect_pass("read_stream /events", &events.await, &server);
     });
 }
@@ -162,7 +162,7 @@ fn read_stream_program() -> Option<std::path::PathBuf> {
     if program.is_file() {
         return Some(program);
     }
-    clients::skip(&format!(
+    real_clients::skip(&format!(
         "{} is not built: `cargo test --workspace` builds it, as does \
          `cargo build -p conformance --example read_stream`",
         program.display()
@@ -179,10 +179,10 @@ const ES_INTERVAL: Duration = Duration::from_millis(400);
 /// EventSource resumes after a cut connection. Then 8 EventSources at once: over HTTP/1.1 the
 /// 7th and 8th wait for one of the first six to end (six connections per origin); over h2 (a
 /// second instance serving TLS, its test certificate accepted) all 8 start at once. A
-/// screenshot of the page is saved as `screenshot`. Skipped without chromium and chromedriver (see [`clients::require`]).
+/// screenshot of the page is saved as `screenshot`. Skipped without chromium and chromedriver (see [`real_clients::require`]).
 pub fn run_chromium(binary: &str, screenshot: &Path) {
-    if !clients::require("chromium", "chromium")
-        || !clients::require("chromedriver", "chromium-driver")
+    if !real_clients::require("chromium", "chromium")
+        || !real_clients::require("chromedriver", "chromium-driver")
     {
         return;
     }
@@ -195,13 +195,13 @@ pub fn run_chromium(binary: &str, screenshot: &Path) {
         .start(Path::new(binary), &tls, test_config)
         .unwrap_or_else(|e| panic!("{binary} over TLS: {e}"));
     runtime().block_on(async {
-        let browser = clients::Browser::start().await.unwrap_or_else(|e| panic!("{e}"));
-        let first = clients::browser_shows_first_line_early(&browser, &base).await;
-        let pad0 = clients::browser_renders_html_early(&browser, &base, 0).await;
-        let pad1024 = clients::browser_renders_html_early(&browser, &base, 1024).await;
-        let page = clients::browser_page_resumes_events(&browser, &base, Some(screenshot)).await;
-        let h1 = clients::browser_eventsources(&browser, &base, ES_COUNT, ES_INTERVAL).await;
-        let h2 = clients::browser_eventsources(&browser, &tls_server.base, ES_COUNT, ES_INTERVAL);
+        let browser = real_clients::Browser::start().await.unwrap_or_else(|e| panic!("{e}"));
+        let first = real_clients::browser_shows_first_line_early(&browser, &base).await;
+        let pad0 = real_clients::browser_renders_html_early(&browser, &base, 0).await;
+        let pad1024 = real_clients::browser_renders_html_early(&browser, &base, 1024).await;
+        let page = real_clients::browser_page_resumes_events(&browser, &base, Some(screenshot)).await;
+        let h1 = real_clients::browser_eventsources(&browser, &base, ES_COUNT, ES_INTERVAL).await;
+        let h2 = real_clients::browser_eventsources(&browser, &tls_server.base, ES_COUNT, ES_INTERVAL);
         let h2 = h2.await;
         browser.close().await;
         let h1 = h1.unwrap_or_else(|e| panic!("chromium EventSources over HTTP/1.1: {e}"));
@@ -239,23 +239,23 @@ pub fn run_chromium(binary: &str, screenshot: &Path) {
     });
 }
 
-/// Three instances of the binary behind `kind` (nginx or HAProxy, [`crate::proxies::Setup::Balanced`]):
+/// Three instances of the binary behind `kind` (nginx or HAProxy, [`crate::harness::proxies::Setup::Balanced`]):
 /// SIGKILL of each instance in turn, then a rolling restart, under six EventSources of the
 /// checker's and two of Chromium's, each of which must get every id once, in order, resuming
 /// within `retry` + 1 s; and the 2 s idle timeout, survived with keep-alive comments, cut
 /// without (see [`crate::harness::balanced`]). Skipped without the balancer, chromium and
 /// chromedriver.
-pub fn run_balanced(binary: &str, kind: crate::proxies::Kind) {
-    if !crate::proxies::available(kind)
-        || !clients::require("chromium", "chromium")
-        || !clients::require("chromedriver", "chromium-driver")
+pub fn run_balanced(binary: &str, kind: crate::harness::proxies::Kind) {
+    if !crate::harness::proxies::available(kind)
+        || !real_clients::require("chromium", "chromium")
+        || !real_clients::require("chromedriver", "chromium-driver")
     {
         return;
     }
     let _machine = take_machine();
     let program = kind.program();
     runtime().block_on(async {
-        let browser = clients::Browser::start().await.unwrap_or_else(|e| panic!("{e}"));
+        let browser = real_clients::Browser::start().await.unwrap_or_else(|e| panic!("{e}"));
         let launch = Launch::new(binary);
         let result = crate::harness::balanced::run_all(kind, &launch, Some(&browser)).await;
         browser.close().await;

@@ -9,9 +9,10 @@ use std::{
 };
 
 use crate::{
-    Config, Level,
+    checks::{Config, Local},
+    harness::transports::{Certificates, Serving},
+    outcome::Level,
     servers::{Launch, Spawned},
-    transports::{Certificates, Serving},
 };
 
 mod clients;
@@ -47,18 +48,18 @@ static CATALOGUE: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
 /// A check a framework cannot pass, with the reason it must fail for. Its test asserts the
 /// failure, so the day the framework can do it, the test says so.
-pub type KnownLimit = (crate::CheckId, &'static str);
+pub type KnownLimit = (crate::checks::CheckId, &'static str);
 
 /// Starts `binary`, runs `check` against it and panics with the reason, the evidence and the
 /// server's log if it does not pass (a warning included), or, for a check in `known`, if it
 /// does not fail for the stated reason.
-pub fn run_check_against_binary(binary: &str, check: crate::CheckId, known: &[KnownLimit]) {
+pub fn run_check_against_binary(binary: &str, check: crate::checks::CheckId, known: &[KnownLimit]) {
     let _machine = share_machine();
-    let entry = crate::entry(check);
+    let entry = crate::checks::entry(check);
     let server = Spawned::start(Path::new(binary), Duration::from_secs(60))
         .unwrap_or_else(|e| panic!("{binary}: {e}"));
     let mut cfg = test_config(&server.base);
-    cfg.local = server.local(Some(Launch::new(binary)));
+    cfg.local = Local::of(&server, Some(Launch::new(binary)));
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -107,7 +108,7 @@ pub fn runtime() -> tokio::runtime::Runtime {
         .expect("a tokio runtime")
 }
 
-fn expect_pass(what: &str, outcome: &crate::Outcome, server: &Spawned) {
+fn expect_pass(what: &str, outcome: &crate::outcome::Outcome, server: &Spawned) {
     let evidence: String = outcome.evidence.iter().map(|e| e.to_string()).collect();
     match outcome.level {
         Level::Pass => println!("{what}: {}", outcome.reason),
@@ -132,7 +133,7 @@ pub fn run_catalogue_over(binary: &str, serving: Serving, known: &[KnownLimit]) 
     let (server, cfg) = serving
         .start(Path::new(binary), &tls, test_config)
         .unwrap_or_else(|e| panic!("{binary} over {}: {e}", serving.name()));
-    let report = runtime().block_on(crate::run(&cfg, &[]));
+    let report = runtime().block_on(crate::checks::run(&cfg, &[]));
     let h2 = cfg.target.speaks_h2();
     let mut problems = Vec::new();
     for result in &report.results {
@@ -174,32 +175,32 @@ macro_rules! suite {
         $crate::suite!($module, $binary, known_limits: []);
     };
     ($module:ident, $binary:expr, known_limits: [$($known:expr),* $(,)?]) => {
-        const KNOWN_LIMITS: &[$crate::testing::KnownLimit] = &[$($known),*];
+        const KNOWN_LIMITS: &[$crate::harness::testing::KnownLimit] = &[$($known),*];
         $crate::__with_catalogue!($crate::__suite_tests; $module, $binary,);
 
         /// The whole catalogue again over TLS (HTTP/1.1 and h2) and h2c.
         mod transports {
             #[test]
             fn https() {
-                $crate::testing::run_catalogue_over(
+                $crate::harness::testing::run_catalogue_over(
                     $binary,
-                    $crate::transports::Serving::Https,
+                    $crate::harness::transports::Serving::Https,
                     super::KNOWN_LIMITS,
                 );
             }
             #[test]
             fn h2() {
-                $crate::testing::run_catalogue_over(
+                $crate::harness::testing::run_catalogue_over(
                     $binary,
-                    $crate::transports::Serving::H2,
+                    $crate::harness::transports::Serving::H2,
                     super::KNOWN_LIMITS,
                 );
             }
             #[test]
             fn h2c() {
-                $crate::testing::run_catalogue_over(
+                $crate::harness::testing::run_catalogue_over(
                     $binary,
-                    $crate::transports::Serving::H2c,
+                    $crate::harness::transports::Serving::H2c,
                     super::KNOWN_LIMITS,
                 );
             }
@@ -208,53 +209,53 @@ macro_rules! suite {
         mod clients {
             #[test]
             fn curl_stream() {
-                $crate::testing::run_curl($binary, "/stream", false);
+                $crate::harness::testing::run_curl($binary, "/stream", false);
             }
             #[test]
             fn curl_stream_compressed() {
-                $crate::testing::run_curl($binary, "/stream", true);
+                $crate::harness::testing::run_curl($binary, "/stream", true);
             }
             #[test]
             fn curl_events() {
-                $crate::testing::run_curl($binary, "/events", false);
+                $crate::harness::testing::run_curl($binary, "/events", false);
             }
             #[test]
             fn curl_events_compressed() {
-                $crate::testing::run_curl($binary, "/events", true);
+                $crate::harness::testing::run_curl($binary, "/events", true);
             }
             #[test]
             fn read_stream() {
-                $crate::testing::run_read_stream($binary);
+                $crate::harness::testing::run_read_stream($binary);
             }
             #[test]
             fn diagnose() {
-                $crate::testing::run_diagnose($binary);
+                $crate::harness::testing::run_diagnose($binary);
             }
             #[test]
             fn https() {
-                $crate::testing::run_https($binary);
+                $crate::harness::testing::run_https($binary);
             }
             #[test]
             fn nginx() {
-                $crate::proxies::run_behind_nginx($binary);
+                $crate::harness::proxies::run_behind_nginx($binary);
             }
             #[test]
             fn apache() {
-                $crate::proxies::run_behind_apache($binary);
+                $crate::harness::proxies::run_behind_apache($binary);
             }
             #[test]
             fn balanced_nginx() {
-                $crate::testing::run_balanced($binary, $crate::proxies::Kind::Nginx);
+                $crate::harness::testing::run_balanced($binary, $crate::harness::proxies::Kind::Nginx);
             }
             #[test]
             fn balanced_haproxy() {
-                $crate::testing::run_balanced($binary, $crate::proxies::Kind::Haproxy);
+                $crate::harness::testing::run_balanced($binary, $crate::harness::proxies::Kind::Haproxy);
             }
             #[test]
             fn chromium() {
                 let shot = ::std::path::Path::new(env!("CARGO_TARGET_TMPDIR"))
                     .join(concat!(stringify!($module), "-index.png"));
-                $crate::testing::run_chromium($binary, &shot);
+                $crate::harness::testing::run_chromium($binary, &shot);
             }
         }
     };
@@ -268,9 +269,9 @@ macro_rules! __suite_tests {
             $(
                 #[test]
                 fn $check() {
-                    $crate::testing::run_check_against_binary(
+                    $crate::harness::testing::run_check_against_binary(
                         $binary,
-                        $crate::ids::$check,
+                        $crate::checks::ids::$check,
                         super::KNOWN_LIMITS,
                     );
                 }

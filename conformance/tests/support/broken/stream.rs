@@ -1,5 +1,8 @@
 //! The three streaming endpoints over HTTP/1, written by hand so that each fault can bend
-//! exactly one thing: the head, the framing, the schedule, the encoding.
+//! exactly one thing: the head, the framing, the schedule, the encoding. `stream` reads as the
+//! steps of an answer; each step asks the fault what to bend.
+
+use std::{collections::VecDeque, time::Duration};
 
 use tokio::{
     io::{AsyncReadExt, AsyncWriteExt},
@@ -8,7 +11,9 @@ use tokio::{
     time::{Instant, sleep, sleep_until},
 };
 
-use super::{Answer, Encoder, Endpoint, Fault, Logger, Request, parse, resume_after, simple};
+use super::{
+    Answer, Encoder, Endpoint, Fault, Logger, Params, Request, parse, resume_after, simple,
+};
 
 /// Logs how a stream ended when it is dropped, as the examples do.
 pub(super) struct Progress<'a> {
@@ -30,70 +35,143 @@ impl Drop for Progress<'_> {
 
 pub(super) async fn stream(
     tcp: &mut TcpStream, req: &Request, endpoint: Endpoint, fault: Fault, logger: &Logger,
-    mut grace_over: watch::Receiver<bool>,
+    grace_over: watch::Receiver<bool>,
 ) -> std::io::Result<Answer> {
+    let (params, first) = match accepted(tcp, req, endpoint, fault).await? {
+        Ok(accepted) => accepted,
+        Err(answer) => return Ok(answer),
+    };
+    let body = Body::new(req, endpoint, fault, &params, first);
+    let (encoder, encoding) = Encoder::negotiate(req, fault);
+    let chunked = match fault {
+        Fault::ContentLength | Fault::NotChunked | Fault::CollectedBody => false,
+        Fault::ChunkedToHttp10 => true,
+        Fault::ChunkedToCompressedHttp10 if encoding.is_some() => true,
+        _ => !req.http10,
+    };
+    let head = head(req, &body, encoding, chunked);
+    let start = Instant::now();
+    let head_request = req.method == "HEAD";
+    if head_request && fault == Fault::HeadRunsGenerator {
+        sleep_until(start + params.interval * body.n().saturating_sub(1)).await;
+    }
+    if fault == Fault::CollectedBody {
+        sleep_until(start + params.interval * body.n().saturating_sub(1)).await;
+        return collected(tcp, head, &body, encoder, head_request, logger).await;
+    }
+    tcp.write_all(head.as_bytes()).await?;
+    if head_request && fault != Fault::HeadBody {
+        return Ok(Answer::Ok);
+    }
+    let writer = Writer { chunked, keeps_generating: fault == Fault::KeepsGenerating, gone: false };
+    let sending = Sending { body, params, start, encoder, writer };
+    sending.run(tcp, logger, grace_over).await
+}
+
+/// The parameters and the first item (after `Last-Event-ID`), or the answer already given: a
+/// 400 for bad input, a 204 when nothing is left.
+async fn accepted(
+    tcp: &mut TcpStream, req: &Request, endpoint: Endpoint, fault: Fault,
+) -> std::io::Result<Result<(Params, u32), Answer>> {
     let params = match parse(&req.query, endpoint, fault) {
         Ok(params) => params,
         Err(_) if fault == Fault::AcceptsBadInput => parse("", endpoint, fault).expect("defaults"),
         Err(message) => {
             let body = if fault == Fault::SilentBadInput { String::new() } else { message + "\n" };
             simple(tcp, req, fault, "400 Bad Request", &[], &body).await?;
-            return Ok(Answer::BadInput);
+            return Ok(Err(Answer::BadInput));
         }
     };
-    let (count, interval) = (params.count, params.interval);
-    let mut first = 1;
-    if endpoint == Endpoint::Events {
-        match resume_after(req, count, fault) {
-            Ok(done) if done == count => {
-                simple(tcp, req, fault, "204 No Content", &[], "").await?;
-                return Ok(Answer::Ok);
-            }
-            Ok(done) => first = done + 1,
-            Err(message) => {
-                simple(tcp, req, fault, "400 Bad Request", &[], &(message + "\n")).await?;
-                return Ok(Answer::BadInput);
-            }
+    if endpoint != Endpoint::Events {
+        return Ok(Ok((params, 1)));
+    }
+    match resume_after(req, params.count, fault) {
+        Ok(done) if done == params.count => {
+            simple(tcp, req, fault, "204 No Content", &[], "").await?;
+            Ok(Err(Answer::Ok))
+        }
+        Ok(done) => Ok(Ok((params, done + 1))),
+        Err(message) => {
+            simple(tcp, req, fault, "400 Bad Request", &[], &(message + "\n")).await?;
+            Ok(Err(Answer::BadInput))
         }
     }
-    let head_request = req.method == "HEAD";
-    let replayed = fault == Fault::Cached && !req.no_cache;
-    let shown = |k: u32| {
-        if fault == Fault::WrongContent { k - 1 } else { k }
-    };
-    let item = |k: u32| match endpoint {
-        Endpoint::Stream => format!("{}\n", shown(k)),
-        Endpoint::Html => format!("<div>{}</div>{}", shown(k), " ".repeat(params.pad)),
-        Endpoint::Events if fault == Fault::EventsNoIds => format!("data: {k}\n\n"),
-        Endpoint::Events => format!("id: {k}\ndata: {k}\n\n"),
-    };
-    let n = (count + 1 - first) as usize;
-    // Produced as they are due, unless the fault queues them all up front.
-    let mut ahead: std::collections::VecDeque<String> = if fault == Fault::BuffersAhead {
-        (first..=count).map(item).collect()
-    } else {
-        Default::default()
-    };
-    let (prefix, suffix) = match endpoint {
-        Endpoint::Stream => ("", ""),
-        Endpoint::Html => ("<!doctype html><html><body>", "</body></html>"),
-        Endpoint::Events if fault == Fault::EventsNoRetry => ("", ""),
-        Endpoint::Events => ("retry: 1000\n\n", ""),
-    };
+}
 
-    let chunked = match fault {
-        Fault::ContentLength | Fault::NotChunked | Fault::CollectedBody => false,
-        Fault::ChunkedToHttp10 => true,
-        _ => !req.http10,
-    };
-    let (mut encoder, encoding) = Encoder::negotiate(req, fault);
-    let chunked = chunked || (fault == Fault::ChunkedToCompressedHttp10 && encoding.is_some());
+/// What the body holds: items `first..=count` of `endpoint`, between a prefix and a suffix.
+struct Body {
+    endpoint: Endpoint,
+    fault: Fault,
+    first: u32,
+    count: u32,
+    pad: usize,
+    prefix: &'static str,
+    suffix: &'static str,
+    /// A cache in front replays the stored answer (the `Cached` fault without `no-cache`).
+    replayed: bool,
+    http10: bool,
+}
+
+impl Body {
+    fn new(req: &Request, endpoint: Endpoint, fault: Fault, params: &Params, first: u32) -> Self {
+        let (prefix, suffix) = match endpoint {
+            Endpoint::Stream => ("", ""),
+            Endpoint::Html => ("<!doctype html><html><body>", "</body></html>"),
+            Endpoint::Events if fault == Fault::EventsNoRetry => ("", ""),
+            Endpoint::Events => ("retry: 1000\n\n", ""),
+        };
+        Self {
+            endpoint,
+            fault,
+            first,
+            count: params.count,
+            pad: params.pad,
+            prefix,
+            suffix,
+            replayed: fault == Fault::Cached && !req.no_cache,
+            http10: req.http10,
+        }
+    }
+
+    fn n(&self) -> u32 {
+        self.count + 1 - self.first
+    }
+
+    fn item(&self, k: u32) -> String {
+        let shown = if self.fault == Fault::WrongContent { k - 1 } else { k };
+        match self.endpoint {
+            Endpoint::Stream => format!("{shown}\n"),
+            Endpoint::Html => format!("<div>{shown}</div>{}", " ".repeat(self.pad)),
+            Endpoint::Events if self.fault == Fault::EventsNoIds => format!("data: {k}\n\n"),
+            Endpoint::Events => format!("id: {k}\ndata: {k}\n\n"),
+        }
+    }
+
+    fn len(&self) -> usize {
+        let items: usize = (self.first..=self.count).map(|k| self.item(k).len()).sum();
+        self.prefix.len() + items + self.suffix.len()
+    }
+
+    /// Sent all at once, at the end: the faults that collect the body, and a replayed cache.
+    fn buffered(&self) -> bool {
+        let fault = self.fault;
+        fault == Fault::Buffered
+            || (self.http10 && fault == Fault::BufferedForHttp10)
+            || (self.endpoint == Endpoint::Html && fault == Fault::HtmlBuffered)
+            || (self.endpoint == Endpoint::Events && fault == Fault::EventsBuffered)
+            || self.replayed
+    }
+}
+
+/// The response head, with the headers each fault bends.
+fn head(req: &Request, body: &Body, encoding: Option<&str>, chunked: bool) -> String {
+    let fault = body.fault;
     let mut head = String::from("HTTP/1.1 200 OK\r\n");
     let mut header = |h: &str| {
         head.push_str(h);
         head.push_str("\r\n");
     };
-    header(match (endpoint, fault) {
+    header(match (body.endpoint, fault) {
         (Endpoint::Stream, Fault::WrongContentType) => "content-type: application/octet-stream",
         (Endpoint::Stream, _) => "content-type: text/plain; charset=utf-8",
         (Endpoint::Html, Fault::HtmlWrongContentType) => "content-type: text/plain",
@@ -101,7 +179,7 @@ pub(super) async fn stream(
         (Endpoint::Events, Fault::EventsWrongContentType) => "content-type: text/plain",
         (Endpoint::Events, _) => "content-type: text/event-stream",
     });
-    let head_faulty = head_request && fault == Fault::HeadMissingHeaders;
+    let head_faulty = req.method == "HEAD" && fault == Fault::HeadMissingHeaders;
     if fault != Fault::NoCacheControl && !head_faulty {
         header("cache-control: no-cache");
     }
@@ -111,14 +189,12 @@ pub(super) async fn stream(
     if fault != Fault::NoNosniff {
         header("x-content-type-options: nosniff");
     }
-    let total: usize =
-        prefix.len() + (first..=count).map(|k| item(k).len()).sum::<usize>() + suffix.len();
     match fault {
         Fault::Etag => header("etag: \"abc\""),
         Fault::LastModified => header("last-modified: Tue, 24 Nov 2026 10:00:00 GMT"),
-        Fault::ContentLength => header(&format!("content-length: {total}")),
+        Fault::ContentLength => header(&format!("content-length: {}", body.len())),
         Fault::CdnHeaders => header("cf-ray: 8e1f2a3b4c5d6e7f-AMS"),
-        Fault::Cached if replayed => header("age: 42\r\nx-cache: HIT"),
+        Fault::Cached if body.replayed => header("age: 42\r\nx-cache: HIT"),
         Fault::Cached => header("x-cache: MISS"),
         _ => {}
     }
@@ -130,121 +206,168 @@ pub(super) async fn stream(
     }
     header("connection: close");
     head.push_str("\r\n");
+    head
+}
 
-    let start = Instant::now();
-    let due = |k: usize| start + interval * k as u32;
-    if head_request && fault == Fault::HeadRunsGenerator {
-        sleep_until(due(n.saturating_sub(1))).await;
+/// The `CollectedBody` fault: the length is known once the body is done, so the head waits for
+/// it, and goes out with a Content-Length and the whole body.
+async fn collected(
+    tcp: &mut TcpStream, head: String, body: &Body, mut encoder: Encoder, head_request: bool,
+    logger: &Logger,
+) -> std::io::Result<Answer> {
+    let mut bytes = encoder.encode(body.prefix.as_bytes(), false);
+    for k in body.first..=body.count {
+        bytes.extend(encoder.encode(body.item(k).as_bytes(), false));
     }
-    if fault == Fault::CollectedBody {
-        // The length is known once the body is done: the head waits for it.
-        sleep_until(due(n.saturating_sub(1))).await;
-        let mut body = encoder.encode(prefix.as_bytes(), false);
-        for k in first..=count {
-            body.extend(encoder.encode(item(k).as_bytes(), false));
-        }
-        body.extend(encoder.encode(suffix.as_bytes(), false));
-        body.extend(encoder.finish());
-        head = head.replacen("\r\n\r\n", &format!("\r\ncontent-length: {}\r\n\r\n", body.len()), 1);
-        tcp.write_all(head.as_bytes()).await?;
-        if !head_request {
-            tcp.write_all(&body).await?;
-        }
-        let _progress = Progress { logger, produced: n as u32, of: n as u32 };
-        return Ok(Answer::Ok);
-    }
+    bytes.extend(encoder.encode(body.suffix.as_bytes(), false));
+    bytes.extend(encoder.finish());
+    let length = format!("\r\ncontent-length: {}\r\n\r\n", bytes.len());
+    let head = head.replacen("\r\n\r\n", &length, 1);
     tcp.write_all(head.as_bytes()).await?;
-    if head_request && fault != Fault::HeadBody {
-        return Ok(Answer::Ok);
+    if !head_request {
+        tcp.write_all(&bytes).await?;
     }
+    let _progress = Progress { logger, produced: body.n(), of: body.n() };
+    Ok(Answer::Ok)
+}
 
-    let flush = fault != Fault::NeverFlushes;
-    let frame = |bytes: Vec<u8>| {
-        if chunked && !bytes.is_empty() {
+/// Writes the body's bytes, chunk-framed or not. A client that has gone away makes writes
+/// fail; that ends the stream, unless the fault says to carry on regardless.
+struct Writer {
+    chunked: bool,
+    keeps_generating: bool,
+    /// A write failed and the fault carried on.
+    gone: bool,
+}
+
+impl Writer {
+    async fn write(&mut self, tcp: &mut TcpStream, bytes: Vec<u8>) -> std::io::Result<()> {
+        let bytes = if self.chunked && !bytes.is_empty() {
             let mut framed = format!("{:x}\r\n", bytes.len()).into_bytes();
             framed.extend(bytes);
             framed.extend(b"\r\n");
             framed
         } else {
             bytes
-        }
-    };
-    // A client that has gone away makes writes fail; that ends the stream, unless the fault
-    // says to carry on regardless.
-    let mut gone = false;
-    let mut write = async |tcp: &mut TcpStream, bytes: &[u8]| -> std::io::Result<()> {
+        };
+        self.raw(tcp, &bytes).await
+    }
+
+    async fn raw(&mut self, tcp: &mut TcpStream, bytes: &[u8]) -> std::io::Result<()> {
         match tcp.write_all(bytes).await {
-            Err(_) if fault == Fault::KeepsGenerating => {
-                gone = true;
+            Err(_) if self.keeps_generating => {
+                self.gone = true;
                 Ok(())
             }
             other => other,
         }
-    };
-    let buffered = fault == Fault::Buffered
-        || (req.http10 && fault == Fault::BufferedForHttp10)
-        || (endpoint == Endpoint::Html && fault == Fault::HtmlBuffered)
-        || (endpoint == Endpoint::Events && fault == Fault::EventsBuffered);
-    let keepalive = (endpoint == Endpoint::Events && fault != Fault::EventsNoKeepalive)
-        .then_some(params.keepalive);
-    let mut progress = Progress { logger, produced: 0, of: n as u32 };
-    let mut pending = prefix.to_owned();
-    let mut last_write = start;
-    for (i, k) in (first..=count).enumerate() {
-        let at = match fault {
-            Fault::FirstLineLate => due(i + 1),
-            Fault::FastSchedule => start + interval * 6 * i as u32 / 10,
-            Fault::Drift if i > 0 => Instant::now() + interval + interval / 3,
-            Fault::Cached if replayed => start,
-            _ => due(i),
+    }
+}
+
+/// The body being sent, item by item as each is due.
+struct Sending {
+    body: Body,
+    params: Params,
+    start: Instant,
+    encoder: Encoder,
+    writer: Writer,
+}
+
+impl Sending {
+    async fn run(
+        mut self, tcp: &mut TcpStream, logger: &Logger, mut grace_over: watch::Receiver<bool>,
+    ) -> std::io::Result<Answer> {
+        let (fault, n) = (self.body.fault, self.body.n());
+        let flush = fault != Fault::NeverFlushes;
+        // Produced as they are due, unless the fault queues them all up front.
+        let mut ahead: VecDeque<String> = match fault {
+            Fault::BuffersAhead => {
+                (self.body.first..=self.body.count).map(|k| self.body.item(k)).collect()
+            }
+            _ => VecDeque::new(),
         };
-        // Keep-alive comments while waiting for the next item.
-        while let Some(keepalive) = keepalive.filter(|k| last_write + *k < at) {
-            sleep_until(last_write + keepalive).await;
-            let comment = encoder.encode(b": keep-alive\n\n", flush);
-            write(tcp, &frame(comment)).await?;
-            last_write = Instant::now();
-        }
-        let mut probe = [0u8; 1];
-        tokio::select! {
-            _ = sleep_until(at) => {}
-            // The shutdown's grace is over: end the body cleanly after what was sent.
-            _ = grace_over.wait_for(|over| *over) => break,
-            // The client hung up (end of file, or an error): stop now, not at the next write.
-            read = tcp.read(&mut probe), if fault != Fault::KeepsGenerating => {
-                if matches!(read, Ok(0) | Err(_)) {
-                    return Ok(Answer::Ok);
+        let keepalive = (self.body.endpoint == Endpoint::Events
+            && fault != Fault::EventsNoKeepalive)
+            .then_some(self.params.keepalive);
+        let mut progress = Progress { logger, produced: 0, of: n };
+        let mut pending = self.body.prefix.to_owned();
+        let mut last_write = self.start;
+        for (i, k) in (self.body.first..=self.body.count).enumerate() {
+            let at = self.due(i);
+            if let Some(keepalive) = keepalive {
+                last_write = self.keep_alive(tcp, keepalive, last_write, at, flush).await?;
+            }
+            let mut probe = [0u8; 1];
+            tokio::select! {
+                _ = sleep_until(at) => {}
+                // The shutdown's grace is over: end the body cleanly after what was sent.
+                _ = grace_over.wait_for(|over| *over) => break,
+                // The client hung up (end of file, or an error): stop now, not at the next write.
+                read = tcp.read(&mut probe), if fault != Fault::KeepsGenerating => {
+                    if matches!(read, Ok(0) | Err(_)) {
+                        return Ok(Answer::Ok);
+                    }
                 }
             }
+            pending.push_str(&ahead.pop_front().unwrap_or_else(|| self.body.item(k)));
+            progress.produced += 1;
+            if !self.holds(i, n as usize) {
+                let bytes = self.encoder.encode(pending.as_bytes(), flush);
+                self.writer.write(tcp, bytes).await?;
+                pending.clear();
+                last_write = Instant::now();
+            }
         }
-        pending.push_str(&ahead.pop_front().unwrap_or_else(|| item(k)));
-        progress.produced += 1;
-        let hold = buffered
-            || replayed
+        pending.push_str(self.body.suffix);
+        let mut rest = self.encoder.encode(pending.as_bytes(), false);
+        rest.extend(self.encoder.finish());
+        self.writer.write(tcp, rest).await?;
+        if fault == Fault::Linger {
+            sleep(self.params.interval).await;
+        }
+        if self.writer.chunked {
+            self.writer.raw(tcp, b"0\r\n\r\n").await?;
+        }
+        if self.writer.gone {
+            // The stream ran to its end for nobody: it was cancelled when the client left.
+            progress.produced = progress.produced.min(progress.of - 1);
+        }
+        drop(progress);
+        let _ = tcp.shutdown().await;
+        Ok(Answer::Ok)
+    }
+
+    /// When item `i` (from 0) is sent, as the fault bends the schedule.
+    fn due(&self, i: usize) -> Instant {
+        let (start, interval) = (self.start, self.params.interval);
+        match self.body.fault {
+            Fault::FirstLineLate => start + interval * (i as u32 + 1),
+            Fault::FastSchedule => start + interval * 6 * i as u32 / 10,
+            Fault::Drift if i > 0 => Instant::now() + interval + interval / 3,
+            Fault::Cached if self.body.replayed => start,
+            _ => start + interval * i as u32,
+        }
+    }
+
+    /// Whether item `i` of `n` waits to go out with a later one.
+    fn holds(&self, i: usize, n: usize) -> bool {
+        let fault = self.body.fault;
+        self.body.buffered()
             || (fault == Fault::Pairs && i % 2 == 1 && i + 1 < n)
-            || (fault == Fault::FirstLineHeld && i == 0 && n > 1);
-        if !hold {
-            let bytes = encoder.encode(pending.as_bytes(), flush);
-            write(tcp, &frame(bytes)).await?;
-            pending.clear();
+            || (fault == Fault::FirstLineHeld && i == 0 && n > 1)
+    }
+
+    /// Keep-alive comments while waiting for an item due `at`; when the last write was.
+    async fn keep_alive(
+        &mut self, tcp: &mut TcpStream, every: Duration, mut last_write: Instant, at: Instant,
+        flush: bool,
+    ) -> std::io::Result<Instant> {
+        while last_write + every < at {
+            sleep_until(last_write + every).await;
+            let comment = self.encoder.encode(b": keep-alive\n\n", flush);
+            self.writer.write(tcp, comment).await?;
             last_write = Instant::now();
         }
+        Ok(last_write)
     }
-    pending.push_str(suffix);
-    let mut rest = encoder.encode(pending.as_bytes(), false);
-    rest.extend(encoder.finish());
-    write(tcp, &frame(rest)).await?;
-    if fault == Fault::Linger {
-        sleep(interval).await;
-    }
-    if chunked {
-        write(tcp, b"0\r\n\r\n").await?;
-    }
-    if gone {
-        // The stream ran to its end for nobody: it was cancelled when the client left.
-        progress.produced = progress.produced.min(progress.of - 1);
-    }
-    drop(progress);
-    let _ = tcp.shutdown().await;
-    Ok(Answer::Ok)
 }

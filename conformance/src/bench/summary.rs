@@ -5,7 +5,7 @@ use std::fmt::Write as _;
 use serde::Serialize;
 
 use super::{Concurrency, FLOOR, Handshakes, Results, ServerResults, Throughput};
-use crate::transports::Serving;
+use crate::harness::transports::Serving;
 
 /// How a scenario's connections were made, as its name says it; nothing for plain HTTP/1.1.
 pub fn transport_label(transport: Serving, connections: u32) -> String {
@@ -209,6 +209,45 @@ fn servers_open_files(servers: &[ServerResults]) -> String {
     }
 }
 
+/// One scenario's table: a row per server, a column per metric, each figure with its ratio to
+/// the floor.
+fn scenario_table(out: &mut String, results: &Results, scenario: &str) {
+    let figures: Vec<_> = results.figures.iter().filter(|f| f.scenario == scenario).collect();
+    let mut metrics: Vec<(&str, &str)> = Vec::new();
+    for f in &figures {
+        if !metrics.contains(&(f.metric, f.unit)) {
+            metrics.push((f.metric, f.unit));
+        }
+    }
+    let header: Vec<String> = std::iter::once("server".to_owned())
+        .chain(metrics.iter().map(|(m, u)| match *u {
+            "streams" | "connections" | "lines/s" | "conn/s" | "MB/s" => (*m).to_owned(),
+            _ => format!("{m} ({u})"),
+        }))
+        .collect();
+    let cell = |server: &str, metric: &str| {
+        figures.iter().find(|f| f.server == server && f.metric == metric).map_or(
+            "—".into(),
+            |f| match f.ratio_to_floor {
+                Some(r) if !matches!(f.unit, "streams" | "connections") => {
+                    format!("{} ({r:.2}×)", number(f.value, f.unit))
+                }
+                _ => number(f.value, f.unit),
+            },
+        )
+    };
+    let rows: Vec<Vec<String>> = results
+        .servers
+        .iter()
+        .map(|server| {
+            std::iter::once(server.name.clone())
+                .chain(metrics.iter().map(|(metric, _)| cell(&server.name, metric)))
+                .collect()
+        })
+        .collect();
+    table(out, &header, &rows);
+}
+
 /// The summary: one table per scenario (each figure with its ratio to the floor), start-up,
 /// and the targets.
 pub fn markdown(results: &Results) -> String {
@@ -238,40 +277,8 @@ pub fn markdown(results: &Results) -> String {
         }
     }
     for scenario in scenarios {
-        let figures: Vec<_> = results.figures.iter().filter(|f| f.scenario == scenario).collect();
-        let mut metrics: Vec<(&str, &str)> = Vec::new();
-        for f in &figures {
-            if !metrics.contains(&(f.metric, f.unit)) {
-                metrics.push((f.metric, f.unit));
-            }
-        }
-        let header: Vec<String> = std::iter::once("server".to_owned())
-            .chain(metrics.iter().map(|(m, u)| match *u {
-                "streams" | "connections" | "lines/s" | "conn/s" | "MB/s" => (*m).to_owned(),
-                _ => format!("{m} ({u})"),
-            }))
-            .collect();
-        let rows: Vec<Vec<String>> = results
-            .servers
-            .iter()
-            .map(|server| {
-                std::iter::once(server.name.clone())
-                    .chain(metrics.iter().map(|(metric, _)| {
-                        figures
-                            .iter()
-                            .find(|f| f.server == server.name && f.metric == *metric)
-                            .map_or("—".into(), |f| match f.ratio_to_floor {
-                                Some(r) if !matches!(f.unit, "streams" | "connections") => {
-                                    format!("{} ({r:.2}×)", number(f.value, f.unit))
-                                }
-                                _ => number(f.value, f.unit),
-                            })
-                    }))
-                    .collect()
-            })
-            .collect();
         let _ = writeln!(out, "**{scenario}**\n");
-        table(&mut out, &header, &rows);
+        scenario_table(&mut out, results, scenario);
     }
     if !results.targets.is_empty() {
         let _ = writeln!(out, "**Targets** (medians of {} runs)\n", results.options.runs);

@@ -13,7 +13,11 @@ use tokio::{
 };
 
 use super::Relay;
-use crate::{LineArrival, Outcome, checks::judge::spacing_outcome, client::ms};
+use crate::{
+    checks::judge::spacing_outcome,
+    client::ms,
+    outcome::{LineArrival, Outcome},
+};
 
 /// Headless Chromium driven through ChromeDriver. The driver (and the browser with it) is
 /// killed when this is dropped.
@@ -201,6 +205,22 @@ pub async fn browser_eventsources(
     Err(format!("after {limit:?} the EventSources' first events were at {firsts:?} ms"))
 }
 
+/// The items of the page's list `list` (`events` or `stream`): their text or id, and when
+/// they came (ms).
+async fn listed(browser: &Browser, list: &str) -> Vec<(String, f64)> {
+    let script = format!(
+        "return Array.from(document.querySelectorAll('#{list} li'))\
+         .map(li => [li.dataset.id || li.firstChild.textContent.trim(), +li.dataset.ms]);"
+    );
+    let value = browser.eval(&script).await.unwrap_or(Value::Null);
+    serde_json::from_value(value).unwrap_or_default()
+}
+
+/// A page's items as the judging helpers take them.
+fn arrivals(items: &[(String, f64)]) -> Vec<LineArrival> {
+    items.iter().map(|(text, at_ms)| LineArrival { text: text.clone(), at_ms: *at_ms }).collect()
+}
+
 /// The `/` page (through a relay that can cut connections): its EventSource receives events
 /// at the interval; after the connection is cut it reconnects and continues from the next id.
 /// Also checks the page's `fetch()` panel got `/stream` line by line. Saves a screenshot to
@@ -217,13 +237,6 @@ pub async fn browser_page_resumes_events(
         Err(e) => return Outcome::fail(format!("cannot start the relay: {e}")),
     };
     let url = format!("{}/?count={count}&interval_ms={}", relay.base, interval.as_millis());
-    let read = |list: &str| {
-        format!(
-            "return Array.from(document.querySelectorAll('#{list} li'))\
-             .map(li => [li.dataset.id || li.firstChild.textContent.trim(), +li.dataset.ms]);"
-        )
-    };
-    let events_script = read("events");
     let limit = interval * count * 4 + Duration::from_secs(5);
     let two = "return document.querySelectorAll('#events li').length >= 2;";
     if let Err(error) = browser.time_until(&url, two, limit).await {
@@ -233,19 +246,13 @@ pub async fn browser_page_resumes_events(
     let start = Instant::now();
     let mut events: Vec<(String, f64)> = Vec::new();
     while start.elapsed() < limit {
-        let value = browser.eval(&events_script).await.unwrap_or(Value::Null);
-        events = serde_json::from_value(value).unwrap_or_default();
+        events = listed(browser, "events").await;
         if events.len() >= count as usize {
             break;
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    let stream: Vec<(String, f64)> = browser
-        .eval(&read("stream"))
-        .await
-        .ok()
-        .and_then(|v| serde_json::from_value(v).ok())
-        .unwrap_or_default();
+    let stream = listed(browser, "stream").await;
     if let Some(path) = screenshot
         && let Ok(png) = browser.client.screenshot().await
     {
@@ -259,12 +266,6 @@ pub async fn browser_page_resumes_events(
              (resuming with Last-Event-ID, not restarting)"
         ));
     }
-    let arrivals = |items: &[(String, f64)]| -> Vec<LineArrival> {
-        items
-            .iter()
-            .map(|(text, at_ms)| LineArrival { text: text.clone(), at_ms: *at_ms })
-            .collect()
-    };
     // Before the cut, events come at the interval; the reconnect itself waits `retry`.
     let before = spacing_outcome(&arrivals(&events[..2]), interval, interval / 2);
     let lines = spacing_outcome(&arrivals(&stream), interval, interval / 2);
@@ -276,13 +277,13 @@ pub async fn browser_page_resumes_events(
     }
     let after = spacing_outcome(&arrivals(&events[2..]), interval, interval / 2);
     let gap = events[2].1 - events[1].1;
-    if before.level != crate::Level::Pass {
+    if before.level != crate::outcome::Level::Pass {
         return Outcome::fail(format!("EventSource before the cut: {}", before.reason));
     }
-    if after.level != crate::Level::Pass {
+    if after.level != crate::outcome::Level::Pass {
         return Outcome::fail(format!("EventSource after the reconnect: {}", after.reason));
     }
-    if lines.level != crate::Level::Pass {
+    if lines.level != crate::outcome::Level::Pass {
         return Outcome::fail(format!("fetch() panel: {}", lines.reason));
     }
     Outcome::pass(format!(

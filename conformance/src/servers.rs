@@ -212,11 +212,6 @@ impl Spawned {
     pub fn exited(&mut self) -> Option<ExitStatus> {
         self.child.try_wait().ok().flatten()
     }
-
-    /// What the checker knows about this server beyond its URL.
-    pub fn local(&self, launch: Option<Launch>) -> crate::Local {
-        crate::Local { pid: Some(self.pid()), log: Some(self.log.clone()), launch }
-    }
 }
 
 impl Drop for Spawned {

@@ -16,7 +16,11 @@ use tokio::{
     sync::watch,
 };
 
-use crate::{LineArrival, Outcome, checks::judge::spacing_outcome, client::ms};
+use crate::{
+    checks::judge::spacing_outcome,
+    client::ms,
+    outcome::{LineArrival, Outcome},
+};
 
 mod chromium;
 
@@ -114,7 +118,7 @@ pub async fn curl_streams(url: &str, compressed: bool, count: u32, interval: Dur
             name.eq_ignore_ascii_case("content-encoding").then(|| value.trim().to_owned())
         })
         .unwrap_or_else(|| "uncompressed".into());
-    let evidence = crate::Evidence {
+    let evidence = crate::outcome::Evidence {
         request: format!("curl -N{} {url}", if compressed { " --compressed" } else { "" }),
         lines: lines.clone(),
         notes: vec![headers.trim().replace("\r\n", " | ")],
@@ -186,7 +190,7 @@ pub async fn read_stream_prints_lines(
     let url = format!("{base}/stream?count={count}&interval_ms={}", interval.as_millis());
     let deadline = crate::checks::deadline_for(count, interval, interval / 2);
     let (lines, exited) = read_stream_lines(program, &url, deadline, |_| {}).await;
-    let evidence = crate::Evidence {
+    let evidence = crate::outcome::Evidence {
         request: format!("read_stream {url}"),
         lines: lines.clone(),
         ..Default::default()
@@ -224,7 +228,7 @@ pub async fn read_stream_resumes_events(
         }
     };
     let (lines, exited) = read_stream_lines(program, &url, deadline, cut_after_2).await;
-    let evidence = crate::Evidence {
+    let evidence = crate::outcome::Evidence {
         request: format!("read_stream {url}, the connection cut after id 2"),
         lines: lines.clone(),
         ..Default::default()
