@@ -313,16 +313,20 @@ fn use_trees_are_read_whole() {
 /// that use each other are each caught, and named.
 #[test]
 fn a_planted_violation_fails_naming_it() {
-    let copy = std::env::temp_dir().join(format!("layers-check-{}", std::process::id()));
-    copy_dir(&src(), &copy);
-    let timing = copy.join("checks/timing.rs");
-    let text = fs::read_to_string(&timing).unwrap();
-    fs::write(&timing, format!("use crate::bench::Options;\nuse crate::Config;\n{text}")).unwrap();
-    let judge = copy.join("checks/judge.rs");
-    let text = fs::read_to_string(&judge).unwrap();
-    fs::write(&judge, format!("use crate::checks::timing::first_line_is_prompt;\n{text}")).unwrap();
-    let problems = layer_problems(&copy);
-    let _ = fs::remove_dir_all(&copy);
+    let tree = crate::Scratch::new();
+    let timing = "conformance/src/checks/timing.rs";
+    tree.edit(
+        timing,
+        "use super::judge",
+        "use crate::bench::Options;\nuse crate::Config;\nuse super::judge",
+    );
+    let judge = "conformance/src/checks/judge.rs";
+    tree.edit(
+        judge,
+        "use std::time::Duration;",
+        "use std::time::Duration;\nuse crate::checks::timing::first_line_is_prompt;",
+    );
+    let problems = layer_problems(&tree.0.join("conformance/src"));
     let all = problems.join("\n");
     assert_eq!(problems.len(), 3, "{all}");
     assert!(
@@ -334,16 +338,4 @@ fn a_planted_violation_fails_naming_it() {
         "{all}"
     );
     assert!(all.contains("checks/judge.rs and checks/timing.rs use each other"), "{all}");
-}
-
-fn copy_dir(from: &Path, to: &Path) {
-    fs::create_dir_all(to).unwrap();
-    for entry in fs::read_dir(from).unwrap().flatten() {
-        let path = entry.path();
-        if path.is_dir() {
-            copy_dir(&path, &to.join(entry.file_name()));
-        } else {
-            fs::copy(&path, to.join(entry.file_name())).unwrap();
-        }
-    }
 }

@@ -316,6 +316,7 @@ impl Scratch {
             "CONTRACT.md",
             "docs/src",
             "conformance/examples",
+            "conformance/src",
             "conformance/proxies",
             "conformance/zoo",
             "conformance/tests/support",
