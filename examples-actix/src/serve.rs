@@ -7,7 +7,7 @@
 mod setup;
 mod tls;
 
-use std::{any::Any, convert::Infallible, fmt, io, time::Duration};
+use std::{any::Any, convert::Infallible, fmt, io};
 
 use actix_http::Request;
 use actix_service::{IntoServiceFactory, ServiceFactory};
@@ -51,7 +51,7 @@ where
     setup::init_logging("info");
     setup::raise_open_file_limit();
     let grace_over = CancellationToken::new();
-    let (app, grace) = (with_token(app, grace_over.clone()), Duration::from_secs(args.grace_secs));
+    let (app, grace) = (with_token(app, grace_over.clone()), args.grace());
     let tls = args.pem()?.map(|pem| tls::server_config(&pem)).transpose()?;
     // ANCHOR: serve
     // Each connection holds a token until it closes: actix looks for closed ones once a second.

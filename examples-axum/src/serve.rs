@@ -8,7 +8,7 @@ mod connection;
 mod setup;
 mod tls;
 
-use std::{io, pin::pin, sync::Arc, time::Duration};
+use std::{io, pin::pin, sync::Arc};
 
 use crate::params::{EventParams, HtmlParams, StreamParams};
 use axum::{
@@ -34,7 +34,7 @@ pub async fn run(app: fn(CancellationToken) -> Router) -> io::Result<()> {
     setup::init_logging("info,tower_http=debug");
     setup::raise_open_file_limit();
     let grace_over = CancellationToken::new();
-    let (app, grace) = (app(grace_over.clone()), Duration::from_secs(args.grace_secs));
+    let (app, grace) = (app(grace_over.clone()), args.grace());
     let tls = args.pem()?.map(|pem| tls::server_config(&pem)).transpose()?;
     // ANCHOR: serve
     let listener = connection::bind(args.addr)?;

@@ -34,12 +34,19 @@ pub async fn run(app: fn(CancellationToken) -> Rocket<Build>) -> ExitCode {
     setup::init_logging("info");
     setup::raise_open_file_limit();
     let grace_over = CancellationToken::new();
-    let (app, grace) = (app(grace_over.clone()), Duration::from_secs(args.grace_secs));
-    let (config, signal) = match (args.pem(), setup::shutdown_signal()) {
-        (Ok(pem), Ok(signal)) => (config(&args, pem), signal),
-        (Err(err), _) | (_, Err(err)) => {
+    let (app, grace) = (app(grace_over.clone()), args.grace());
+    let config = match args.pem() {
+        Ok(pem) => config(&args, pem),
+        Err(err) => {
             eprintln!("error: {err}");
             return ExitCode::from(2);
+        }
+    };
+    let signal = match setup::shutdown_signal() {
+        Ok(signal) => signal,
+        Err(err) => {
+            eprintln!("error: cannot listen for SIGTERM and SIGINT: {err}");
+            return ExitCode::FAILURE;
         }
     };
     // ANCHOR: serve

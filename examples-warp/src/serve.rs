@@ -9,7 +9,7 @@ mod connection;
 mod setup;
 mod tls;
 
-use std::{io, pin::pin, sync::Arc, time::Duration};
+use std::{io, pin::pin, sync::Arc};
 
 use clap::Parser;
 use hyper_util::service::TowerToHyperService;
@@ -39,8 +39,7 @@ where
     setup::init_logging("info");
     setup::raise_open_file_limit();
     let grace_over = CancellationToken::new();
-    let (app, grace) =
-        (bodiless_head(app(grace_over.clone())), Duration::from_secs(args.grace_secs));
+    let (app, grace) = (bodiless_head(app(grace_over.clone())), args.grace());
     let tls = args.pem()?.map(|pem| tls::server_config(&pem)).transpose()?;
     // ANCHOR: serve
     let listener = connection::bind(args.addr)?;

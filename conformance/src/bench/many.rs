@@ -34,8 +34,10 @@ use super::{
     system,
 };
 use crate::{
-    harness::balanced::INSTANCES,
-    harness::proxies::{Kind, Proxy, Setup},
+    harness::{
+        balanced::INSTANCES,
+        proxies::{Kind, Proxy, Setup},
+    },
     servers::{Spawned, rss_kib},
 };
 

@@ -25,8 +25,10 @@ use crate::{
         Target,
         eventsource::{self, Closed, Session},
     },
-    harness::balanced::{Disruption, INSTANCES, Pool, SERVED_BY, lost_and_duplicated},
-    harness::proxies::{Kind, Proxy, Setup},
+    harness::{
+        balanced::{Disruption, INSTANCES, Pool, SERVED_BY, lost_and_duplicated},
+        proxies::{Kind, Proxy, Setup},
+    },
     servers::Launch,
 };
 

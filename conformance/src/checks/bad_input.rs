@@ -7,9 +7,8 @@ use reqwest::Method;
 
 use futures_util::future::join_all;
 
+use super::{Config, judge};
 use crate::{
-    checks::Config,
-    checks::judge,
     client,
     outcome::{Evidence, Outcome},
 };

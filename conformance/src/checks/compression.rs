@@ -7,10 +7,12 @@ use std::time::Duration;
 
 use futures_util::future::join_all;
 
+use super::{
+    Config,
+    endpoint::{self, Endpoint, fetch_items},
+    judge::schedule_outcome,
+};
 use crate::{
-    checks::Config,
-    checks::endpoint::{self, Endpoint, fetch_items},
-    checks::judge::schedule_outcome,
     client::{self, Ask},
     outcome::{Level, Outcome},
 };

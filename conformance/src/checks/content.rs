@@ -4,9 +4,11 @@ use std::time::Duration;
 
 use reqwest::Method;
 
+use super::{
+    Config,
+    judge::{expect_lines, schedule_outcome},
+};
 use crate::{
-    checks::Config,
-    checks::judge::{expect_lines, schedule_outcome},
     client,
     outcome::{Level, Outcome},
 };

@@ -2,8 +2,8 @@
 
 use std::time::Duration;
 
+use super::Config;
 use crate::{
-    checks::Config,
     client::{self, Ask, Fetched, Framing},
     outcome::Outcome,
 };

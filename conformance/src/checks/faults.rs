@@ -10,10 +10,12 @@ use std::{
 use futures_util::future::join_all;
 use tokio::sync::Semaphore;
 
+use super::{
+    Config,
+    endpoint::{Endpoint, fetch_items},
+    judge::{first_line_outcome, spacing_outcome},
+};
 use crate::{
-    checks::Config,
-    checks::endpoint::{Endpoint, fetch_items},
-    checks::judge::{first_line_outcome, spacing_outcome},
     client::{self, ms},
     outcome::{Level, Outcome},
 };

@@ -4,9 +4,11 @@
 
 use reqwest::Method;
 
+use super::{
+    Config,
+    endpoint::{self, Endpoint},
+};
 use crate::{
-    checks::Config,
-    checks::endpoint::{self, Endpoint},
     client::{self, Fetched},
     outcome::{Level, Outcome},
 };

@@ -1,9 +1,11 @@
 //! The response headers of the streams (`/stream`, `/stream.html`, `/events`): the ones that keep proxies and browsers from buffering
 //! it, and the ones that would make something buffer it.
 
+use super::{
+    Config,
+    endpoint::{self, Endpoint},
+};
 use crate::{
-    checks::Config,
-    checks::endpoint::{self, Endpoint},
     client::{self, Fetched},
     outcome::Outcome,
 };

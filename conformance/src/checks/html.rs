@@ -5,10 +5,12 @@ use std::time::Duration;
 
 use futures_util::future::join_all;
 
+use super::{
+    Config,
+    endpoint::{DEFAULT_PAD, Endpoint, fetch_items, html_problem},
+    judge::schedule_outcome,
+};
 use crate::{
-    checks::Config,
-    checks::endpoint::{DEFAULT_PAD, Endpoint, fetch_items, html_problem},
-    checks::judge::schedule_outcome,
     client::{self, Ask},
     outcome::Outcome,
 };

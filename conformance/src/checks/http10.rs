@@ -1,11 +1,12 @@
 //! An HTTP/1.0 client cannot decode chunked encoding: it must get the same lines, with the same
 //! timing, delimited by the server closing the connection.
 
+use super::{
+    Config,
+    judge::{expect_lines, first_line_outcome, gaps_outcome, http1_only},
+};
 use crate::{
-    checks::Config,
-    checks::judge::{expect_lines, first_line_outcome, gaps_outcome, http1_only},
-    client::Decoder,
-    client::{self, Fetched},
+    client::{self, Decoder, Fetched},
     outcome::{Level, Outcome},
 };
 

@@ -8,13 +8,15 @@ use std::time::{Duration, Instant};
 
 use futures_util::future::join_all;
 
-use crate::{
-    checks::Config,
-    checks::shutdown::exit_after,
-    checks::{
+use super::{
+    Config,
+    shutdown::exit_after,
+    {
         judge::{content_problem, first_line_outcome, schedule_outcome, spacing_outcome},
         stream_path,
     },
+};
+use crate::{
     client::{
         Target,
         http2::{Connection, Frame, Read},

@@ -5,10 +5,9 @@ use std::time::Duration;
 
 use reqwest::Method;
 
+use super::Config;
 use crate::{
-    checks::Config,
-    client::ms,
-    client::{self, Fetched},
+    client::{self, Fetched, ms},
     outcome::{Level, LineArrival, Outcome},
 };
 

@@ -4,7 +4,8 @@ use std::time::Duration;
 
 use reqwest::Method;
 
-use crate::{checks::Config, client, outcome::Outcome};
+use super::Config;
+use crate::{client, outcome::Outcome};
 
 /// A one-line stream answers with 200 within five seconds.
 pub async fn reachable(cfg: &Config) -> Outcome {

@@ -4,10 +4,8 @@ use std::fmt::Write as _;
 
 use serde::Serialize;
 
-use crate::{
-    checks::{Check, CheckId, ids},
-    outcome::{Level, Outcome},
-};
+use super::{Check, CheckId, ids};
+use crate::outcome::{Level, Outcome};
 
 #[derive(Debug, Clone, Serialize)]
 pub struct CheckResult {

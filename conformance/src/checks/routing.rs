@@ -5,7 +5,8 @@ use std::time::Duration;
 
 use reqwest::Method;
 
-use crate::{checks::Config, checks::endpoint, client, outcome::Outcome};
+use super::{Config, endpoint};
+use crate::{client, outcome::Outcome};
 
 const QUICK: Duration = Duration::from_secs(5);
 

@@ -8,8 +8,8 @@ use std::time::{Duration, Instant};
 use futures_util::future::join_all;
 use tokio::sync::mpsc;
 
+use super::Config;
 use crate::{
-    checks::Config,
     client::{self, Target, ms},
     outcome::Outcome,
     servers::Spawned,

@@ -6,10 +6,12 @@ use std::time::Duration;
 
 use futures_util::future::join_all;
 
+use super::{
+    Config,
+    endpoint::{Endpoint, events_problem, fetch_items},
+    judge::schedule_outcome,
+};
 use crate::{
-    checks::Config,
-    checks::endpoint::{Endpoint, events_problem, fetch_items},
-    checks::judge::schedule_outcome,
     client::{self, Ask, Framing, ms},
     outcome::{Level, Outcome},
 };

@@ -2,8 +2,11 @@
 //! line 1's arrival. Each check looks at one way a stream goes wrong: held back at the start,
 //! sent too fast, batched (as nginx's 4 KiB buffers do), drifting, or kept open after the end.
 
-use super::judge::{fetch_stream, first_line_outcome, gaps_outcome, lateness_outcome, offsets};
-use crate::{checks::Config, client::ms, outcome::Outcome};
+use super::{
+    Config,
+    judge::{fetch_stream, first_line_outcome, gaps_outcome, lateness_outcome, offsets},
+};
+use crate::{client::ms, outcome::Outcome};
 
 pub async fn first_line_is_prompt(cfg: &Config) -> Outcome {
     match fetch_stream(cfg).await {

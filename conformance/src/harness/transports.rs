@@ -3,10 +3,10 @@
 
 use std::path::{Path, PathBuf};
 
+use super::certs;
 use crate::{
     checks::{Config, Local},
     client::{Protocol, Transport},
-    harness::certs,
     servers::{Launch, Spawned},
 };
 

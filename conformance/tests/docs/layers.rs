@@ -317,8 +317,8 @@ fn a_planted_violation_fails_naming_it() {
     let timing = "conformance/src/checks/timing.rs";
     tree.edit(
         timing,
-        "use super::judge",
-        "use crate::bench::Options;\nuse crate::Config;\nuse super::judge",
+        "use super::{",
+        "use crate::bench::Options;\nuse crate::Config;\nuse super::{",
     );
     let judge = "conformance/src/checks/judge.rs";
     tree.edit(
@@ -338,4 +338,15 @@ fn a_planted_violation_fails_naming_it() {
         "{all}"
     );
     assert!(all.contains("checks/judge.rs and checks/timing.rs use each other"), "{all}");
+}
+
+/// A `# Layout` table out of step with the layers read here is caught.
+#[test]
+fn a_layout_table_out_of_step_fails() {
+    let tree = crate::Scratch::new();
+    tree.edit("conformance/src/lib.rs", "| servers | [`servers`]", "| local | [`local`]");
+    let problems = layer_problems(&tree.0.join("conformance/src"));
+    assert_eq!(problems.len(), 1, "{problems:?}");
+    assert!(problems[0].starts_with("lib.rs: the # Layout table lists"), "{problems:?}");
+    assert!(problems[0].contains("\"local\""), "{problems:?}");
 }

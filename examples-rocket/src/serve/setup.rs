@@ -1,7 +1,7 @@
 //! What the four examples do alike before and after serving: the command line, TLS material,
-//! logging, the open-file limit, the shutdown signal and the drain. The same file in all four crates (a test
-//! keeps them identical); what differs is passed in by `serve.rs`. Nothing here is about
-//! streaming.
+//! logging, the open-file limit, the shutdown signal and the drain. The same file in all four
+//! crates (a test keeps them identical); what differs is passed in by `serve.rs`. Nothing here
+//! is about streaming.
 
 use std::{fs, io, io::IsTerminal, net::SocketAddr, path::PathBuf, time::Duration};
 
@@ -37,6 +37,11 @@ pub struct Pem {
 }
 
 impl Args {
+    /// How long open streams get to finish after the signal (`--grace-secs`).
+    pub fn grace(&self) -> Duration {
+        Duration::from_secs(self.grace_secs)
+    }
+
     /// The TLS material asked for, if any: the PEM files given with `--tls-cert` and
     /// `--tls-key`, or a certificate made at start-up for `localhost` and `127.0.0.1`
     /// (`--tls-self-signed`), to try HTTPS and HTTP/2 in one command.

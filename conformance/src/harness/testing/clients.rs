@@ -6,8 +6,10 @@ use std::{path::Path, time::Duration};
 use super::{expect_pass, runtime, share_machine, take_machine, test_config};
 use crate::{
     client::ms,
-    harness::real_clients,
-    harness::transports::{Certificates, Serving},
+    harness::{
+        real_clients,
+        transports::{Certificates, Serving},
+    },
     outcome::Level,
     servers::{Launch, Spawned},
 };

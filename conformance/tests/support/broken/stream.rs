@@ -51,12 +51,14 @@ pub(super) async fn stream(
     };
     let head = head(req, &body, encoding, chunked);
     let start = Instant::now();
+    let last_due = start + params.interval * body.n().saturating_sub(1);
     let head_request = req.method == "HEAD";
     if head_request && fault == Fault::HeadRunsGenerator {
-        sleep_until(start + params.interval * body.n().saturating_sub(1)).await;
+        sleep_until(last_due).await;
     }
     if fault == Fault::CollectedBody {
-        sleep_until(start + params.interval * body.n().saturating_sub(1)).await;
+        // The length is known once the body is done: the head waits for it.
+        sleep_until(last_due).await;
         return collected(tcp, head, &body, encoder, head_request, logger).await;
     }
     tcp.write_all(head.as_bytes()).await?;
