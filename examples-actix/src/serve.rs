@@ -7,14 +7,20 @@
 mod setup;
 mod tls;
 
-use std::{any::Any, convert::Infallible, fmt, io};
+use std::{
+    convert::Infallible,
+    fmt, io,
+    pin::Pin,
+    task::{Context, Poll},
+};
 
 use actix_http::Request;
-use actix_service::{IntoServiceFactory, ServiceFactory};
+use actix_rt::Arbiter;
+use actix_service::{IntoServiceFactory, ServiceFactory, ServiceFactoryExt};
 use actix_web::{
     Error, FromRequest, HttpRequest, HttpServer,
     body::{BodySize, BodyStream, EitherBody, MessageBody},
-    dev::{AppConfig, Extensions, Payload, Response, Service, ServiceRequest, ServiceResponse},
+    dev::{AppConfig, Payload, Response, Service, ServiceRequest, ServiceResponse},
     error::ErrorBadRequest,
     http::{ConnectionType, Method, Version},
     middleware::{Condition, Logger, Next},
@@ -25,7 +31,10 @@ use futures_util::{
     future::{Ready, ready},
     stream,
 };
-use tokio_util::{sync::CancellationToken, task::TaskTracker};
+use tokio_util::{
+    sync::CancellationToken,
+    task::{TaskTracker, task_tracker::TaskTrackerToken},
+};
 
 use crate::params::{EventParams, HtmlParams, StreamParams};
 
@@ -50,14 +59,14 @@ where
     // actix's Logger writes through `log`, which the subscriber forwards.
     setup::init_logging("info");
     setup::raise_open_file_limit();
-    let grace_over = CancellationToken::new();
-    let (app, grace) = (with_token(app, grace_over.clone()), args.grace());
+    let (grace_over, streams, grace) = (CancellationToken::new(), TaskTracker::new(), args.grace());
+    // `app` as the factory `HttpServer` calls once per worker, each response holding a token
+    // of `streams` until its body is done.
+    let (open, stop) = (streams.clone(), grace_over.clone());
+    let app = move || app(stop.clone()).into_factory().map(tracked(open.clone()));
     let tls = args.pem()?.map(|pem| tls::server_config(&pem)).transpose()?;
     // ANCHOR: serve
-    // Each connection holds a token until it closes: actix looks for closed ones once a second.
-    let connections = TaskTracker::new();
     let server = HttpServer::new(app)
-        .on_connect(count(connections.clone()))
         // Small writes go out at once instead of waiting for the previous segment's ACK (Nagle).
         .tcp_nodelay(true)
         // Stops a stream as soon as its client closes, not one or two writes later (as with
@@ -80,7 +89,7 @@ where
         // Closes the listener at once; each connection closes when its response is complete
         // (actix-web 4.14.1). What it returns resolves at actix's next once-a-second check.
         drop(handle.stop(true));
-        setup::drain(connections, grace, grace_over).await;
+        setup::drain(streams, grace, grace_over).await;
     };
     tokio::select! {
         result = server => result,
@@ -89,16 +98,56 @@ where
     // ANCHOR_END: serve
 }
 
-/// `app` as the factory `HttpServer` calls once per worker.
-fn with_token<I>(
-    app: impl Fn(CancellationToken) -> I + Send + Clone + 'static, grace_over: CancellationToken,
-) -> impl Fn() -> I + Send + Clone + 'static {
-    move || app(grace_over.clone())
+/// Gives each response a token of `streams`, held by its body until actix has written the end
+/// of it (see [`Deferred`]). A token per connection, in its `Extensions`, cost 0.3 KiB per open
+/// stream (12.3 against 12.0 KiB at 10 000 streams, 2026-12-07).
+fn tracked<R: Into<Response<B>>, B>(
+    streams: TaskTracker,
+) -> impl FnMut(R) -> Response<Tracked<B>> + Clone {
+    move |res| {
+        res.into().map_body(|_, body| Tracked { body, _open: Deferred(Some(streams.token())) })
+    }
 }
 
-/// Gives each new connection a token of `connections`, dropped with the connection.
-fn count(connections: TaskTracker) -> impl Fn(&dyn Any, &mut Extensions) + Send + Sync + 'static {
-    move |_, data| drop(data.insert(connections.token()))
+pin_project_lite::pin_project! {
+    /// A response body and the token it holds.
+    pub struct Tracked<B> {
+        #[pin]
+        body: B,
+        _open: Deferred,
+    }
+}
+
+impl<B: MessageBody> MessageBody for Tracked<B> {
+    type Error = B::Error;
+
+    fn size(&self) -> BodySize {
+        self.body.size()
+    }
+
+    fn poll_next(
+        self: Pin<&mut Self>, cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Bytes, Self::Error>>> {
+        self.project().body.poll_next(cx)
+    }
+
+    fn try_into_bytes(self) -> Result<Bytes, Self> {
+        let Self { body, _open } = self;
+        body.try_into_bytes().map_err(|body| Self { body, _open })
+    }
+}
+
+/// actix drops a body as soon as it has ended, before it writes the end of the response (the
+/// last chunk) in the same turn of its worker: the token is dropped on that worker's next
+/// turn, so the process cannot exit between the two.
+pub struct Deferred(Option<TaskTrackerToken>);
+
+impl Drop for Deferred {
+    fn drop(&mut self) {
+        if let (Some(token), Some(worker)) = (self.0.take(), Arbiter::try_current()) {
+            worker.spawn(async move { drop(token) });
+        }
+    }
 }
 
 /// The endpoints' queries as extractors: a bad, repeated or unknown parameter gets a 400 with

@@ -9,7 +9,10 @@ use std::{
     os::unix::process::CommandExt,
     path::{Path, PathBuf},
     process::{Child, Command, Stdio},
-    sync::atomic::{AtomicU32, Ordering},
+    sync::{
+        Mutex,
+        atomic::{AtomicU32, Ordering},
+    },
     thread,
     time::{Duration, Instant},
 };
@@ -81,6 +84,11 @@ pub const START_WAIT: Duration = Duration::from_secs(30);
 /// How often a port is tried again when someone else took it meanwhile.
 const PORT_ATTEMPTS: usize = 5;
 
+/// Held from [`free_port`] until the daemon given that port listens on it. Tests side by side
+/// once got the same free port for two daemons: the second could not bind it, and its
+/// readiness was answered by the first (an HTTPS client met plain HTTP, 2026-12-07).
+static PORTS: Mutex<()> = Mutex::new(());
+
 /// A program the harness started, in a process group of its own (gunicorn's workers, Apache's,
 /// Varnish's child go with it), with a directory of its own for its config and logs. The group
 /// is stopped and the directory removed when it is dropped.
@@ -104,12 +112,15 @@ impl Daemon {
         let mut last = String::new();
         for _ in 0..PORT_ATTEMPTS {
             let dir = fresh_dir(name)?;
+            let ports = PORTS.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
             let port = free_port()?;
             let command = make(&dir, port).inspect_err(|_| {
                 let _ = fs::remove_dir_all(&dir);
             })?;
             let mut daemon = Self::spawn(name, dir, port, command)?;
-            match daemon.wait_until(&ready) {
+            let listening = daemon.wait_until(|daemon| daemon.accepts(false));
+            drop(ports);
+            match listening.and_then(|()| daemon.wait_until(&ready)) {
                 Ok(()) => return Ok(daemon),
                 Err(problem) => {
                     daemon.stop();
