@@ -11,7 +11,7 @@ use conformance::{
     CheckId, Config, Level, Outcome,
     checks::Local,
     client::Protocol,
-    harness::testing::{runtime, share_machine, take_machine, test_config},
+    harness::testing::{run_catalogue, runtime, share_machine, take_machine, test_config},
     servers::Launch,
 };
 use support::broken::{self, Fault};
@@ -234,7 +234,7 @@ fn collected_body_fails_the_timing_checks() {
 fn fault_free_server_passes_everything() {
     let report = {
         let _machine = share_machine();
-        runtime().block_on(async { conformance::run(&broken_config(Fault::None).await, &[]).await })
+        runtime().block_on(async { run_catalogue(&broken_config(Fault::None).await).await })
     };
     assert!(!report.failed(), "{}", report.table());
     let h2 = conformance::catalogue().iter().filter(|c| c.concern == "http2").count();
