@@ -43,26 +43,53 @@ async fn main() -> ExitCode {
     let content_type = response.headers().get(header::CONTENT_TYPE);
     let events = content_type.is_some_and(|ct| ct.as_bytes().starts_with(b"text/event-stream"));
     let read = match events {
-        true => read_events(&client, args.url, response, sent).await,
-        false => read_lines(response, sent).await,
+        true => read_events(&client, args.url, response, sent).await.map_err(Into::into),
+        false => read_lines(response, sent).await.map(|_| ()).map_err(Into::into),
     };
-    read.map_or_else(fail, |()| ExitCode::SUCCESS)
+    read.map_or_else(|error: Box<dyn std::error::Error>| fail(error), |()| ExitCode::SUCCESS)
 }
 
 // ANCHOR: client_lines
-/// Prints each line of the body as it arrives. A chunk is whatever the network delivered: it
-/// can end in the middle of a line or hold several, so bytes wait in `Lines` until their `\n`.
-async fn read_lines(mut response: Response, sent: Instant) -> reqwest::Result<()> {
-    let mut lines = Lines::default();
-    while let Some(chunk) = response.chunk().await? {
+/// Prints each line of the body as it arrives and returns how many came. A chunk is whatever
+/// the network delivered: it can end in the middle of a line or hold several, so bytes wait in
+/// `Lines` until their `\n`. A body that breaks off (no last chunk, a reset HTTP/2 stream, a
+/// compressed stream without its end) is an error that says how many lines came before it.
+async fn read_lines(mut response: Response, sent: Instant) -> Result<usize, BrokeOff> {
+    let (mut lines, mut got) = (Lines::default(), 0);
+    loop {
+        let chunk = match response.chunk().await {
+            Ok(Some(chunk)) => chunk,
+            Ok(None) => break,
+            Err(error) => return Err(BrokeOff { lines: got, error }),
+        };
         for line in lines.push(&chunk) {
             println!("{:8.1} ms  {line}", ms(sent));
+            got += 1;
         }
     }
     if let Some(rest) = lines.rest() {
         println!("{:8.1} ms  {rest} (no newline at the end)", ms(sent));
     }
-    Ok(())
+    Ok(got)
+}
+
+/// The body stopped before its end: the lines that came are only part of the stream.
+#[derive(Debug)]
+struct BrokeOff {
+    lines: usize,
+    error: reqwest::Error,
+}
+
+impl std::fmt::Display for BrokeOff {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "the stream broke off after {} lines, which are not all of it", self.lines)
+    }
+}
+
+impl std::error::Error for BrokeOff {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(&self.error)
+    }
 }
 
 /// Splits bytes into lines across chunk boundaries.

@@ -145,6 +145,11 @@ controls! {
     load_200_streams: OneAtATime => "of 200 concurrent streams failed";
     shutdown_drains_streams: ShutdownCutsStreams => "streams were cut short";
     shutdown_bounded_by_grace: ShutdownIgnoresGrace => "expected when the 1 s grace ran out";
+    failed_stream_is_cut: FailureEndsCleanly => "items 1–3, then the body ended cleanly";
+    failed_stream_is_cut_compressed: FailureFinishesCompression => "/stream with gzip: items 1–3, then the body ended cleanly";
+    events_failure_resumed: FailureEndsCleanly => "the event stream ended cleanly instead of being cut";
+    http10_failed_stream_closes: FailureHangs => "the connection stayed open after the failure";
+    h2_failed_stream_spares_others: H2FailureEndsStream => "items 1–3, then END_STREAM";
 }
 
 /// A connection that has sent nothing (a browser's preconnected socket, say) must not hold a

@@ -17,9 +17,9 @@ use actix_web::{
 };
 use actix_web_lab::sse;
 use async_stream::stream;
-use futures_util::{Stream, StreamExt, stream};
+use futures_util::{Stream, StreamExt, TryStreamExt, stream};
 use params::{EventParams, HtmlParams, RETRY, StreamParams};
-use std::convert::Infallible;
+use std::io;
 use tokio::time::{Instant, sleep_until};
 use tokio_util::sync::CancellationToken;
 
@@ -49,12 +49,15 @@ async fn main() -> std::io::Result<()> {
 async fn stream(
     ThinData(grace_over): ThinData<CancellationToken>, params: StreamParams,
 ) -> HttpResponse {
-    let lines = ticks(1, params, grace_over).map(|k| format!("{k}\n"));
+    let lines = ticks(1, params, grace_over).map_ok(|k| format!("{k}\n"));
     streaming("text/plain; charset=utf-8", lines)
 }
 
-/// A chunked response that sends each item as soon as the stream yields it.
-fn streaming(content_type: &str, items: impl Stream<Item = String> + 'static) -> HttpResponse {
+/// A chunked response that sends each item as soon as the stream yields it. An error cuts it:
+/// actix closes an HTTP/1.1 connection without the last chunk, and resets an HTTP/2 stream.
+fn streaming(
+    content_type: &str, items: impl Stream<Item = io::Result<String>> + 'static,
+) -> HttpResponse {
     HttpResponse::Ok()
         .content_type(content_type)
         .insert_header(CacheControl(vec![CacheDirective::NoCache]))
@@ -62,7 +65,7 @@ fn streaming(content_type: &str, items: impl Stream<Item = String> + 'static) ->
         .insert_header(("x-accel-buffering", "no"))
         // Without it, browsers hold back the first 1 KiB of text/plain to sniff its type.
         .insert_header(("x-content-type-options", "nosniff"))
-        .streaming(items.map(|item| Ok::<_, Infallible>(Bytes::from(item))))
+        .streaming(items.map_ok(Bytes::from))
 }
 // ANCHOR_END: stream
 
@@ -73,10 +76,10 @@ async fn stream_html(
     // The padding is what once made browsers start rendering before the page was complete.
     let padding = " ".repeat(params.pad);
     let items =
-        ticks(1, params.stream, grace_over).map(move |k| format!("<div>{k}</div>{padding}"));
-    let page = stream::once(async { "<!doctype html><html><body>".to_owned() })
+        ticks(1, params.stream, grace_over).map_ok(move |k| format!("<div>{k}</div>{padding}"));
+    let page = stream::once(async { Ok("<!doctype html><html><body>".to_owned()) })
         .chain(items)
-        .chain(stream::once(async { "</body></html>".to_owned() }));
+        .chain(stream::once(async { Ok("</body></html>".to_owned()) }));
     streaming("text/html; charset=utf-8", page)
 }
 // ANCHOR_END: stream_html
@@ -93,8 +96,8 @@ async fn events(
         Err(message) => return HttpResponse::from_error(ErrorBadRequest(message)),
     };
     let events = ticks(after + 1, params.stream, grace_over)
-        .map(|k| sse::Event::Data(sse::Data::new(k.to_string()).id(k.to_string())));
-    sse::Sse::from_infallible_stream(events)
+        .map_ok(|k| sse::Event::Data(sse::Data::new(k.to_string()).id(k.to_string())));
+    sse::Sse::from_stream(events)
         .with_keep_alive(params.keepalive)
         // The first message tells the browser how long to wait before it reconnects.
         .with_retry_duration(RETRY)
@@ -107,17 +110,19 @@ async fn events(
 
 // ANCHOR: ticks
 /// Items `first..=count`, item k due at start + (k-first)·interval: a deadline, so lateness does
-/// not pile up. Ends early, with a complete body, when `grace_over` fires.
+/// not pile up. Ends early, with a complete body, when `grace_over` fires; yields an error, and
+/// ends, when the app's source fails.
 fn ticks(
     first: u32, params: StreamParams, grace_over: CancellationToken,
-) -> impl Stream<Item = u32> {
+) -> impl Stream<Item = io::Result<u32>> {
     stream! {
         // Logs how the stream ended when the generator is dropped, however that happens; made
         // at the first poll, so a HEAD response (never polled) logs nothing.
         let total = params.count - first + 1;
-        let mut sent = scopeguard::guard(0, move |sent| match sent == total {
-            true => tracing::info!("stream completed: {total} of {total} items"),
-            false => tracing::info!("stream cancelled after {sent} of {total} items"),
+        let mut end = scopeguard::guard((0, None), move |(sent, failed)| match failed {
+            Some(error) => tracing::error!("stream failed after {sent} of {total} items: {error}"),
+            None if sent == total => tracing::info!("stream completed: {total} of {total} items"),
+            None => tracing::info!("stream cancelled after {sent} of {total} items"),
         });
         let start = Instant::now();
         for k in first..=params.count {
@@ -125,8 +130,16 @@ fn ticks(
             if grace_over.run_until_cancelled(due).await.is_none() {
                 break;
             }
-            *sent += 1;
-            yield k;
+            // Stands for a source that fails midway (a dropped database connection): after item
+            // `fail_after`, in the response that sent it, so a resuming SSE client gets the rest.
+            if params.fail_after == Some(k - 1) && k > first {
+                let error = io::Error::other(format!("source failed (fail_after={})", k - 1));
+                end.1 = Some(error.to_string());
+                yield Err(error);
+                break;
+            }
+            end.0 += 1;
+            yield Ok(k);
         }
     }
 }

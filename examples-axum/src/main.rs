@@ -21,9 +21,9 @@ use axum::{
     },
     routing::get,
 };
-use futures_util::{Stream, StreamExt, stream};
+use futures_util::{Stream, StreamExt, TryStreamExt, stream};
 use params::{EventParams, HtmlParams, RETRY, StreamParams};
-use std::convert::Infallible;
+use std::io;
 use tokio::time::{Instant, sleep_until};
 use tokio_util::sync::CancellationToken;
 use tower_http::{compression::CompressionLayer, trace::TraceLayer};
@@ -54,12 +54,15 @@ fn app(grace_over: CancellationToken) -> Router {
 // ANCHOR: stream
 // Parsed by the extractor in serve.rs: `Query<T>` would answer serde's 400s, not the contract's.
 async fn stream(State(grace_over): State<CancellationToken>, params: StreamParams) -> Response {
-    let lines = ticks(1, params, grace_over).map(|k| format!("{k}\n"));
+    let lines = ticks(1, params, grace_over).map_ok(|k| format!("{k}\n"));
     streaming("text/plain; charset=utf-8", lines)
 }
 
-/// A chunked response that sends each item as soon as the stream yields it.
-fn streaming(content_type: &str, items: impl Stream<Item = String> + Send + 'static) -> Response {
+/// A chunked response that sends each item as soon as the stream yields it. An error cuts it:
+/// hyper closes an HTTP/1.1 connection without the last chunk, and resets an HTTP/2 stream.
+fn streaming(
+    content_type: &str, items: impl Stream<Item = io::Result<String>> + Send + 'static,
+) -> Response {
     let headers = [
         ("content-type", content_type),
         ("cache-control", "no-cache"),
@@ -68,7 +71,7 @@ fn streaming(content_type: &str, items: impl Stream<Item = String> + Send + 'sta
         // Without it, browsers hold back the first 1 KiB of text/plain to sniff its type.
         ("x-content-type-options", "nosniff"),
     ];
-    (headers, Body::from_stream(items.map(Ok::<_, Infallible>))).into_response()
+    (headers, Body::from_stream(items)).into_response()
 }
 // ANCHOR_END: stream
 
@@ -77,10 +80,10 @@ async fn stream_html(State(grace_over): State<CancellationToken>, params: HtmlPa
     // The padding is what once made browsers start rendering before the page was complete.
     let padding = " ".repeat(params.pad);
     let items =
-        ticks(1, params.stream, grace_over).map(move |k| format!("<div>{k}</div>{padding}"));
-    let page = stream::once(async { "<!doctype html><html><body>".to_owned() })
+        ticks(1, params.stream, grace_over).map_ok(move |k| format!("<div>{k}</div>{padding}"));
+    let page = stream::once(async { Ok("<!doctype html><html><body>".to_owned()) })
         .chain(items)
-        .chain(stream::once(async { "</body></html>".to_owned() }));
+        .chain(stream::once(async { Ok("</body></html>".to_owned()) }));
     streaming("text/html; charset=utf-8", page)
 }
 // ANCHOR_END: stream_html
@@ -97,28 +100,29 @@ async fn events(
         Err(message) => return (StatusCode::BAD_REQUEST, message).into_response(),
     };
     // The first message tells the browser how long to wait before it reconnects.
-    let retry = stream::once(async { Event::default().retry(RETRY) });
+    let retry = stream::once(async { Ok(Event::default().retry(RETRY)) });
     let events = ticks(after + 1, params.stream, grace_over)
-        .map(|k| Event::default().id(k.to_string()).data(k.to_string()));
-    let sse = Sse::new(retry.chain(events).map(Ok::<_, Infallible>))
-        .keep_alive(KeepAlive::new().interval(params.keepalive));
+        .map_ok(|k| Event::default().id(k.to_string()).data(k.to_string()));
+    let sse = Sse::new(retry.chain(events)).keep_alive(KeepAlive::new().interval(params.keepalive));
     ([("x-accel-buffering", "no")], sse).into_response()
 }
 // ANCHOR_END: events
 
 // ANCHOR: ticks
 /// Items `first..=count`, item k due at start + (k-first)·interval: a deadline, so lateness does
-/// not pile up. Ends early, with a complete body, when `grace_over` fires.
+/// not pile up. Ends early, with a complete body, when `grace_over` fires; yields an error, and
+/// ends, when the app's source fails.
 fn ticks(
     first: u32, params: StreamParams, grace_over: CancellationToken,
-) -> impl Stream<Item = u32> {
+) -> impl Stream<Item = io::Result<u32>> {
     stream! {
         // Logs how the stream ended when the generator is dropped, however that happens; made
         // at the first poll, so a HEAD response (never polled) logs nothing.
         let total = params.count - first + 1;
-        let mut sent = scopeguard::guard(0, move |sent| match sent == total {
-            true => tracing::info!("stream completed: {total} of {total} items"),
-            false => tracing::info!("stream cancelled after {sent} of {total} items"),
+        let mut end = scopeguard::guard((0, None), move |(sent, failed)| match failed {
+            Some(error) => tracing::error!("stream failed after {sent} of {total} items: {error}"),
+            None if sent == total => tracing::info!("stream completed: {total} of {total} items"),
+            None => tracing::info!("stream cancelled after {sent} of {total} items"),
         });
         let start = Instant::now();
         for k in first..=params.count {
@@ -126,8 +130,16 @@ fn ticks(
             if grace_over.run_until_cancelled(due).await.is_none() {
                 break;
             }
-            *sent += 1;
-            yield k;
+            // Stands for a source that fails midway (a dropped database connection): after item
+            // `fail_after`, in the response that sent it, so a resuming SSE client gets the rest.
+            if params.fail_after == Some(k - 1) && k > first {
+                let error = io::Error::other(format!("source failed (fail_after={})", k - 1));
+                end.1 = Some(error.to_string());
+                yield Err(error);
+                break;
+            }
+            end.0 += 1;
+            yield Ok(k);
         }
     }
 }

@@ -3,11 +3,14 @@
 
 use std::time::Duration;
 
-/// What one stream will produce: `count` items, `interval` apart.
+/// What one stream will produce: `count` items, `interval` apart; with `fail_after`, the
+/// generator fails when item `fail_after + 1` is due, as an app's source can (a dropped database
+/// connection, an upstream error).
 #[derive(Debug, Clone, Copy)]
 pub struct StreamParams {
     pub count: u32,
     pub interval: Duration,
+    pub fail_after: Option<u32>,
 }
 
 /// `/stream.html`: the stream, and how many spaces follow each `<div>`.
@@ -35,32 +38,42 @@ const COUNT: Spec = ("count", 1, 1_000_000, 10);
 const INTERVAL_MS: Spec = ("interval_ms", 0, 60_000, 1000);
 const PAD: Spec = ("pad", 0, 65_536, 1024);
 const KEEPALIVE_MS: Spec = ("keepalive_ms", 100, 600_000, 15_000);
+/// Below `count` too, checked in `StreamParams::new`; the default 0 means it never fails.
+const FAIL_AFTER: Spec = ("fail_after", 1, 999_999, 0);
 
 impl StreamParams {
     /// Parses `/stream`'s raw (still percent-encoded) query; the error is the one-line
     /// message for the 400 response.
     pub fn from_query(query: &str) -> Result<Self, String> {
-        let [count, interval_ms] = parse(query, [COUNT, INTERVAL_MS])?;
-        Ok(Self::new(count, interval_ms))
+        let [count, interval_ms, fail_after] = parse(query, [COUNT, INTERVAL_MS, FAIL_AFTER])?;
+        Self::new(count, interval_ms, fail_after)
     }
 
-    fn new(count: u32, interval_ms: u32) -> Self {
-        Self { count, interval: Duration::from_millis(interval_ms.into()) }
+    fn new(count: u32, interval_ms: u32, fail_after: u32) -> Result<Self, String> {
+        if fail_after >= count {
+            return Err(format!(
+                "invalid fail_after: expected an integer in 1..{count} (below count), got \"{fail_after}\""
+            ));
+        }
+        let interval = Duration::from_millis(interval_ms.into());
+        Ok(Self { count, interval, fail_after: (fail_after > 0).then_some(fail_after) })
     }
 }
 
 impl HtmlParams {
     pub fn from_query(query: &str) -> Result<Self, String> {
-        let [count, interval_ms, pad] = parse(query, [COUNT, INTERVAL_MS, PAD])?;
-        Ok(Self { stream: StreamParams::new(count, interval_ms), pad: pad as usize })
+        let [count, interval_ms, fail_after, pad] =
+            parse(query, [COUNT, INTERVAL_MS, FAIL_AFTER, PAD])?;
+        Ok(Self { stream: StreamParams::new(count, interval_ms, fail_after)?, pad: pad as usize })
     }
 }
 
 impl EventParams {
     pub fn from_query(query: &str) -> Result<Self, String> {
-        let [count, interval_ms, keepalive_ms] = parse(query, [COUNT, INTERVAL_MS, KEEPALIVE_MS])?;
+        let [count, interval_ms, fail_after, keepalive_ms] =
+            parse(query, [COUNT, INTERVAL_MS, FAIL_AFTER, KEEPALIVE_MS])?;
         Ok(Self {
-            stream: StreamParams::new(count, interval_ms),
+            stream: StreamParams::new(count, interval_ms, fail_after)?,
             keepalive: Duration::from_millis(keepalive_ms.into()),
         })
     }

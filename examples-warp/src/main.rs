@@ -9,9 +9,9 @@ mod params;
 mod serve;
 
 use async_stream::stream;
-use futures_util::{Stream, StreamExt, stream};
+use futures_util::{Stream, StreamExt, TryStreamExt, stream};
 use params::{EventParams, HtmlParams, RETRY, StreamParams};
-use std::convert::Infallible;
+use std::io;
 use tokio::time::{Instant, sleep_until};
 use tokio_util::sync::CancellationToken;
 use warp::compression::{brotli, deflate, gzip};
@@ -69,15 +69,16 @@ fn app(
 // ANCHOR: stream
 // Parsed by the filter in serve.rs: `warp::query::<T>()` would answer serde's 400s, not ours.
 fn stream(grace_over: CancellationToken, params: StreamParams) -> Response {
-    let lines = ticks(1, params, grace_over).map(|k| format!("{k}\n"));
+    let lines = ticks(1, params, grace_over).map_ok(|k| format!("{k}\n"));
     streaming("text/plain; charset=utf-8", lines)
 }
 
-/// A chunked response that sends each item as soon as the stream yields it.
+/// A chunked response that sends each item as soon as the stream yields it. An error cuts it:
+/// hyper closes an HTTP/1.1 connection without the last chunk, and resets an HTTP/2 stream.
 fn streaming(
-    content_type: &str, items: impl Stream<Item = String> + Send + Sync + 'static,
+    content_type: &str, items: impl Stream<Item = io::Result<String>> + Send + Sync + 'static,
 ) -> Response {
-    let body = reply::stream(items.map(Ok::<_, Infallible>));
+    let body = reply::stream(items);
     let body = reply::with_header(body, header::CONTENT_TYPE, content_type);
     let body = reply::with_header(body, header::CACHE_CONTROL, "no-cache");
     // Tells nginx not to buffer the response.
@@ -92,10 +93,10 @@ fn stream_html(grace_over: CancellationToken, params: HtmlParams) -> Response {
     // The padding is what once made browsers start rendering before the page was complete.
     let padding = " ".repeat(params.pad);
     let items =
-        ticks(1, params.stream, grace_over).map(move |k| format!("<div>{k}</div>{padding}"));
-    let page = stream::once(async { "<!doctype html><html><body>".to_owned() })
+        ticks(1, params.stream, grace_over).map_ok(move |k| format!("<div>{k}</div>{padding}"));
+    let page = stream::once(async { Ok("<!doctype html><html><body>".to_owned()) })
         .chain(items)
-        .chain(stream::once(async { "</body></html>".to_owned() }));
+        .chain(stream::once(async { Ok("</body></html>".to_owned()) }));
     streaming("text/html; charset=utf-8", page)
 }
 // ANCHOR_END: stream_html
@@ -111,10 +112,10 @@ fn events(grace_over: CancellationToken, params: EventParams, headers: HeaderMap
             return reply::with_status(message, StatusCode::BAD_REQUEST).into_response();
         }
     };
-    let events = ticks(after + 1, params.stream, grace_over).map(move |k| {
+    let events = ticks(after + 1, params.stream, grace_over).map_ok(move |k| {
         let event = Event::default().id(k.to_string()).data(k.to_string());
         // The first message tells the browser how long to wait before it reconnects.
-        Ok::<_, Infallible>(if k == after + 1 { event.retry(RETRY) } else { event })
+        if k == after + 1 { event.retry(RETRY) } else { event }
     });
     let events = warp::sse::keep_alive().interval(params.keepalive).stream(events);
     // `sse::reply` sets `Cache-Control: no-cache` itself.
@@ -124,17 +125,19 @@ fn events(grace_over: CancellationToken, params: EventParams, headers: HeaderMap
 
 // ANCHOR: ticks
 /// Items `first..=count`, item k due at start + (k-first)·interval: a deadline, so lateness does
-/// not pile up. Ends early, with a complete body, when `grace_over` fires.
+/// not pile up. Ends early, with a complete body, when `grace_over` fires; yields an error, and
+/// ends, when the app's source fails.
 fn ticks(
     first: u32, params: StreamParams, grace_over: CancellationToken,
-) -> impl Stream<Item = u32> + Send + Sync + 'static {
+) -> impl Stream<Item = io::Result<u32>> + Send + Sync + 'static {
     stream! {
         // Logs how the stream ended when the generator is dropped, however that happens; made
         // at the first poll, so a HEAD response (never polled) logs nothing.
         let total = params.count - first + 1;
-        let mut sent = scopeguard::guard(0, move |sent| match sent == total {
-            true => tracing::info!("stream completed: {total} of {total} items"),
-            false => tracing::info!("stream cancelled after {sent} of {total} items"),
+        let mut end = scopeguard::guard((0, None), move |(sent, failed)| match failed {
+            Some(error) => tracing::error!("stream failed after {sent} of {total} items: {error}"),
+            None if sent == total => tracing::info!("stream completed: {total} of {total} items"),
+            None => tracing::info!("stream cancelled after {sent} of {total} items"),
         });
         let start = Instant::now();
         for k in first..=params.count {
@@ -142,8 +145,16 @@ fn ticks(
             if grace_over.run_until_cancelled(due).await.is_none() {
                 break;
             }
-            *sent += 1;
-            yield k;
+            // Stands for a source that fails midway (a dropped database connection): after item
+            // `fail_after`, in the response that sent it, so a resuming SSE client gets the rest.
+            if params.fail_after == Some(k - 1) && k > first {
+                let error = io::Error::other(format!("source failed (fail_after={})", k - 1));
+                end.1 = Some(error.to_string());
+                yield Err(error);
+                break;
+            }
+            end.0 += 1;
+            yield Ok(k);
         }
     }
 }

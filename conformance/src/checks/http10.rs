@@ -2,8 +2,10 @@
 //! timing, delimited by the server closing the connection.
 
 use super::{
-    Config,
-    judge::{expect_lines, first_line_outcome, gaps_outcome, http1_only},
+    Config, deadline_for,
+    endpoint::Endpoint,
+    failure::{AFTER, COUNT, failing_path},
+    judge::{content_problem, expect_lines, first_line_outcome, gaps_outcome, http1_only},
 };
 use crate::{
     client::{self, Decoder, Fetched},
@@ -109,6 +111,48 @@ pub async fn http10_streams(cfg: &Config) -> Outcome {
         (Level::Pass, Level::Pass) => Outcome::pass(format!("{}, {}", first.reason, gaps.reason)),
         (_, Level::Fail) | (Level::Pass, _) => gaps,
         _ => first,
+    };
+    outcome.with(got.evidence)
+}
+
+/// A stream whose generator fails, asked for over HTTP/1.0: items 1..N, then the connection
+/// closes. That is all a close-delimited body can say: an HTTP/1.0 client cannot tell it from
+/// the end of the stream (CONTRACT.md), but it must not wait for more.
+pub async fn http10_failed_stream_closes(cfg: &Config) -> Outcome {
+    if let Some(outcome) = http1_only(cfg, NOT_OVER_H2) {
+        return outcome;
+    }
+    let path = failing_path(Endpoint::Stream, cfg);
+    let request = format!(
+        "GET {} HTTP/1.0\r\nHost: {}\r\n\r\n",
+        cfg.target.path(&path),
+        cfg.target.host_port()
+    );
+    let deadline = deadline_for(COUNT, cfg.interval, cfg.tolerance);
+    let got = client::raw(&cfg.target, &request, deadline).await;
+    let outcome = match (got.unanswered(), got.status()) {
+        (Some(error), _) => Outcome::fail(format!("no response: {error}")),
+        (None, Some(200)) => match content_problem(&got.body, AFTER) {
+            Some(problem) => {
+                Outcome::fail(format!("{path}: {problem}, expected items 1–{AFTER} and the close"))
+            }
+            // Over TLS a close without close_notify is how a truncation shows.
+            None if got.error.as_deref().is_some_and(|e| e.contains("close_notify")) => {
+                Outcome::pass(format!(
+                    "{path}: items 1–{AFTER}, then the connection closed without TLS \
+                     close_notify: a client that checks for it can tell the cut"
+                ))
+            }
+            None if got.evidence.end_ms.is_none() => Outcome::fail(format!(
+                "{path}: items 1–{AFTER}, then the connection stayed open after the failure: {}",
+                got.error.clone().unwrap_or_default()
+            )),
+            None => Outcome::pass(format!(
+                "{path}: items 1–{AFTER}, then the connection closed, as at the end of a \
+                 stream: an HTTP/1.0 client cannot tell the failure from the end"
+            )),
+        },
+        (None, status) => Outcome::fail(format!("{path}: status {status:?}, expected 200")),
     };
     outcome.with(got.evidence)
 }

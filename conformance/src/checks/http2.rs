@@ -10,6 +10,8 @@ use futures_util::future::join_all;
 
 use super::{
     Config,
+    endpoint::Endpoint,
+    failure::{AFTER, failing_path},
     shutdown::exit_after,
     {
         judge::{content_problem, first_line_outcome, schedule_outcome, spacing_outcome},
@@ -382,4 +384,78 @@ pub async fn h2_shutdown_goaway(cfg: &Config) -> Outcome {
         },
     };
     outcome.with(read.got.evidence)
+}
+
+/// One stream's failure (`fail_after`) resets that stream with an error code, where
+/// END_STREAM would make the half stream look whole, and spares the connection: a sibling
+/// stream runs to its end on schedule, and a stream opened after the reset is answered.
+pub async fn h2_failed_stream_spares_others(cfg: &Config) -> Outcome {
+    if let Some(outcome) = h2_only(cfg) {
+        return outcome;
+    }
+    let connection = match open(cfg).await {
+        Ok(connection) => connection,
+        Err(outcome) => return outcome,
+    };
+    let failing_path = failing_path(Endpoint::Stream, cfg);
+    let sibling_path = cfg.stream_path();
+    let deadline = cfg.deadline();
+    let (failing, sibling) = tokio::join!(
+        connection.get(&cfg.target, &failing_path, deadline),
+        connection.get(&cfg.target, &sibling_path, deadline),
+    );
+    let (mut failing, mut sibling) = match (failing, sibling) {
+        (Ok(failing), Ok(sibling)) => (failing, sibling),
+        (Err(e), _) | (_, Err(e)) => return Outcome::fail(format!("GET over h2: {e}")),
+    };
+    let (failed, sibling) = tokio::join!(failing.read(deadline), sibling.read(deadline));
+    let evidence = [failed.got.evidence.clone(), sibling.got.evidence.clone()];
+    let cut = match (&failed.got.error, content_problem(&failed.got.body, AFTER)) {
+        _ if failing.status != 200 => Err(format!("status {}, expected 200", failing.status)),
+        (_, Some(problem)) => Err(format!("{problem}, expected items 1–{AFTER} and the reset")),
+        (None, None) => Err(format!(
+            "items 1–{AFTER}, then END_STREAM: the stream ended cleanly after the failure, so \
+             a client takes the half stream for a whole one; end it with RST_STREAM and an \
+             error code (propagate the generator's error into the body)"
+        )),
+        (Some(error), None) if error.contains("NO_ERROR") || error.contains("had not ended") => {
+            Err(format!("items 1–{AFTER}, then {error}"))
+        }
+        (Some(error), None) => Ok(error.clone()),
+    };
+    let cut = match cut {
+        Ok(cut) => cut,
+        Err(problem) => {
+            let mut outcome = Outcome::fail(format!("{failing_path}: {problem}"));
+            outcome.evidence = evidence.into();
+            return outcome;
+        }
+    };
+    let timing = schedule_outcome(sibling.got.lines(), cfg.interval, cfg.tolerance);
+    let sibling_problem = match content(&sibling, cfg.count) {
+        Some(problem) => Some(problem),
+        None if timing.level != Level::Pass => Some(timing.reason.clone()),
+        None => None,
+    };
+    let after = match connection.get(&cfg.target, &stream_path(1, Duration::ZERO), deadline).await {
+        Ok(mut stream) if stream.status == 200 => content(&stream.read(deadline).await, 1),
+        Ok(stream) => Some(format!("status {}", stream.status)),
+        Err(error) => Some(error),
+    };
+    let mut outcome = match (sibling_problem, after) {
+        (Some(problem), _) => {
+            Outcome::fail(format!("the other stream on the connection, {sibling_path}: {problem}"))
+        }
+        (None, Some(problem)) => Outcome::fail(format!(
+            "a new stream on the connection after the reset: {problem}: one stream's failure \
+             took the connection with it"
+        )),
+        (None, None) => Outcome::pass(format!(
+            "{failing_path}: items 1–{AFTER}, then {cut}; the other stream: {}; a new stream \
+             after it: 200",
+            timing.reason
+        )),
+    };
+    outcome.evidence = evidence.into();
+    outcome
 }

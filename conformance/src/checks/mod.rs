@@ -9,6 +9,7 @@ mod bad_input;
 mod compression;
 mod content;
 pub(crate) mod endpoint;
+mod failure;
 mod faults;
 mod head;
 mod headers;
@@ -194,13 +195,18 @@ macro_rules! __with_catalogue {
             compression::streams_with_identity,
             compression::streams_without_accept_encoding,
             compression::ordinary_responses_negotiated,
+            failure::failed_stream_is_cut,
+            failure::failed_stream_is_cut_compressed,
+            failure::events_failure_resumed,
             http10::http10_close_delimited,
             http10::http10_streams,
             http10::http10_compressed_close_delimited,
+            http10::http10_failed_stream_closes,
             http2::h2_headers_first,
             http2::h2_item_per_data_frame,
             http2::h2_100_streams_one_connection,
             http2::h2_reset_stops_only_its_stream,
+            http2::h2_failed_stream_spares_others,
             http2::h2_shutdown_goaway,
             bad_input::bad_input_rejected,
             bad_input::bad_input_explained,

@@ -63,14 +63,36 @@ impl Decoder {
         decoded.map_err(|e| format!("the body does not decode: {e}"))
     }
 
-    /// The end of the body: whatever the decoder still holds.
+    /// The end of the body: whatever the decoder still holds, or an error if the encoded stream
+    /// stops short of its own end (no gzip trailer, no final deflate block, an unfinished zstd
+    /// frame or brotli stream), as a body does whose compressor was cut off midway.
     pub(crate) fn finish(&mut self) -> Result<Vec<u8>, String> {
         if let Self::DeflateUndecided(head) = self
             && !head.is_empty()
         {
             return Err("the deflate body ends after one byte".into());
         }
-        self.push(&[])
+        let mut rest = self.push(&[])?;
+        let (name, ended) = match self {
+            Self::Identity | Self::DeflateUndecided(_) => return Ok(rest),
+            Self::Gzip(d) => ("gzip", d.try_finish()),
+            Self::Zlib(d) => ("deflate", d.try_finish()),
+            Self::RawDeflate(d) => ("deflate", d.try_finish()),
+            Self::Brotli(d) => ("br", d.close()),
+            Self::Zstd(d) => ("zstd", d.do_finish()),
+        };
+        if let Err(error) = ended {
+            return Err(format!("the {name} stream stops short of its end: {error}"));
+        }
+        rest.extend(match self {
+            Self::Identity | Self::DeflateUndecided(_) => Vec::new(),
+            Self::Gzip(d) => std::mem::take(d.get_mut()),
+            Self::Zlib(d) => std::mem::take(d.get_mut()),
+            Self::RawDeflate(d) => std::mem::take(d.get_mut()),
+            Self::Brotli(d) => std::mem::take(d.get_mut()),
+            Self::Zstd(d) => std::mem::take(d.get_mut()),
+        });
+        Ok(rest)
     }
 }
 
@@ -115,6 +137,53 @@ mod tests {
             let mut out = decoder.push(&compressed).unwrap();
             out.extend(decoder.finish().unwrap());
             assert_eq!(out, b"1\n", "zlib: {zlib}");
+        }
+    }
+
+    /// A stream flushed but never finished (its compressor cut off) decodes what was flushed,
+    /// and its end says so, in every encoding.
+    #[test]
+    fn a_cut_stream_is_told_from_a_finished_one() {
+        /// `1\n` flushed, then finished (`end`) or not, as a cut-off compressor leaves it.
+        fn compressed(encoding: &str, end: bool) -> Vec<u8> {
+            fn flushed<W: Write>(mut e: W) -> W {
+                e.write_all(b"1\n").unwrap();
+                e.flush().unwrap();
+                e
+            }
+            let level = flate2::Compression::fast();
+            match encoding {
+                "gzip" => {
+                    let e = flushed(flate2::write::GzEncoder::new(Vec::new(), level));
+                    if end { e.finish().unwrap() } else { e.get_ref().clone() }
+                }
+                "deflate" => {
+                    let e = flushed(flate2::write::ZlibEncoder::new(Vec::new(), level));
+                    if end { e.finish().unwrap() } else { e.get_ref().clone() }
+                }
+                "br" => {
+                    let e = flushed(brotli::CompressorWriter::new(Vec::new(), 4096, 5, 22));
+                    if end { e.into_inner() } else { e.get_ref().clone() }
+                }
+                _ => {
+                    let e = flushed(zstd::stream::write::Encoder::new(Vec::new(), 3).unwrap());
+                    if end { e.finish().unwrap() } else { e.get_ref().clone() }
+                }
+            }
+        }
+        for encoding in ["gzip", "deflate", "br", "zstd"] {
+            for end in [true, false] {
+                let mut decoder = Decoder::new(Some(encoding)).unwrap();
+                let mut out = decoder.push(&compressed(encoding, end)).unwrap();
+                let finished = decoder.finish();
+                if end {
+                    out.extend(finished.unwrap());
+                } else {
+                    let error = finished.expect_err(encoding);
+                    assert!(error.contains("stops short of its end"), "{encoding}: {error}");
+                }
+                assert_eq!(out, b"1\n", "{encoding}, finished: {end}");
+            }
         }
     }
 

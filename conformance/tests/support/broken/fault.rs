@@ -123,4 +123,14 @@ pub enum Fault {
     H2FewStreams,
     /// Over HTTP/2, shuts down without GOAWAY: open connections keep taking new streams.
     H2NoGoaway,
+    /// When the generator fails (`fail_after`), ends the body cleanly: the last chunk over
+    /// HTTP/1.1, END_STREAM over HTTP/2.
+    FailureEndsCleanly,
+    /// When the generator fails, the compressor writes its end (a gzip trailer, …) and the
+    /// body ends cleanly; uncompressed, the failure is a cut as it should be.
+    FailureFinishesCompression,
+    /// Over HTTP/2, a failed stream ends with END_STREAM; HTTP/1.1 cuts it as it should.
+    H2FailureEndsStream,
+    /// When the generator fails, the connection stays open with nothing more sent.
+    FailureHangs,
 }

@@ -6,7 +6,7 @@ use tokio::{
     time::{Instant, sleep, sleep_until},
 };
 
-use super::{Answer, Endpoint, Fault, Logger, Params, Progress, parse};
+use super::{Answer, Endpoint, Fault, Logger, Params, Progress, failure, parse};
 
 /// [`Fault::Http2Buffered`] over h2c: the counting stream's `count` lines, `interval_ms`
 /// apart, all sent when the last is due.
@@ -39,19 +39,20 @@ pub(super) async fn h2_buffered(tcp: TcpStream) -> std::io::Result<Answer> {
 
 /// Every fault but [`Fault::Http2Buffered`] over h2c: `/stream` as the contract says (through
 /// hyper, which makes each body frame a DATA frame), but for the h2 faults,
-/// [`Fault::KeepsGenerating`] and [`Fault::HeadBody`]; other paths are 404. When shutdown
+/// [`Fault::KeepsGenerating`], [`Fault::HeadBody`] and the failures (`fail_after`: the stream
+/// is reset, but for [`Fault::H2FailureEndsStream`]); other paths are 404. When shutdown
 /// starts it says GOAWAY and finishes the streams it has (but for [`Fault::H2NoGoaway`]).
 pub(super) async fn h2_stream(
     tcp: TcpStream, fault: Fault, logger: Logger, mut stopping: watch::Receiver<bool>,
 ) -> std::io::Result<Answer> {
     use http_body_util::{BodyExt, Full, StreamBody, combinators::BoxBody};
     use hyper::body::Frame;
-    type Body = BoxBody<bytes::Bytes, std::convert::Infallible>;
+    type Body = BoxBody<bytes::Bytes, std::io::Error>;
     let text = |status: u16, body: String| {
         hyper::Response::builder()
             .status(status)
             .header("content-type", "text/plain; charset=utf-8")
-            .body(Full::new(bytes::Bytes::from(body)).boxed())
+            .body(Full::new(bytes::Bytes::from(body)).map_err(|never| match never {}).boxed())
     };
     let service = hyper::service::service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
         let logger = logger.clone();
@@ -69,11 +70,12 @@ pub(super) async fn h2_stream(
             if fault == Fault::H2HeadersLate {
                 sleep(params.interval).await;
             }
-            let (tx, rx) = tokio::sync::mpsc::channel::<bytes::Bytes>(1);
+            let (tx, rx) = tokio::sync::mpsc::channel(1);
             tokio::spawn(h2_generate(tx, params, fault, logger));
+            // An error item makes hyper reset the stream (RST_STREAM, INTERNAL_ERROR).
             let frames = futures_util::stream::unfold(rx, |mut rx| async move {
-                let data = rx.recv().await?;
-                Some((Ok(Frame::data(data)), rx))
+                let item: std::io::Result<bytes::Bytes> = rx.recv().await?;
+                Some((item.map(Frame::data), rx))
             });
             let body: Body = StreamBody::new(frames).boxed();
             hyper::Response::builder()
@@ -86,7 +88,9 @@ pub(super) async fn h2_stream(
         async move {
             let response = answer.await?;
             Ok::<_, hyper::http::Error>(match bodiless {
-                true => response.map(|_| Full::new(bytes::Bytes::new()).boxed()),
+                true => {
+                    response.map(|_| Full::new(bytes::Bytes::new()).map_err(|n| match n {}).boxed())
+                }
                 false => response,
             })
         }
@@ -113,23 +117,32 @@ pub(super) async fn h2_stream(
 }
 
 /// The counting stream's items into `tx` on schedule, logged as the HTTP/1 path logs them; a
-/// reset stream (the receiver gone) is cancelled, unless the fault keeps generating.
+/// reset stream (the receiver gone) is cancelled, unless the fault keeps generating. A failure
+/// goes in as an error, or (the fault) as the end of the stream.
 pub(super) async fn h2_generate(
-    tx: tokio::sync::mpsc::Sender<bytes::Bytes>, params: Params, fault: Fault, logger: Logger,
+    tx: tokio::sync::mpsc::Sender<std::io::Result<bytes::Bytes>>, params: Params, fault: Fault,
+    logger: Logger,
 ) {
     let start = Instant::now();
-    let mut progress = Progress { logger: &logger, produced: 0, of: params.count };
+    let mut progress = Progress::new(&logger, params.count);
     let mut held = String::new();
     let mut gone = false;
     for k in 1..=params.count {
         sleep_until(start + params.interval * (k - 1)).await;
+        if let Some(error) = failure(&params, 1, k) {
+            progress.failed = Some(error.clone());
+            if !matches!(fault, Fault::H2FailureEndsStream | Fault::FailureEndsCleanly) {
+                let _ = tx.send(Err(std::io::Error::other(error))).await;
+            }
+            return;
+        }
         progress.produced = k;
         held.push_str(&format!("{k}\n"));
         if fault == Fault::H2Coalesced && k % 2 == 1 && k < params.count {
             continue;
         }
         let item = bytes::Bytes::from(std::mem::take(&mut held));
-        if !gone && tx.send(item).await.is_err() {
+        if !gone && tx.send(Ok(item)).await.is_err() {
             gone = true;
         }
         if gone && fault != Fault::KeepsGenerating {

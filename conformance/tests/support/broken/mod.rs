@@ -24,7 +24,7 @@ use encoder::Encoder;
 pub use fault::Fault;
 use h2::{h2_buffered, h2_stream};
 use request::{Endpoint, Params, Request, parse, read_request, resume_after};
-use stream::{Progress, stream};
+use stream::{Progress, failure, stream};
 
 /// Where the server logs: stderr, and a [`ServerLog`] the tests can read.
 #[derive(Clone, Default)]

@@ -64,17 +64,21 @@ pub(super) struct Params {
     pub(super) interval: Duration,
     pub(super) pad: usize,
     pub(super) keepalive: Duration,
+    /// The generator fails when item `fail_after + 1` is due.
+    pub(super) fail_after: Option<u32>,
 }
 
 pub(super) fn parse(query: &str, endpoint: Endpoint, fault: Fault) -> Result<Params, String> {
     let default_count = if fault == Fault::WrongDefaults { 3 } else { 10 };
     let (mut count, mut interval, mut pad, mut keepalive) = (None, None, None, None);
+    let mut fail_after = None;
     for (name, value) in form_urlencoded::parse(query.as_bytes()) {
         let (slot, min, max) = match (&*name, endpoint) {
             ("count", _) => (&mut count, 1, 1_000_000),
             ("interval_ms", _) => (&mut interval, 0, 60_000),
             ("pad", Endpoint::Html) => (&mut pad, 0, 65_536),
             ("keepalive_ms", Endpoint::Events) => (&mut keepalive, 100, 600_000),
+            ("fail_after", _) => (&mut fail_after, 1, 999_999),
             _ => return Err(format!("unknown parameter {name:?}")),
         };
         if slot.replace(value.parse::<u32>().unwrap_or(u32::MAX)).is_some() {
@@ -92,11 +96,16 @@ pub(super) fn parse(query: &str, endpoint: Endpoint, fault: Fault) -> Result<Par
         Some(pad) if fault != Fault::HtmlIgnoresPad => pad,
         _ => 1024,
     };
+    let count = count.unwrap_or(default_count);
+    if fail_after.is_some_and(|n| n >= count) {
+        return Err(format!("invalid fail_after: expected 1..{count}, below count"));
+    }
     Ok(Params {
-        count: count.unwrap_or(default_count),
+        count,
         interval: Duration::from_millis(interval.unwrap_or(1000).into()),
         pad: pad as usize,
         keepalive: Duration::from_millis(keepalive.unwrap_or(15_000).into()),
+        fail_after,
     })
 }
 

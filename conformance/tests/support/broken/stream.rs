@@ -20,17 +20,32 @@ pub(super) struct Progress<'a> {
     pub(super) logger: &'a Logger,
     pub(super) produced: u32,
     pub(super) of: u32,
+    /// The generator's error, when it failed.
+    pub(super) failed: Option<String>,
+}
+
+impl<'a> Progress<'a> {
+    pub(super) fn new(logger: &'a Logger, of: u32) -> Self {
+        Self { logger, produced: 0, of, failed: None }
+    }
 }
 
 impl Drop for Progress<'_> {
     fn drop(&mut self) {
         let (k, n) = (self.produced, self.of);
-        self.logger.info(if k == n {
-            format!("stream completed: {n} of {n} items")
-        } else {
-            format!("stream cancelled after {k} of {n} items")
+        self.logger.info(match &self.failed {
+            Some(error) => format!("stream failed after {k} of {n} items: {error}"),
+            None if k == n => format!("stream completed: {n} of {n} items"),
+            None => format!("stream cancelled after {k} of {n} items"),
         });
     }
+}
+
+/// The generator's failure that `fail_after` asks for, when item `k` of a body starting at
+/// `first` is due: only in the response that sent item `fail_after`.
+pub(super) fn failure(params: &Params, first: u32, k: u32) -> Option<String> {
+    (params.fail_after == Some(k - 1) && k > first)
+        .then(|| format!("source failed (fail_after={})", k - 1))
 }
 
 pub(super) async fn stream(
@@ -229,7 +244,8 @@ async fn collected(
     if !head_request {
         tcp.write_all(&bytes).await?;
     }
-    let _progress = Progress { logger, produced: body.n(), of: body.n() };
+    let mut progress = Progress::new(logger, body.n());
+    progress.produced = body.n();
     Ok(Answer::Ok)
 }
 
@@ -291,7 +307,7 @@ impl Sending {
         let keepalive = (self.body.endpoint == Endpoint::Events
             && fault != Fault::EventsNoKeepalive)
             .then_some(self.params.keepalive);
-        let mut progress = Progress { logger, produced: 0, of: n };
+        let mut progress = Progress::new(logger, n);
         let mut pending = self.body.prefix.to_owned();
         let mut last_write = self.start;
         for (i, k) in (self.body.first..=self.body.count).enumerate() {
@@ -310,6 +326,10 @@ impl Sending {
                         return Ok(Answer::Ok);
                     }
                 }
+            }
+            if let Some(error) = failure(&self.params, self.body.first, k) {
+                progress.failed = Some(error);
+                return self.failed(tcp).await;
             }
             pending.push_str(&ahead.pop_front().unwrap_or_else(|| self.body.item(k)));
             progress.produced += 1;
@@ -335,6 +355,27 @@ impl Sending {
             progress.produced = progress.produced.min(progress.of - 1);
         }
         drop(progress);
+        let _ = tcp.shutdown().await;
+        Ok(Answer::Ok)
+    }
+
+    /// The generator failed: cut the body (close without the last chunk, the compressor
+    /// unfinished), or end it as the fault says.
+    async fn failed(mut self, tcp: &mut TcpStream) -> std::io::Result<Answer> {
+        let fault = self.body.fault;
+        let compressed = !matches!(self.encoder, Encoder::Identity);
+        if fault == Fault::FailureHangs {
+            std::future::pending::<()>().await;
+        }
+        if fault == Fault::FailureEndsCleanly
+            || (fault == Fault::FailureFinishesCompression && compressed)
+        {
+            let end = self.encoder.finish();
+            self.writer.write(tcp, end).await?;
+            if self.writer.chunked {
+                self.writer.raw(tcp, b"0\r\n\r\n").await?;
+            }
+        }
         let _ = tcp.shutdown().await;
         Ok(Answer::Ok)
     }
