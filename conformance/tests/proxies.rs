@@ -126,6 +126,24 @@ fn apache_streams_without_x_accel_buffering() {
     );
 }
 
+/// A stream that fails midway is cut by the server; whether the client sees the cut depends on
+/// how nginx talks to it. Over HTTP/1.0 (nginx's default `proxy_http_version`) the upstream's
+/// body is close-delimited and its cut looks like its end: nginx ends the client's response
+/// cleanly and the failure is lost. Over HTTP/1.1 (the book's setting) the missing last chunk
+/// tells nginx, and it cuts the client's response too. A server that ends the failed stream
+/// cleanly is not cut by nginx either.
+#[test]
+fn nginx_passes_a_failure_on_only_over_http11() {
+    if !proxies::available(Kind::Nginx) {
+        return;
+    }
+    let check = conformance::ids::failed_stream_is_cut;
+    let clean = "then the body ended cleanly";
+    behind(Kind::Nginx, Setup::Http10Upstream, Fault::None, &[(check, Expect::Fail(clean))]);
+    behind(Kind::Nginx, Setup::Stock, Fault::None, &[(check, Expect::Pass)]);
+    behind(Kind::Nginx, Setup::Stock, Fault::FailureEndsCleanly, &[(check, Expect::Fail(clean))]);
+}
+
 /// A collected body stays collected through Apache: the checks still see it.
 #[test]
 fn apache_passes_a_buffered_stream_on_as_it_is() {

@@ -89,6 +89,23 @@ pub async fn curl_lines(
     Ok((lines, headers))
 }
 
+/// curl on a stream meant to fail: the lines it printed, its exit code (18 for an HTTP/1.1 body
+/// cut without its last chunk, 92 for an HTTP/2 stream reset, 0 when nothing showed the cut)
+/// and its error message.
+pub async fn curl_exit(
+    url: &str, args: &[&str], deadline: Duration,
+) -> Result<(Vec<String>, i32, String), String> {
+    let mut command = Command::new("curl");
+    command.args(["-sS", "-N"]).args(args).arg(url).kill_on_drop(true);
+    let output = tokio::time::timeout(deadline, command.output())
+        .await
+        .map_err(|_| format!("curl still running after {deadline:?}"))?
+        .map_err(|e| format!("cannot run curl: {e}"))?;
+    let lines = String::from_utf8_lossy(&output.stdout).lines().map(str::to_owned).collect();
+    let code = output.status.code().unwrap_or(-1);
+    Ok((lines, code, String::from_utf8_lossy(&output.stderr).trim().to_owned()))
+}
+
 /// curl's view of a stream: `items` are the lines that carry the count (for SSE, the `data:`
 /// lines), judged against the schedule.
 pub async fn curl_streams(url: &str, compressed: bool, count: u32, interval: Duration) -> Outcome {

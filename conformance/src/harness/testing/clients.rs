@@ -30,6 +30,55 @@ pub fn run_curl(binary: &str, endpoint: &str, compressed: bool) {
     expect_pass(&format!("curl {endpoint}"), &outcome, &server);
 }
 
+/// Real curl on a stream that fails after item 3 of 6, over HTTP/1.1 and h2c, plain and
+/// `--compressed`: it prints 1, 2 and 3 and exits non-zero, so a script can tell. Where
+/// `failed_stream_is_cut` is a known limit of the binary, curl must still exit 0, so that the
+/// day the framework ends the stream honestly this test says so.
+pub fn run_curl_failure(binary: &str, known: &[super::KnownLimit]) {
+    if !real_clients::require("curl", "curl") {
+        return;
+    }
+    let _machine = share_machine();
+    let server = Spawned::start(Path::new(binary), Duration::from_secs(60))
+        .unwrap_or_else(|e| panic!("{binary}: {e}"));
+    let hidden = known.iter().any(|(id, _)| *id == crate::checks::ids::failed_stream_is_cut);
+    let url = format!("{}/stream?count=6&interval_ms=200&fail_after=3", server.base);
+    let (mut seen, mut problems) = (Vec::new(), Vec::new());
+    runtime().block_on(async {
+        for protocol in ["--http1.1", "--http2-prior-knowledge"] {
+            for compressed in [None, Some("--compressed")] {
+                let args: Vec<&str> = [Some(protocol), compressed].into_iter().flatten().collect();
+                let what = format!("curl -sN {} '{url}'", args.join(" "));
+                match real_clients::curl_exit(&url, &args, Duration::from_secs(10)).await {
+                    Err(error) => problems.push(format!("{what}: {error}")),
+                    Ok((lines, code, error))
+                        if lines != ["1", "2", "3"] || hidden != (code == 0) =>
+                    {
+                        let expected = match hidden {
+                            true => "exit 0, as the known limit hides the failure",
+                            false => "a non-zero exit",
+                        };
+                        problems.push(format!(
+                            "{what}: printed {lines:?} and exited {code} ({error}); expected \
+                             1, 2, 3 and {expected}"
+                        ));
+                    }
+                    Ok((_, code, error)) => {
+                        seen.push(format!("{what}: 1 2 3, exit {code} {error}"))
+                    }
+                }
+            }
+        }
+    });
+    assert!(
+        problems.is_empty(),
+        "{}\n--- server log ---\n{}",
+        problems.join("\n"),
+        server.stderr()
+    );
+    println!("{}", seen.join("\n"));
+}
+
 /// The reqwest client example (`conformance/examples/read_stream.rs`) against the binary: lines
 /// of `/stream` on schedule, and `/events` resumed with `Last-Event-ID` after a cut connection.
 /// `cargo test --workspace` builds the example; `cargo test -p examples-…` alone does not, and

@@ -17,7 +17,10 @@ use crate::{
 
 mod clients;
 
-pub use clients::{run_balanced, run_chromium, run_curl, run_diagnose, run_https, run_read_stream};
+pub use clients::{
+    run_balanced, run_chromium, run_curl, run_curl_failure, run_diagnose, run_https,
+    run_read_stream,
+};
 
 /// Timing used by the test suite: 5 lines 200 ms apart, ±100 ms.
 pub fn test_config(base: &str) -> Config {
@@ -251,6 +254,10 @@ macro_rules! suite {
                 $crate::harness::testing::run_curl($binary, "/events", false);
             }
             #[test]
+            fn curl_failed_stream() {
+                $crate::harness::testing::run_curl_failure($binary, super::KNOWN_LIMITS);
+            }
+            #[test]
             fn curl_events_compressed() {
                 $crate::harness::testing::run_curl($binary, "/events", true);
             }
@@ -268,11 +275,11 @@ macro_rules! suite {
             }
             #[test]
             fn nginx() {
-                $crate::harness::proxies::run_behind_nginx($binary);
+                $crate::harness::proxies::run_behind_nginx($binary, super::KNOWN_LIMITS);
             }
             #[test]
             fn apache() {
-                $crate::harness::proxies::run_behind_apache($binary);
+                $crate::harness::proxies::run_behind_apache($binary, super::KNOWN_LIMITS);
             }
             #[test]
             fn balanced_nginx() {
