@@ -72,10 +72,36 @@ fn a_cached_answer_says_what_the_origin_does() {
 fn every_cause_is_produced_by_some_server() {
     for cause in Cause::ALL {
         assert!(
-            PRODUCED.contains(&cause) || cause == Cause::ProxyBuffering,
+            PRODUCED.contains(&cause)
+                || cause == Cause::ProxyBuffering
+                || cause == Cause::Truncated, // a_cut_body_is_a_fault
             "no server in the tests produces {cause}"
         );
     }
+}
+
+/// A body that breaks off is a fault, whatever the verdict: cut without its last chunk
+/// (HTTP/1.1), reset (h2c), or ended cleanly with its compressed stream short of its end.
+#[test]
+fn a_cut_body_is_a_fault() {
+    let failing = "/stream?count=6&interval_ms=300&fail_after=3";
+    for (fault, flags, how) in [
+        (Fault::None, &[][..], "the connection closed before the body's end"),
+        (Fault::None, &["--http2"][..], "the HTTP/2 stream was reset"),
+        (Fault::FailureEndsCleanly, &[][..], "the compressed stream stops short of its end"),
+    ] {
+        let (_rt, addr) = broken_server(fault);
+        let url = format!("http://{addr}{failing}");
+        let said = diagnose(&[flags, &[url.as_str()]].concat());
+        let show = serde_json::to_string_pretty(&said.json).unwrap_or_default();
+        assert_eq!(said.causes("fault"), ["truncated"], "{fault:?} {flags:?}: {show}");
+        let evidence = said.json["findings"][0]["evidence"].as_str().unwrap_or_default();
+        assert!(evidence.contains("after 3 items") && evidence.contains(how), "{evidence}");
+        println!("{fault:?} {flags:?}: {evidence}");
+    }
+    let (_rt, addr) = broken_server(Fault::FailureFinishesCompression);
+    let said = diagnose(&[&format!("http://{addr}{failing}")]);
+    assert!(said.causes("fault").is_empty(), "a clean end cannot be told: {}", said.json);
 }
 
 #[test]

@@ -110,7 +110,7 @@ async fn events(
 
 // ANCHOR: ticks
 /// Items `first..=count`, item k due at start + (k-first)·interval: a deadline, so lateness does
-/// not pile up. Ends early, with a complete body, when `grace_over` fires; yields an error, and
+/// not pile up. Ends early, with a complete body, when `grace_over` fires; yields the error, and
 /// ends, when the app's source fails.
 fn ticks(
     first: u32, params: StreamParams, grace_over: CancellationToken,
@@ -130,10 +130,7 @@ fn ticks(
             if grace_over.run_until_cancelled(due).await.is_none() {
                 break;
             }
-            // Stands for a source that fails midway (a dropped database connection): after item
-            // `fail_after`, in the response that sent it, so a resuming SSE client gets the rest.
-            if params.fail_after == Some(k - 1) && k > first {
-                let error = io::Error::other(format!("source failed (fail_after={})", k - 1));
+            if let Err(error) = params.source(first, k) {
                 end.1 = Some(error.to_string());
                 yield Err(error);
                 break;

@@ -21,8 +21,7 @@ use rocket_async_compression::Compression;
 use serve::LastEventId;
 use std::io;
 use tokio::time::{Instant, sleep_until};
-use tokio_util::io::StreamReader;
-use tokio_util::sync::CancellationToken;
+use tokio_util::{io::StreamReader, sync::CancellationToken};
 
 #[rocket::main]
 async fn main() -> std::process::ExitCode {
@@ -61,7 +60,6 @@ struct Streaming<S: Stream> {
     accel_buffering: Header<'static>, // X-Accel-Buffering: no, or nginx buffers it
 }
 
-/// The body: one reader over the items, so that an error can reach Rocket.
 type Body = One<StreamReader<BoxStream<'static, io::Result<Bytes>>, Bytes>>;
 
 fn streaming(
@@ -116,8 +114,7 @@ fn events(
     }
     // The first message tells the browser how long to wait before it reconnects.
     let retry = once(async { Event::retry(RETRY) });
-    // `EventStream` takes no errors: the events end where the source fails (it ends after its
-    // error), which Rocket sends as a clean end, as it does a failed reader's.
+    // `EventStream` takes no errors: the events end at the failure, and Rocket ends cleanly.
     let events = ticks(after + 1, params.stream, grace_over.inner().clone())
         .filter_map(|item| ready(item.ok()))
         .map(|k| Event::data(k.to_string()).id(k.to_string()));
@@ -129,7 +126,7 @@ fn events(
 
 // ANCHOR: ticks
 /// Items `first..=count`, item k due at start + (k-first)·interval: a deadline, so lateness does
-/// not pile up. Ends early, with a complete body, when `grace_over` fires; yields an error, and
+/// not pile up. Ends early, with a complete body, when `grace_over` fires; yields the error, and
 /// ends, when the app's source fails.
 fn ticks(
     first: u32, params: StreamParams, grace_over: CancellationToken,
@@ -149,10 +146,7 @@ fn ticks(
             if grace_over.run_until_cancelled(due).await.is_none() {
                 break;
             }
-            // Stands for a source that fails midway (a dropped database connection): after item
-            // `fail_after`, in the response that sent it, so a resuming SSE client gets the rest.
-            if params.fail_after == Some(k - 1) && k > first {
-                let error = io::Error::other(format!("source failed (fail_after={})", k - 1));
+            if let Err(error) = params.source(first, k) {
                 end.1 = Some(error.to_string());
                 yield Err(error);
                 break;

@@ -60,6 +60,20 @@ impl StreamParams {
     }
 }
 
+impl StreamParams {
+    /// Stands for the app's source (a database, an upstream API), which can fail midway: item
+    /// `k` of a response that starts at `first`, or the error `fail_after` asks for, only in
+    /// the response that sent item `fail_after`, so that a client resuming after it gets the rest.
+    pub fn source(&self, first: u32, k: u32) -> std::io::Result<u32> {
+        match self.fail_after {
+            Some(n) if k == n + 1 && k > first => {
+                Err(std::io::Error::other(format!("source failed (fail_after={n})")))
+            }
+            _ => Ok(k),
+        }
+    }
+}
+
 impl HtmlParams {
     pub fn from_query(query: &str) -> Result<Self, String> {
         let [count, interval_ms, fail_after, pad] =

@@ -35,10 +35,13 @@ pub enum Cause {
     /// The answer came from a cache, which replays a stored body at once: its timing says
     /// nothing about the origin.
     Cached,
+    /// The body broke off before its end (no last chunk, a reset HTTP/2 stream, a compressed
+    /// stream without its end): whatever the timing, the client got part of it.
+    Truncated,
 }
 
 impl Cause {
-    pub const ALL: [Cause; 9] = [
+    pub const ALL: [Cause; 10] = [
         Cause::CollectedBody,
         Cause::Compression,
         Cause::ProxyBuffering,
@@ -48,6 +51,7 @@ impl Cause {
         Cause::StartHeld,
         Cause::AppBuffering,
         Cause::Cached,
+        Cause::Truncated,
     ];
 
     pub fn name(self) -> &'static str {
@@ -61,6 +65,7 @@ impl Cause {
             Cause::StartHeld => "start_held",
             Cause::AppBuffering => "app_buffering",
             Cause::Cached => "cached",
+            Cause::Truncated => "truncated",
         }
     }
 
@@ -77,6 +82,7 @@ impl Cause {
             Cause::StartHeld => "docs/src/cli.md#start_held",
             Cause::AppBuffering => "docs/src/cli.md#app_buffering",
             Cause::Cached => "docs/src/cli.md#cached",
+            Cause::Truncated => "docs/src/cli.md#truncated",
         }
     }
 }
@@ -87,12 +93,14 @@ impl std::fmt::Display for Cause {
     }
 }
 
-/// Whether a finding explains the verdict, or is a risk for a response that streams here.
+/// Whether a finding explains the verdict, is a risk for a response that streams here, or is
+/// a fault seen whatever the verdict (a body that broke off).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Role {
     Cause,
     Risk,
+    Fault,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -110,9 +118,11 @@ impl Finding {
     }
 }
 
-/// The findings for a run: causes when the main response is held, risks either way.
+/// The findings for a run: a body that broke off, whatever the verdict; causes when the main
+/// response is held; risks either way.
 pub fn findings(run: &Run) -> Vec<Finding> {
     let seen = Seen::new(run);
+    let truncated = truncated(&seen);
     let hits = cache_hit(seen.got);
     let mut out = if !hits.is_empty() {
         vec![cached(run, &hits)]
@@ -123,7 +133,36 @@ pub fn findings(run: &Run) -> Vec<Finding> {
     };
     let risks = risks(&seen, &out);
     out.extend(risks);
+    out.splice(0..0, truncated);
     out
+}
+
+/// The main response's body broke off before its end: how, and after how many items.
+fn truncated(seen: &Seen) -> Option<Finding> {
+    let error = seen.got.error.as_deref()?;
+    // Past diagnose's own deadline the body was still coming: not a cut.
+    if seen.got.evidence.status.is_none() || error.contains("did not end within") {
+        return None;
+    }
+    let how = if error.contains("stops short of its end") {
+        "the compressed stream stops short of its end (the encoder was cut off)"
+    } else if error.contains("stream error") || error.contains("stream reset") {
+        "the HTTP/2 stream was reset (RST_STREAM)"
+    } else if seen.got.version.as_deref() == Some("h2") {
+        "the HTTP/2 stream or connection ended without END_STREAM"
+    } else {
+        "the connection closed before the body's end (over HTTP/1.1 chunked: no last chunk)"
+    };
+    let items = seen.main.judgement.items.len();
+    Some(Finding::new(
+        Cause::Truncated,
+        Role::Fault,
+        format!("the body broke off after {items} items: {how}: {error}"),
+        "what came is only part of the response, and a client that checks can tell (curl exits \
+         18 or 92, a fetch() reader rejects): look at the server's log for a failed generator \
+         or a restart, and at the proxies on the way for a read or send timeout; a server that \
+         fails mid-stream should end it this way, not cleanly",
+    ))
 }
 
 /// What the findings are read from: the main response, its headers and the variants tried.

@@ -233,6 +233,7 @@ pub fn text(diagnosis: &Diagnosis) -> String {
             let role = match finding.role {
                 super::Role::Cause => "cause",
                 super::Role::Risk => "risk",
+                super::Role::Fault => "fault",
             };
             let _ = writeln!(out, "  [{role}] {}: {}", finding.cause, finding.evidence);
             let _ = writeln!(out, "      fix: {}", finding.fix);

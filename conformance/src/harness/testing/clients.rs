@@ -80,10 +80,12 @@ pub fn run_curl_failure(binary: &str, known: &[super::KnownLimit]) {
 }
 
 /// The reqwest client example (`conformance/examples/read_stream.rs`) against the binary: lines
-/// of `/stream` on schedule, and `/events` resumed with `Last-Event-ID` after a cut connection.
+/// of `/stream` on schedule, `/events` resumed with `Last-Event-ID` after a cut connection, and
+/// a stream that fails after 3 items reported as an error that says so (exit 1), where the
+/// binary cuts it (see [`run_curl_failure`] for the known limit).
 /// `cargo test --workspace` builds the example; `cargo test -p examples-…` alone does not, and
 /// then this is skipped loudly (or fails with `STREAMING_REQUIRE_EXTERNAL=1`).
-pub fn run_read_stream(binary: &str) {
+pub fn run_read_stream(binary: &str, known: &[super::KnownLimit]) {
     let _machine = share_machine();
     let Some(program) = read_stream_program() else {
         return;
@@ -97,6 +99,21 @@ pub fn run_read_stream(binary: &str) {
         let events = real_clients::read_stream_resumes_events(&program, &server.base, 4, interval);
         expect_pass("read_stream /events", &events.await, &server);
     });
+    let hidden = known.iter().any(|(id, _)| *id == crate::checks::ids::failed_stream_is_cut);
+    let url = format!("{}/stream?count=6&interval_ms=200&fail_after=3", server.base);
+    let out = std::process::Command::new(&program).arg(&url).output().expect("read_stream runs");
+    let (stdout, stderr) =
+        (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    let lines: Vec<&str> = stdout.lines().filter_map(|l| l.split_whitespace().nth(2)).collect();
+    let reported = out.status.code() == Some(1)
+        && stderr.contains("the stream broke off after 3 lines, which are not all of it");
+    assert!(
+        lines == ["1", "2", "3"] && reported != hidden,
+        "read_stream {url}: exit {:?}, printed {lines:?}, said {stderr:?}; expected 1, 2, 3 and {}",
+        out.status.code(),
+        if hidden { "exit 0 (the known limit)" } else { "an error naming the 3 lines" }
+    );
+    println!("read_stream {url}: {}", stderr.trim());
 }
 
 /// `diagnose` against every streaming endpoint of the binary: each `streams`, with no finding

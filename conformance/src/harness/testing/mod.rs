@@ -263,7 +263,7 @@ macro_rules! suite {
             }
             #[test]
             fn read_stream() {
-                $crate::harness::testing::run_read_stream($binary);
+                $crate::harness::testing::run_read_stream($binary, super::KNOWN_LIMITS);
             }
             #[test]
             fn diagnose() {

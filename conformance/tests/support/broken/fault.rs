@@ -124,7 +124,7 @@ pub enum Fault {
     /// Over HTTP/2, shuts down without GOAWAY: open connections keep taking new streams.
     H2NoGoaway,
     /// When the generator fails (`fail_after`), ends the body cleanly: the last chunk over
-    /// HTTP/1.1, END_STREAM over HTTP/2.
+    /// HTTP/1.1, END_STREAM over HTTP/2; a compressor is left unfinished (Rocket 0.5's way).
     FailureEndsCleanly,
     /// When the generator fails, the compressor writes its end (a gzip trailer, …) and the
     /// body ends cleanly; uncompressed, the failure is a cut as it should be.

@@ -367,14 +367,13 @@ impl Sending {
         if fault == Fault::FailureHangs {
             std::future::pending::<()>().await;
         }
-        if fault == Fault::FailureEndsCleanly
-            || (fault == Fault::FailureFinishesCompression && compressed)
-        {
+        let finishes = fault == Fault::FailureFinishesCompression && compressed;
+        if finishes {
             let end = self.encoder.finish();
             self.writer.write(tcp, end).await?;
-            if self.writer.chunked {
-                self.writer.raw(tcp, b"0\r\n\r\n").await?;
-            }
+        }
+        if (finishes || fault == Fault::FailureEndsCleanly) && self.writer.chunked {
+            self.writer.raw(tcp, b"0\r\n\r\n").await?;
         }
         let _ = tcp.shutdown().await;
         Ok(Answer::Ok)
