@@ -2,7 +2,8 @@
 //! timestamp every item of the answer as the bytes that complete it are decoded. Two ways in:
 //! reqwest for ordinary exchanges (`exchange.rs`: HTTP/1.1, HTTP/2 by ALPN or prior knowledge,
 //! TLS with rustls), and a raw HTTP/1 exchange (`raw.rs`, over TCP or TLS by [`tls`]) for what
-//! an HTTP library hides (an HTTP/1.0 request, bytes after a HEAD response). Where requests go
+//! an HTTP library hides (an HTTP/1.0 request, bytes after a HEAD response), and HTTP/2 frames
+//! by hand (`frames.rs`) for what an HTTP/2 library will not send. Where requests go
 //! is `target.rs`; what comes back is a [`Fetched`]. It knows no verdicts and no catalogue.
 
 use std::{sync::Arc, time::Duration};
@@ -14,6 +15,7 @@ use tokio::sync::Semaphore;
 mod decode;
 pub mod eventsource;
 mod exchange;
+pub mod frames;
 pub mod http2;
 mod raw;
 mod split;
