@@ -16,6 +16,7 @@ mod headers;
 mod html;
 mod http10;
 mod http2;
+mod http2_limits;
 mod reachability;
 mod routing;
 mod shutdown;
@@ -208,6 +209,9 @@ macro_rules! __with_catalogue {
             http2::h2_reset_stops_only_its_stream,
             http2::h2_failed_stream_spares_others,
             http2::h2_shutdown_goaway,
+            http2_limits::h2_rapid_reset_goaway,
+            http2_limits::h2_continuation_flood_goaway,
+            http2_limits::h2_stream_flood_bounded,
             bad_input::bad_input_rejected,
             bad_input::bad_input_explained,
             bad_input::streams_after_bad_input,

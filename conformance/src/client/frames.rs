@@ -128,6 +128,20 @@ impl Raw {
         Ok(raw)
     }
 
+    /// Waits for the server's SETTINGS (acknowledging them) and returns their values. Call it
+    /// before a header block that spans frames: the acknowledgement must not land inside one.
+    pub async fn server_settings(&mut self, within: Duration) -> Result<Vec<(u16, u32)>, String> {
+        loop {
+            match self.next(within).await? {
+                Some(frame) if frame.kind == SETTINGS && frame.flags & ACK == 0 => {
+                    return Ok(frame.settings());
+                }
+                Some(_) => continue,
+                None => return Err("the server closed the connection before its SETTINGS".into()),
+            }
+        }
+    }
+
     /// Adds a frame to what the next [`Raw::flush`] sends.
     pub fn queue(&mut self, kind: u8, flags: u8, stream: u32, payload: &[u8]) {
         let length = u32::try_from(payload.len()).expect("a frame under 16 MiB").to_be_bytes();
@@ -158,7 +172,8 @@ impl Raw {
     }
 
     /// The next frame, `Ok(None)` once the server has closed the connection, or an error when
-    /// none came `within`. PINGs and SETTINGS are acknowledged as they arrive, as a client must.
+    /// none came `within`. PINGs and SETTINGS are acknowledged as they arrive, as a client must
+    /// (so read the server's SETTINGS before a header block that spans frames).
     pub async fn next(&mut self, within: Duration) -> Result<Option<Frame>, String> {
         let read = async {
             loop {

@@ -103,7 +103,10 @@ pub fn run_check_against_binary(binary: &str, check: crate::checks::CheckId, kno
     let evidence: String = outcome.evidence.iter().map(|e| e.to_string()).collect();
     let known = known.iter().find(|(name, _)| *name == check);
     // A limit of HTTP/2 does not show over plain HTTP/1.1 (`transports` asserts it).
-    if known.is_some() && outcome.level == Level::NotApplicable && entry.concern == "http2" {
+    if known.is_some()
+        && outcome.level == Level::NotApplicable
+        && entry.concern.starts_with("http2")
+    {
         println!("{check}: {} (a known limit over HTTP/2)", outcome.reason);
         return;
     }
@@ -122,7 +125,7 @@ pub fn run_check_against_binary(binary: &str, check: crate::checks::CheckId, kno
     // Over plain HTTP/1.1 only the HTTP/2 checks may not apply (`transports` runs them).
     match outcome.level {
         Level::Pass => println!("{check}: {}", outcome.reason),
-        Level::NotApplicable if entry.concern == "http2" => {
+        Level::NotApplicable if entry.concern.starts_with("http2") => {
             println!("{check}: {}", outcome.reason)
         }
         Level::NotApplicable | Level::Warn | Level::Fail => panic!(
@@ -175,7 +178,7 @@ pub fn run_catalogue_over(binary: &str, serving: Serving, known: &[KnownLimit]) 
         let limit = known.iter().find(|(id, _)| id.name() == result.check);
         let fine = match (outcome.level, limit) {
             // The HTTP/1-only checks over h2, the h2 checks over HTTP/1.1.
-            (Level::NotApplicable, _) => h2 != (result.concern == "http2"),
+            (Level::NotApplicable, _) => h2 != (result.concern.starts_with("http2")),
             (Level::Pass, None) => true,
             (Level::Fail, Some((_, reason))) => outcome.reason.contains(reason),
             _ => false,

@@ -133,4 +133,11 @@ pub enum Fault {
     H2FailureEndsStream,
     /// When the generator fails, the connection stays open with nothing more sent.
     FailureHangs,
+    /// Over HTTP/2, advertises no limit on concurrent streams and starts every one.
+    H2NoStreamLimit,
+    /// Over HTTP/2, takes streams reset before it accepted them without limit: no GOAWAY
+    /// under rapid reset.
+    H2NoResetLimit,
+    /// Over HTTP/2, takes header blocks of any size: no GOAWAY under a CONTINUATION flood.
+    H2NoHeaderLimit,
 }

@@ -97,8 +97,12 @@ pub(super) async fn h2_stream(
     });
     let mut builder =
         hyper::server::conn::http2::Builder::new(hyper_util::rt::TokioExecutor::new());
-    if fault == Fault::H2FewStreams {
-        builder.max_concurrent_streams(10);
+    match fault {
+        Fault::H2FewStreams => drop(builder.max_concurrent_streams(10)),
+        Fault::H2NoStreamLimit => drop(builder.max_concurrent_streams(None)),
+        Fault::H2NoResetLimit => drop(builder.max_pending_accept_reset_streams(usize::MAX)),
+        Fault::H2NoHeaderLimit => drop(builder.max_header_list_size(256 << 20)),
+        _ => {}
     }
     let connection = builder.serve_connection(hyper_util::rt::TokioIo::new(tcp), service);
     tokio::pin!(connection);
