@@ -6,12 +6,9 @@
 
 use std::time::Duration;
 
-use tokio::{
-    io::{AsyncReadExt, AsyncWriteExt},
-    net::TcpStream,
-};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use super::{Io, Target, tls};
+use super::{Io, Target};
 
 const PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 
@@ -96,21 +93,7 @@ impl Raw {
     /// Connects to `target` (TLS with ALPN `h2` for `https://`, prior knowledge otherwise) and
     /// sends the preface with `settings`. The server's own SETTINGS come in through [`Raw::next`].
     pub async fn open(target: &Target, settings: &[(u16, u32)]) -> Result<Self, String> {
-        let (host, address) = target.host_and_address();
-        let tcp = TcpStream::connect(&address)
-            .await
-            .map_err(|e| format!("cannot connect to {address}: {e}"))?;
-        let _ = tcp.set_nodelay(true);
-        let io: Box<dyn Io> = match target.is_tls() {
-            true => {
-                let tls = tls::connect(&target.transport, host, tcp, &[b"h2"]).await?;
-                if tls.get_ref().1.alpn_protocol() != Some(&b"h2"[..]) {
-                    return Err("the server did not choose h2 by ALPN".into());
-                }
-                Box::new(tls)
-            }
-            false => Box::new(tcp),
-        };
+        let io = super::http2::connect(target).await?;
         let scheme = if target.is_tls() { "https" } else { "http" };
         let mut raw = Self {
             io,

@@ -46,21 +46,7 @@ pub struct Read {
 impl Connection {
     /// Connects to `target`: TLS with ALPN `h2` for `https://`, prior knowledge (h2c) otherwise.
     pub async fn open(target: &Target) -> Result<Self, String> {
-        let (host, address) = target.host_and_address();
-        let tcp = TcpStream::connect(&address)
-            .await
-            .map_err(|e| format!("cannot connect to {address}: {e}"))?;
-        let _ = tcp.set_nodelay(true);
-        let io: Box<dyn Io> = match target.is_tls() {
-            true => {
-                let tls = tls::connect(&target.transport, host, tcp, &[b"h2"]).await?;
-                if tls.get_ref().1.alpn_protocol() != Some(&b"h2"[..]) {
-                    return Err("the server did not choose h2 by ALPN".into());
-                }
-                Box::new(tls)
-            }
-            false => Box::new(tcp),
-        };
+        let io = connect(target).await?;
         // h2's default budget for small DATA frames waiting unread (25 600 bytes of overhead,
         // about a hundred one-line frames) ends the connection with ENHANCE_YOUR_CALM as soon
         // as a reader pauses on a fast stream; allow a whole 64 KiB window of 7-byte frames
@@ -189,6 +175,24 @@ impl Stream {
         }
         Read { got, frames }
     }
+}
+
+/// A connection for HTTP/2 to `target`: TLS with ALPN `h2` for `https://`, plain TCP (h2c with
+/// prior knowledge) otherwise.
+pub(crate) async fn connect(target: &Target) -> Result<Box<dyn Io>, String> {
+    let (host, address) = target.host_and_address();
+    let tcp = TcpStream::connect(&address)
+        .await
+        .map_err(|e| format!("cannot connect to {address}: {e}"))?;
+    let _ = tcp.set_nodelay(true);
+    if !target.is_tls() {
+        return Ok(Box::new(tcp));
+    }
+    let tls = tls::connect(&target.transport, host, tcp, &[b"h2"]).await?;
+    if tls.get_ref().1.alpn_protocol() != Some(&b"h2"[..]) {
+        return Err("the server did not choose h2 by ALPN".into());
+    }
+    Ok(Box::new(tls))
 }
 
 fn describe(error: h2::Error) -> String {
