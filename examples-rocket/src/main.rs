@@ -8,20 +8,17 @@
 mod params;
 mod serve;
 
-use bytes::Bytes;
 use params::{EventParams, HtmlParams, RETRY, StreamParams};
-use rocket::futures::stream::{BoxStream, once};
-use rocket::futures::{Stream, StreamExt, TryStreamExt, future::ready};
+use rocket::futures::{Stream, StreamExt, TryStreamExt, future::ready, stream::once};
 use rocket::http::{ContentType, Header};
-use rocket::response::content::RawHtml;
 use rocket::response::status::{BadRequest, NoContent};
-use rocket::response::stream::{Event, EventStream, One, ReaderStream};
+use rocket::response::stream::{Event, EventStream, ReaderStream};
 use rocket::{Build, Responder, Rocket, State, get, routes};
 use rocket_async_compression::Compression;
-use serve::LastEventId;
+use serve::{Body, LastEventId};
 use std::io;
 use tokio::time::{Instant, sleep_until};
-use tokio_util::{io::StreamReader, sync::CancellationToken};
+use tokio_util::sync::CancellationToken;
 
 #[rocket::main]
 async fn main() -> std::process::ExitCode {
@@ -33,7 +30,7 @@ fn app(grace_over: CancellationToken) -> Rocket<Build> {
     // A GET route also answers HEAD: Rocket runs it and drops the body before it is polled.
     rocket::build()
         .manage(grace_over)
-        .mount("/", routes![index, stream, stream_html, events])
+        .mount("/", routes![serve::index, stream, stream_html, events])
         .mount("/", serve::method_not_allowed(&["/stream", "/stream.html", "/events"]))
         .attach(serve::RequireHost)
         // Streams stay compressed: async-compression >= 0.4.31 flushes each pause; SSE is exempt.
@@ -60,17 +57,11 @@ struct Streaming<S: Stream> {
     accel_buffering: Header<'static>, // X-Accel-Buffering: no, or nginx buffers it
 }
 
-type Body = One<StreamReader<BoxStream<'static, io::Result<Bytes>>, Bytes>>;
-
 fn streaming(
     content_type: ContentType, items: impl Stream<Item = io::Result<String>> + Send + 'static,
 ) -> Streaming<Body> {
-    // Rocket hands each item to hyper on its own, a task switch and a write each: the items
-    // already due go out together, and a fast stream does ten times the lines per second.
-    let due = items.ready_chunks(64).map(|due| due.into_iter().collect::<io::Result<String>>());
-    // `TextStream` takes no errors; a reader's error is how a Rocket body fails, and Rocket
-    // 0.5.2 still ends the response cleanly on it (a known limit: docs/src/rocket.md).
-    let body = ReaderStream::one(StreamReader::new(due.map_ok(Bytes::from).boxed()));
+    // `TextStream` takes no errors: a reader's error is how a Rocket body fails (serve.rs).
+    let body = ReaderStream::one(serve::reader(items));
     let cache_control = Header::new("Cache-Control", "no-cache");
     let accel_buffering = Header::new("X-Accel-Buffering", "no");
     Streaming { body, content_type, cache_control, accel_buffering }
@@ -157,8 +148,3 @@ fn ticks(
     }
 }
 // ANCHOR_END: ticks
-
-#[get("/")]
-fn index() -> RawHtml<&'static str> {
-    RawHtml(include_str!("index.html"))
-}

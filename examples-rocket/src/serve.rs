@@ -9,7 +9,10 @@ mod setup;
 use std::{convert::Infallible, time::Duration};
 use std::{io::Cursor, net::SocketAddr, pin::pin, process::ExitCode};
 
+use bytes::Bytes;
 use clap::Parser;
+use rocket::futures::{Stream, StreamExt, TryStreamExt, stream::BoxStream};
+use rocket::response::stream::One;
 use rocket::{
     Build, Config, Data, Request, Response, Rocket, Route,
     config::LogLevel,
@@ -19,8 +22,9 @@ use rocket::{
     request::{self, FromRequest},
     route,
 };
+use std::io;
 use tokio::time::sleep;
-use tokio_util::{sync::CancellationToken, task::TaskTracker};
+use tokio_util::{io::StreamReader, sync::CancellationToken, task::TaskTracker};
 
 use crate::params::{EventParams, HtmlParams, StreamParams};
 
@@ -193,6 +197,26 @@ impl Fairing for RequireHost {
             res.set_sized_body(message.len(), Cursor::new(message));
         }
     }
+}
+
+/// The page at `/`, which shows the three streams live.
+#[rocket::get("/")]
+pub fn index() -> rocket::response::content::RawHtml<&'static str> {
+    rocket::response::content::RawHtml(include_str!("index.html"))
+}
+
+/// A streaming body that can fail: one reader over the items, for `ReaderStream::one`.
+pub type Body = One<StreamReader<BoxStream<'static, io::Result<Bytes>>, Bytes>>;
+
+/// The items as a reader whose read fails where the stream does, the one way a Rocket body can
+/// fail; Rocket 0.5.2 still ends the response cleanly on it (a known limit: docs/src/rocket.md).
+/// Rocket hands each item to hyper on its own, a task switch and a write each: the items already
+/// due go out together, and a fast stream does ten times the lines per second.
+pub fn reader(
+    items: impl Stream<Item = io::Result<String>> + Send + 'static,
+) -> StreamReader<BoxStream<'static, io::Result<Bytes>>, Bytes> {
+    let due = items.ready_chunks(64).map(|due| due.into_iter().collect::<io::Result<String>>());
+    StreamReader::new(due.map_ok(Bytes::from).boxed())
 }
 
 /// Routes that answer POST, PUT, DELETE and PATCH on `paths` with 405 and `Allow`.

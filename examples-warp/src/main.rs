@@ -14,7 +14,6 @@ use params::{EventParams, HtmlParams, RETRY, StreamParams};
 use std::io;
 use tokio::time::{Instant, sleep_until};
 use tokio_util::sync::CancellationToken;
-use warp::compression::{brotli, deflate, gzip};
 use warp::http::{HeaderMap, StatusCode, header};
 use warp::reply::{self, Response};
 use warp::{Filter, Rejection, Reply, sse::Event};
@@ -49,15 +48,8 @@ fn app(
         // Raw bytes: `header::optional::<String>` would reject a non-ASCII value with its own 400.
         .and(warp::header::headers_cloned())
         .map(events);
-    // warp's compression filters compress whatever they wrap, asked or not: each one gets only
-    // the requests that offer its encoding. async-compression >= 0.4.31 flushes each pause.
-    let app = index.or(stream).or(stream_html).recover(serve::rejected);
-    let compressed = (serve::accepts("br").and(app.clone()).with(brotli()))
-        .or(serve::accepts("gzip").and(app.clone()).with(gzip()))
-        // Raw DEFLATE rather than the zlib wrapping RFC 9110 names; browsers and curl take both.
-        .or(serve::accepts("deflate").and(app.clone()).with(deflate()))
-        .or(app)
-        .with(reply::with::header(header::VARY, "accept-encoding"));
+    // Each encoding only as asked (serve.rs); async-compression >= 0.4.31 flushes each pause.
+    let compressed = serve::compressed(index.or(stream).or(stream_html).recover(serve::rejected));
     // `/events` stays outside, as other frameworks' compressors leave text/event-stream alone.
     serve::host_required()
         .and(events.recover(serve::rejected).or(compressed))

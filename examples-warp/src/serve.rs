@@ -11,6 +11,8 @@ mod tls;
 
 use std::{io, pin::pin, sync::Arc};
 
+use warp::compression::{brotli, deflate, gzip};
+
 use clap::Parser;
 use hyper_util::service::TowerToHyperService;
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
@@ -163,6 +165,22 @@ pub fn host_required() -> impl Filter<Extract = (), Error = Rejection> + Copy {
             host.map(drop).ok_or_else(|| reject::custom(MissingHost))
         })
         .untuple_one()
+}
+
+/// `app` compressed as the client asks: warp's compression filters compress whatever they wrap,
+/// asked or not, so each one gets only the requests that offer its encoding (br, gzip, deflate,
+/// in that order); the rest go uncompressed. Every answer says `Vary: accept-encoding`.
+pub fn compressed<F, R>(app: F) -> impl Filter<Extract = (impl Reply,), Error = Rejection> + Clone
+where
+    F: Filter<Extract = (R,), Error = Rejection> + Clone + Send + Sync + 'static,
+    R: Reply,
+{
+    (accepts("br").and(app.clone()).with(brotli()))
+        .or(accepts("gzip").and(app.clone()).with(gzip()))
+        // Raw DEFLATE rather than the zlib wrapping RFC 9110 names; browsers and curl take both.
+        .or(accepts("deflate").and(app.clone()).with(deflate()))
+        .or(app)
+        .with(reply::with::header(header::VARY, "accept-encoding"))
 }
 
 /// Passes only when the request's Accept-Encoding offers `coding` (`q=0` refuses it).
