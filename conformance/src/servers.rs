@@ -23,6 +23,16 @@ pub(crate) fn rss_kib(pid: u32) -> Result<u64, String> {
         .ok_or_else(|| format!("no VmRSS in /proc/{pid}/status"))
 }
 
+/// User + system CPU time of a process, all its threads, in ms (`pid` "self" is this one).
+pub fn cpu_ms(pid: &str) -> Option<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name, field 2, may hold spaces and parentheses: count from its end.
+    let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+    let ticks: u64 = fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
+    let per_second = nix::unistd::sysconf(nix::unistd::SysconfVar::CLK_TCK).ok().flatten()?;
+    Some(ticks as f64 * 1000.0 / per_second as f64)
+}
+
 /// A server's log lines, each stamped with when the checker read it.
 #[derive(Debug, Clone, Default)]
 pub struct ServerLog(Arc<Mutex<Vec<(Instant, String)>>>);

@@ -14,5 +14,11 @@ conformance::suite!(
         // no MAX_CONCURRENT_STREAMS is advertised, and one connection starts every stream it
         // opens (1 000 with a zero window: about +7 MiB).
         (conformance::ids::h2_stream_flood_bounded, "advertises no MAX_CONCURRENT_STREAMS"),
+        // actix-http 3.20's h1 dispatcher reads pipelined requests until 128 KiB wait in its
+        // buffer, then wakes itself at once on every poll (`read_available`,
+        // src/h1/dispatcher.rs) while its writes wait for a client that does not read: a core
+        // busy for as long as the client holds the connection (docs/src/actix.md has the
+        // reproduction).
+        (conformance::ids::pipelining_bounded, "polls the connection instead of waiting for it"),
     ]
 );

@@ -1,21 +1,13 @@
 //! What the benchmark reads from the operating system: a process's CPU time from /proc, the
 //! file-descriptor limits, the ephemeral ports and the source addresses they call for, the
-//! machine. (Memory: `servers::rss_kib`.)
+//! machine. (Memory and CPU time: `servers::rss_kib`, `servers::cpu_ms`.)
 
 use std::net::Ipv4Addr;
 
 use nix::sys::resource::{Resource, getrlimit, setrlimit};
 use serde::Serialize;
 
-/// User + system CPU time of a process, all its threads, in ms (`pid` "self" is this one).
-pub fn cpu_ms(pid: &str) -> Option<f64> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    // The command name, field 2, may hold spaces and parentheses: count from its end.
-    let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
-    let ticks: u64 = fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
-    let per_second = nix::unistd::sysconf(nix::unistd::SysconfVar::CLK_TCK).ok().flatten()?;
-    Some(ticks as f64 * 1000.0 / per_second as f64)
-}
+pub use crate::servers::cpu_ms;
 
 /// This process's open-file limit, before and after raising it. The servers the benchmark
 /// starts inherit the raised limit.

@@ -15,6 +15,7 @@ mod head;
 mod headers;
 mod html;
 mod http10;
+mod http1_limits;
 mod http2;
 mod http2_limits;
 mod reachability;
@@ -216,6 +217,8 @@ macro_rules! __with_catalogue {
             bad_input::bad_input_explained,
             bad_input::streams_after_bad_input,
             bad_input::malformed_requests_refused,
+            http1_limits::pipelining_bounded,
+            http1_limits::request_smuggling_refused,
             faults::disconnect_stops_generator,
             faults::backpressure_bounded,
             faults::load_200_streams,

@@ -16,7 +16,7 @@ pub(crate) trait Io: AsyncRead + AsyncWrite + Unpin + Send {}
 impl<T: AsyncRead + AsyncWrite + Unpin + Send> Io for T {}
 
 /// A connection for a raw HTTP/1 exchange: TCP, and over `https://` TLS with ALPN `http/1.1`.
-async fn connect_http1(target: &Target) -> Result<Box<dyn Io>, String> {
+pub(crate) async fn connect_http1(target: &Target) -> Result<Box<dyn Io>, String> {
     let (host, address) = target.host_and_address();
     let tcp = TcpStream::connect(&address)
         .await

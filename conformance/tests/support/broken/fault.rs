@@ -140,4 +140,10 @@ pub enum Fault {
     H2NoResetLimit,
     /// Over HTTP/2, takes header blocks of any size: no GOAWAY under a CONTINUATION flood.
     H2NoHeaderLimit,
+    /// Over HTTP/1.1, answers pipelined requests by polling the socket in a loop: a core busy
+    /// while the client does not read (actix-web 4's dispatcher, measured).
+    SpinsOnUnreadClient,
+    /// Over HTTP/1.1, keeps connections alive and frames each request by its first
+    /// Content-Length alone: a request hidden in a body is answered.
+    SmugglesBody,
 }

@@ -14,6 +14,7 @@ use tokio::{
     time::sleep,
 };
 
+mod abuse;
 mod encoder;
 mod fault;
 mod h2;
@@ -167,6 +168,11 @@ async fn handle(
             fault => h2_stream(tcp, fault, logger.clone(), stopping).await,
         };
     }
+    match fault {
+        Fault::SpinsOnUnreadClient => return abuse::spin(tcp).await,
+        Fault::SmugglesBody => return abuse::by_first_length(tcp).await,
+        _ => {}
+    }
     let read = async {
         if fault == Fault::NoHeaderTimeout {
             return Some(read_request(&mut tcp).await);
@@ -181,6 +187,11 @@ async fn handle(
         // Shutting down, and no request came: nothing to finish.
         _ = stopping.wait_for(|stopping| *stopping) => return Ok(Answer::Ok),
     };
+    if req.conflicting_lengths {
+        let message = "conflicting Content-Length headers\n";
+        simple(&mut tcp, &req, fault, "400 Bad Request", &[], message).await?;
+        return Ok(Answer::BadInput);
+    }
     if !req.http10 && !req.host && fault != Fault::AcceptsNoHost {
         let message = "HTTP/1.1 requests need a Host header\n";
         simple(&mut tcp, &req, fault, "400 Bad Request", &[], message).await?;

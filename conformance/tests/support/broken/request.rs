@@ -17,6 +17,8 @@ pub(super) struct Request {
     pub(super) last_event_id: Option<String>,
     /// `Cache-Control: no-cache` was asked for.
     pub(super) no_cache: bool,
+    /// Content-Length headers with different values: RFC 9112 §6.3 requires a 400.
+    pub(super) conflicting_lengths: bool,
 }
 
 pub(super) async fn read_request(tcp: &mut TcpStream) -> std::io::Result<Request> {
@@ -49,6 +51,11 @@ pub(super) async fn read_request(tcp: &mut TcpStream) -> std::io::Result<Request
         accept_encoding: header("accept-encoding"),
         last_event_id: header("last-event-id"),
         no_cache: header("cache-control").is_some_and(|v| v.contains("no-cache")),
+        conflicting_lengths: {
+            let mut lengths = req.headers.iter().filter(|h| h.name.eq_ignore_ascii_case("content-length"));
+            let first = lengths.next().map(|h| h.value);
+            lengths.any(|h| Some(h.value) != first)
+        },
     })
 }
 
