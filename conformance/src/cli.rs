@@ -57,6 +57,9 @@ pub enum Command {
     List,
     /// Measure the four examples and a raw-hyper floor under load (release builds).
     Bench(crate::bench::Options),
+    /// Measure the limits per connection of the four examples and the floor under abuse (a
+    /// stream flood, rapid reset, a CONTINUATION flood, a pipelining client; release builds).
+    Abuse(crate::bench::abuse::Options),
     /// One load client of the bench's many-streams scenario (the bench starts several):
     /// ADDR STREAMS SOURCE CONNECTING; prints what it got as JSON.
     #[command(hide = true)]
@@ -97,7 +100,10 @@ where
         };
         return Err(Refused::Usage(format!("{flag} before `{command}` is for --url; {instead}")));
     }
-    for command in ["diagnose", "bench"] {
+    if cli.json && matches!(cli.command, Some(Command::Abuse(_))) {
+        return Err(Refused::Usage("`abuse` prints markdown tables, not --json".into()));
+    }
+    for command in ["diagnose", "bench", "abuse"] {
         if let Some(flag) = check_flag_given(&matches, command) {
             return Err(Refused::Usage(format!(
                 "{flag} is for the checks, not {command} (see `conformance {command} --help`)"
@@ -150,5 +156,7 @@ mod tests {
         assert!(refused(&["--http2", "diagnose", "http://x"]).contains("give it after"));
         assert!(refused(&["diagnose", "--count", "3", "http://x"]).contains("not diagnose"));
         assert!(parse(["conformance", "diagnose", "--http2", "http://x"]).is_ok());
+        assert!(refused(&["abuse", "--json"]).contains("not --json"));
+        assert!(refused(&["abuse", "--count", "3"]).contains("not abuse"));
     }
 }

