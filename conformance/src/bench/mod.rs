@@ -12,8 +12,8 @@
 //! load client `load.rs`, the readings from `/proc` `system.rs`, the tables `report.rs` and the
 //! charts `charts.rs`.
 
-mod baseline;
 pub mod abuse;
+mod baseline;
 pub mod charts;
 mod load;
 pub mod many;

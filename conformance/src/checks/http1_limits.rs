@@ -74,13 +74,14 @@ pub(crate) struct Pipelined {
 /// Writes up to `requests` requests (a multiple of 1 000) for [`PIPELINED_PATH`] on one
 /// connection to `target` without reading a byte, then holds it open for [`SETTLE`] and
 /// [`HOLD`], reading the CPU time and memory of the server's process `pid`.
-pub(crate) async fn pipeline(pid: u32, target: &Target, requests: u32) -> Result<Pipelined, String> {
+pub(crate) async fn pipeline(
+    pid: u32, target: &Target, requests: u32,
+) -> Result<Pipelined, String> {
     let cpu = || cpu_ms(&pid.to_string()).ok_or("cannot read the server's CPU time");
     let (cpu_before, rss_before) = (cpu()?, rss_kib(pid)?);
     let mut io = client::connect_http1(target).await?;
     let host = target.host_port().to_owned();
-    let request =
-        format!("GET {} HTTP/1.1\r\nHost: {host}\r\n\r\n", target.path(PIPELINED_PATH));
+    let request = format!("GET {} HTTP/1.1\r\nHost: {host}\r\n\r\n", target.path(PIPELINED_PATH));
     let batch = request.repeat(1_000);
     let (mut sent, mut ended) = (0, format!("all {requests} written"));
     while sent < requests {
@@ -127,8 +128,7 @@ pub async fn pipelining_bounded(cfg: &Config) -> Outcome {
         Err(outcome) => return outcome,
     };
     let victim = client::send(&server.target, Ask::get(cfg.stream_path(), cfg.deadline()));
-    let (pipelined, victim) =
-        tokio::join!(pipeline(server.pid, &server.target, PIPELINED), victim);
+    let (pipelined, victim) = tokio::join!(pipeline(server.pid, &server.target, PIPELINED), victim);
     let fresh = client::send(
         &server.target,
         Ask::get(super::stream_path(1, Duration::ZERO), cfg.deadline()),

@@ -253,7 +253,8 @@ pub async fn h2_stream_flood_bounded(cfg: &Config) -> Outcome {
     if let Some(outcome) = h2_only(cfg) {
         return outcome;
     }
-    let Flooded { limit, heads, refused, ended, grown_kib } = match flood(cfg, FLOOD_STREAMS).await {
+    let Flooded { limit, heads, refused, ended, grown_kib } = match flood(cfg, FLOOD_STREAMS).await
+    {
         Ok(flooded) => flooded,
         Err(error) => return Outcome::fail(format!("the flood could not run: {error}")),
     };

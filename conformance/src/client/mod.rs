@@ -25,8 +25,8 @@ pub(crate) mod tls;
 pub(crate) use decode::Decoder;
 pub use exchange::{Exchange, client_for, fetch, send};
 pub(crate) use exchange::{describe, install_provider, is_event_stream};
-pub(crate) use raw::{Io, connect_http1};
 pub use raw::raw;
+pub(crate) use raw::{Io, connect_http1};
 pub use split::{Framing, SseMessage, replay};
 pub use target::{Protocol, Target, Transport, TransportArgs};
 

@@ -23,6 +23,7 @@ use tokio::{
 use tokio_rustls::TlsAcceptor;
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
 
+// ANCHOR: http2_limits
 /// The limits per HTTP/2 connection that CONTRACT.md names, set here rather than left to
 /// defaults (hyper 0.14 had no stream limit; h2 alone allows 16 MiB of headers):
 /// - 200 concurrent streams: a client that opens streams and never reads holds at most 200
@@ -42,6 +43,7 @@ macro_rules! http2_limits {
             .max_local_error_reset_streams(1024)
     };
 }
+// ANCHOR_END: http2_limits
 
 /// HTTP/1.1 and h2c (HTTP/2 with prior knowledge) on one port, or HTTPS with h2 and http/1.1 by
 /// ALPN.

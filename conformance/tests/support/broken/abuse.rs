@@ -8,7 +8,8 @@ use tokio::{io::AsyncWriteExt, net::TcpStream};
 use super::Answer;
 
 /// A short answer to every request, kept alive.
-const OK: &[u8] = b"HTTP/1.1 200 OK\r\ncontent-type: text/plain; charset=utf-8\r\ncontent-length: 2\r\n\r\n1\n";
+const OK: &[u8] =
+    b"HTTP/1.1 200 OK\r\ncontent-type: text/plain; charset=utf-8\r\ncontent-length: 2\r\n\r\n1\n";
 
 /// Answers pipelined requests by trying the socket over and over (read, write, yield) instead
 /// of waiting for it to be readable or writable: a core busy for as long as the client holds

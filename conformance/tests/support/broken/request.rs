@@ -52,7 +52,8 @@ pub(super) async fn read_request(tcp: &mut TcpStream) -> std::io::Result<Request
         last_event_id: header("last-event-id"),
         no_cache: header("cache-control").is_some_and(|v| v.contains("no-cache")),
         conflicting_lengths: {
-            let mut lengths = req.headers.iter().filter(|h| h.name.eq_ignore_ascii_case("content-length"));
+            let mut lengths =
+                req.headers.iter().filter(|h| h.name.eq_ignore_ascii_case("content-length"));
             let first = lengths.next().map(|h| h.value);
             lengths.any(|h| Some(h.value) != first)
         },
