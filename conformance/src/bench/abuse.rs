@@ -104,8 +104,12 @@ async fn http1_row(
     let Pipelined { sent, ended, hold_cpu_ms, total_cpu_ms, grown_kib } =
         pipeline(server.pid(), &cfg.target, options.pipelined).await?;
     super::stop(server).await;
+    let written = match sent == options.pipelined {
+        true => ended,
+        false => format!("{sent} written, {ended}"),
+    };
     Ok(format!(
-        "| {name} | {sent} written, {ended} | {total_cpu_ms:.0} ms | {hold_cpu_ms:.0} ms | \
+        "| {name} | {written} | {total_cpu_ms:.0} ms | {hold_cpu_ms:.0} ms | \
          +{:.1} MiB |\n",
         grown_kib as f64 / 1024.0
     ))
