@@ -1,8 +1,8 @@
 //! `conformance abuse`: the limits per connection measured on the floor and the four examples,
 //! release builds, a fresh instance for every attack: a stream flood on one HTTP/2 connection
-//! (what the server advertised, answered and refused, and the memory it grew by), rapid reset
-//! and the CONTINUATION flood (what ended them, after how much), and a pipelining client that
-//! never reads (the CPU it cost). The checks `http2_limits` and `http1_limits` judge the same
+//! (what the server advertised, answered and refused, and the memory it grew by), rapid reset,
+//! the CONTINUATION flood and empty DATA frames (what ended them, after how much), and a
+//! pipelining client that never reads (the CPU it cost). The checks `http2_limits` and `http1_limits` judge the same
 //! attacks at the suite's size; this measures them at the size a report quotes.
 
 use std::path::Path;
@@ -11,7 +11,7 @@ use crate::{
     checks::{
         Config,
         http1_limits::{Pipelined, pipeline},
-        http2_limits::{Flooded, continuation_flood, flood, rapid_reset},
+        http2_limits::{Flooded, continuation_flood, empty_frame_flood, flood, rapid_reset},
     },
     harness::transports::{Certificates, Serving},
 };
@@ -41,7 +41,7 @@ pub async fn run(options: &Options) -> Result<String, String> {
     let tls = Certificates::new("abuse")?;
     let mut h2 = format!(
         "| server | over | MAX_CONCURRENT_STREAMS | {} streams on one connection | memory | \
-         rapid reset | CONTINUATION flood |\n|---|---|---|---|---|---|---|\n",
+         rapid reset | CONTINUATION flood | empty DATA frames |\n|---|---|---|---|---|---|---|---|\n",
         options.streams
     );
     let mut h1 = format!(
@@ -87,12 +87,17 @@ async fn http2_row(
     let (server, cfg) = fresh(program, serving, tls).await?;
     let (continued, frames) = continuation_flood(&cfg.target, &path, 10_000).await?;
     super::stop(server).await;
+    let (server, cfg) = fresh(program, serving, tls).await?;
+    let long = crate::checks::stream_path(1_000_000, std::time::Duration::from_secs(1));
+    let (emptied, empties) = empty_frame_flood(&cfg.target, &long, 100_000).await?;
+    super::stop(server).await;
     let limit = limit.map_or("none".into(), |limit| limit.to_string());
     let ended = ended.map_or(String::new(), |answer| format!(", then {answer}"));
     let memory = grown_kib.map_or("?".into(), |kib| format!("+{:.1} MiB", kib as f64 / 1024.0));
     Ok(format!(
         "| {name} | {} | {limit} | {heads} answered, {refused} refused{ended} | {memory} | \
-         {reset} after {pairs} pairs | {continued} after {frames} frames |\n",
+         {reset} after {pairs} pairs | {continued} after {frames} frames | {emptied} after \
+         {empties} frames |\n",
         serving.name()
     ))
 }

@@ -1,7 +1,7 @@
 //! Limits per HTTP/2 connection under abuse, sent as raw frames ([`crate::client::frames`]):
-//! the known attacks (rapid reset, the CONTINUATION flood) must end in GOAWAY or a close, and
-//! one connection must not be able to open streams without limit. Each attack is bounded in
-//! frames and seconds, and while it runs a victim stream on a connection of its own must keep
+//! the known attacks (rapid reset, the CONTINUATION flood, empty DATA frames) must end in
+//! GOAWAY or a close, and one connection must not be able to open streams without limit. Each
+//! attack is bounded in frames and seconds, and while it runs a victim stream on a connection of its own must keep
 //! its schedule; afterwards a fresh request must be answered. Over HTTP/1.1 they do not apply.
 
 use std::time::Duration;
@@ -16,6 +16,8 @@ use crate::{
 const RESET_PAIRS: u32 = 20_000;
 /// The most CONTINUATION frames (1 KiB of header each) the flood sends.
 const CONTINUATIONS: u32 = 10_000;
+/// The most empty DATA frames the empty-frame flood sends.
+const EMPTY_FRAMES: u32 = 100_000;
 /// Streams the flood tries to open on one connection with a zero window.
 const FLOOD_STREAMS: u32 = 1_000;
 /// The contract's limits: concurrent streams one connection may have, and what the flood may
@@ -138,6 +140,17 @@ pub async fn h2_continuation_flood_goaway(cfg: &Config) -> Outcome {
     beside_victim(cfg, attack, "CONTINUATION frames", CONTINUATIONS).await
 }
 
+/// The empty-frame flood ([`empty_frame_flood`]) on a request that stays open (a long stream):
+/// GOAWAY or a close within [`EMPTY_FRAMES`] frames.
+pub async fn h2_empty_frames_goaway(cfg: &Config) -> Outcome {
+    if let Some(outcome) = h2_only(cfg) {
+        return outcome;
+    }
+    let path = super::stream_path(1_000_000, Duration::from_secs(1));
+    let attack = empty_frame_flood(&cfg.target, &path, EMPTY_FRAMES);
+    beside_victim(cfg, attack, "empty DATA frames", EMPTY_FRAMES).await
+}
+
 /// Opens and at once resets streams of `path`, 1 000 pairs at a time, until the server says
 /// GOAWAY or closes, at most `pairs`: what it answered, after how many pairs.
 pub(crate) async fn rapid_reset(
@@ -184,6 +197,29 @@ pub(crate) async fn continuation_flood(
             return Ok((Answer::Closed, sent));
         }
         sent += 100;
+        if let Some(answer) = answered(&mut raw).await {
+            return Ok((answer, sent));
+        }
+    }
+    Ok((Answer::Nothing, sent))
+}
+
+/// Empty DATA frames without END_STREAM on one open request (CVE-2019-9518, RUSTSEC-2026-0258):
+/// each costs the server a frame's work and changes nothing, 1 000 at a time, at most `frames`.
+pub(crate) async fn empty_frame_flood(
+    target: &Target, path: &str, frames: u32,
+) -> Result<(Answer, u32), String> {
+    let mut raw = Raw::open(target, &[]).await?;
+    raw.queue(HEADERS, END_HEADERS, 1, &raw.request_block(path));
+    let mut sent = 0;
+    while sent < frames {
+        for _ in 0..1_000 {
+            raw.queue(DATA, 0, 1, &[]);
+        }
+        if raw.flush().await.is_err() {
+            return Ok((Answer::Closed, sent));
+        }
+        sent += 1_000;
         if let Some(answer) = answered(&mut raw).await {
             return Ok((answer, sent));
         }

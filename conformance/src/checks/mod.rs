@@ -212,6 +212,7 @@ macro_rules! __with_catalogue {
             http2::h2_shutdown_goaway,
             http2_limits::h2_rapid_reset_goaway,
             http2_limits::h2_continuation_flood_goaway,
+            http2_limits::h2_empty_frames_goaway,
             http2_limits::h2_stream_flood_bounded,
             bad_input::bad_input_rejected,
             bad_input::bad_input_explained,

@@ -157,6 +157,7 @@ controls! {
     h2_rapid_reset_goaway: H2NoResetLimit => "no GOAWAY and no close after 20000";
     h2_continuation_flood_goaway: H2NoHeaderLimit => "no GOAWAY and no close after 10000";
     h2_stream_flood_bounded: H2NoStreamLimit => "advertises no MAX_CONCURRENT_STREAMS";
+    h2_empty_frames_goaway: H2EmptyFramesUnbounded => "no GOAWAY and no close after 100000 empty DATA frames";
     pipelining_bounded: SpinsOnUnreadClient => "so the server polls the connection instead of waiting for it";
     request_smuggling_refused: SmugglesBody => "Content-Length with Transfer-Encoding: chunked: a second response (\"HTTP/1.1 404 Not Found\")";
 }

@@ -140,6 +140,9 @@ pub enum Fault {
     H2NoResetLimit,
     /// Over HTTP/2, takes header blocks of any size: no GOAWAY under a CONTINUATION flood.
     H2NoHeaderLimit,
+    /// Over HTTP/2, serves with h2 0.3, which takes empty DATA frames without limit: no GOAWAY
+    /// under an empty-frame flood (actix-http 3.20's h2, measured).
+    H2EmptyFramesUnbounded,
     /// Over HTTP/1.1, answers pipelined requests by polling the socket in a loop: a core busy
     /// while the client does not read (actix-web 4's dispatcher, measured).
     SpinsOnUnreadClient,

@@ -37,6 +37,33 @@ pub(super) async fn h2_buffered(tcp: TcpStream) -> std::io::Result<Answer> {
     Ok(Answer::Ok)
 }
 
+/// [`Fault::H2EmptyFramesUnbounded`] over h2c: h2 0.3, which takes empty DATA frames without
+/// limit (RUSTSEC-2026-0258), serving `/stream`'s lines on schedule to every request.
+pub(super) async fn h2_unpatched(tcp: TcpStream) -> std::io::Result<Answer> {
+    let mut connection = h2_03::server::handshake(tcp).await.map_err(std::io::Error::other)?;
+    while let Some(accepted) = connection.accept().await {
+        let (request, mut respond) = accepted.map_err(std::io::Error::other)?;
+        let query = request.uri().query().unwrap_or("").to_owned();
+        tokio::spawn(async move {
+            let Ok(params) = parse(&query, Endpoint::Stream, Fault::None) else { return };
+            let head = http_02::Response::builder()
+                .header("content-type", "text/plain; charset=utf-8")
+                .body(())
+                .expect("static headers");
+            let Ok(mut send) = respond.send_response(head, false) else { return };
+            let start = Instant::now();
+            for k in 1..=params.count {
+                sleep_until(start + params.interval * (k - 1)).await;
+                let line = bytes::Bytes::from(format!("{k}\n"));
+                if send.send_data(line, k == params.count).is_err() {
+                    return;
+                }
+            }
+        });
+    }
+    Ok(Answer::Ok)
+}
+
 /// Every fault but [`Fault::Http2Buffered`] over h2c: `/stream` as the contract says (through
 /// hyper, which makes each body frame a DATA frame), but for the h2 faults,
 /// [`Fault::KeepsGenerating`], [`Fault::HeadBody`] and the failures (`fail_after`: the stream

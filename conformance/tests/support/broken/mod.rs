@@ -23,7 +23,7 @@ mod stream;
 
 use encoder::Encoder;
 pub use fault::Fault;
-use h2::{h2_buffered, h2_stream};
+use h2::{h2_buffered, h2_stream, h2_unpatched};
 use request::{Endpoint, Params, Request, parse, read_request, resume_after};
 use stream::{Progress, failure, stream};
 
@@ -165,6 +165,7 @@ async fn handle(
     if peeked == 3 && &preface == b"PRI" {
         return match fault {
             Fault::Http2Buffered => h2_buffered(tcp).await,
+            Fault::H2EmptyFramesUnbounded => h2_unpatched(tcp).await,
             fault => h2_stream(tcp, fault, logger.clone(), stopping).await,
         };
     }
