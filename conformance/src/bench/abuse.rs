@@ -79,7 +79,8 @@ async fn http2_row(
 ) -> Result<String, String> {
     let path = crate::checks::stream_path(10, std::time::Duration::from_millis(200));
     let (server, cfg) = fresh(program, serving, tls).await?;
-    let Flooded { limit, heads, refused, ended, grown_kib } = flood(&cfg, options.streams).await?;
+    let Flooded { limit, heads, refused, ended, grown_kib } =
+        flood(&cfg.target, cfg.local.pid, options.streams).await?;
     super::stop(server).await;
     let (server, cfg) = fresh(program, serving, tls).await?;
     let (reset, pairs) = rapid_reset(&cfg.target, &path, options.resets).await?;

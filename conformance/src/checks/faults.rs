@@ -147,11 +147,14 @@ impl Reading {
 }
 
 /// A fast stream whose reader stops for five seconds: the server must not buffer ahead (its
-/// memory grows by at most 16 MiB), and every line must still arrive, in order.
+/// memory grows by at most 16 MiB), and every line must still arrive, in order. Measured on
+/// an instance of its own where the checker can start one ([`super::measured`]).
 pub async fn backpressure_bounded(cfg: &Config) -> Outcome {
-    let Some(pid) = cfg.local.pid else {
-        return Outcome::warn("needs the server's pid: run it from the test suite or `matrix`");
+    let server = match super::measured(cfg) {
+        Ok(server) => server,
+        Err(why) => return Outcome::warn(format!("{why}: it reads the server's memory")),
     };
+    let (pid, cfg) = (server.pid, &Config { target: server.target.clone(), ..cfg.clone() });
     let count: u32 = 1_000_000;
     let path = Endpoint::Stream.path(count, Duration::ZERO);
     let before = match rss(pid) {

@@ -7,13 +7,18 @@ use std::time::Duration;
 
 use tokio::io::AsyncWriteExt;
 
-use super::{Config, judge};
+use super::{Config, judge, measured};
 use crate::{
     client::{self, Ask, Fetched, Target},
     outcome::{Evidence, Level, Outcome},
-    servers::{Spawned, cpu_ms, rss_kib},
+    servers::{cpu_ms, rss_kib},
 };
 
+/// What the client asks for, each a 64 KiB answer: the socket is full after a few dozen, so
+/// the hold measures a server with nothing left to do. (With answers of a few hundred bytes,
+/// a server that waits properly still had writing to do 6 s later, as the kernel let its send
+/// buffer grow towards 4 MiB: 90 ms of CPU a second in a debug build.)
+const PIPELINED_PATH: &str = "/stream.html?count=1&interval_ms=0&pad=65536";
 /// The most requests the pipelining client sends, 1 000 per write.
 const PIPELINED: u32 = 20_000;
 /// A write of 1 000 requests that has not gone out after this: the server stopped reading.
@@ -26,39 +31,8 @@ const HOLD: Duration = Duration::from_secs(2);
 /// one core. A server waiting for the socket to drain spends next to none (axum, debug build:
 /// 0 ms in 2 s); one that polls it in a loop spends a whole core (actix: 2 000 ms in 2 s).
 const MAX_HOLD_CPU: f64 = 0.1;
-/// What the client asks for, each a 64 KiB answer: the socket is full after a few dozen, so
-/// the hold measures a server with nothing left to do. (With answers of a few hundred bytes,
-/// a server that waits properly still had writing to do 6 s later, as the kernel let its send
-/// buffer grow towards 4 MiB: 90 ms of CPU a second in a debug build.)
-const PIPELINED_PATH: &str = "/stream.html?count=1&interval_ms=0&pad=65536";
 /// And the memory it may grow by, the slow reader's budget (`backpressure_bounded`).
 const MAX_GROWTH_KIB: u64 = 16 * 1024;
-
-/// The server the pipelining client attacks: a process to measure, and its URL.
-struct Measured {
-    pid: u32,
-    target: Target,
-    /// Started for this check: nothing but its traffic shows in its CPU time.
-    _own: Option<Spawned>,
-}
-
-/// An instance of the server for this check alone when the checker can start one, else the
-/// server under test when its pid is known.
-fn measured(cfg: &Config) -> Result<Measured, Outcome> {
-    if let Some(launch) = &cfg.local.launch {
-        let server = launch
-            .spawn(&[])
-            .map_err(|e| Outcome::fail(format!("cannot start another instance: {e}")))?;
-        let target = Target { base: server.base.clone(), transport: cfg.target.transport.clone() };
-        return Ok(Measured { pid: server.pid(), target, _own: Some(server) });
-    }
-    match cfg.local.pid {
-        Some(pid) => Ok(Measured { pid, target: cfg.target.clone(), _own: None }),
-        None => Err(Outcome::warn(
-            "needs the server's pid to read its CPU time: run it from the test suite or `matrix`",
-        )),
-    }
-}
 
 /// What the pipelining client saw and the server spent.
 pub(crate) struct Pipelined {
@@ -125,7 +99,7 @@ pub async fn pipelining_bounded(cfg: &Config) -> Outcome {
     }
     let server = match measured(cfg) {
         Ok(server) => server,
-        Err(outcome) => return outcome,
+        Err(why) => return Outcome::warn(format!("{why}: it reads the server's CPU time")),
     };
     let victim = client::send(&server.target, Ask::get(cfg.stream_path(), cfg.deadline()));
     let (pipelined, victim) = tokio::join!(pipeline(server.pid, &server.target, PIPELINED), victim);

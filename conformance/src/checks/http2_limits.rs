@@ -238,10 +238,13 @@ pub(crate) struct Flooded {
 }
 
 /// With a zero flow-control window (so no body can be sent), opens `streams` streams of a long
-/// stream on one connection, 100 at a time, reading what comes back between batches.
-pub(crate) async fn flood(cfg: &Config, streams: u32) -> Result<Flooded, String> {
-    let before = cfg.local.pid.and_then(|pid| crate::servers::rss_kib(pid).ok());
-    let mut raw = Raw::open(&cfg.target, &[(INITIAL_WINDOW_SIZE, 0)]).await?;
+/// stream on one connection to `target`, 100 at a time, reading what comes back between
+/// batches; the memory growth is the process `pid`'s.
+pub(crate) async fn flood(
+    target: &Target, pid: Option<u32>, streams: u32,
+) -> Result<Flooded, String> {
+    let before = pid.and_then(|pid| crate::servers::rss_kib(pid).ok());
+    let mut raw = Raw::open(target, &[(INITIAL_WINDOW_SIZE, 0)]).await?;
     let block = raw.request_block("/stream?count=1000000&interval_ms=0");
     let mut seen = Flooded { limit: None, heads: 0, refused: 0, ended: None, grown_kib: None };
     'batches: for batch in 0..streams.div_ceil(100) {
@@ -275,25 +278,27 @@ pub(crate) async fn flood(cfg: &Config, streams: u32) -> Result<Flooded, String>
             }
         }
     }
-    if let (Some(pid), Some(before)) = (cfg.local.pid, before) {
+    if let (Some(pid), Some(before)) = (pid, before) {
         seen.grown_kib = crate::servers::rss_kib(pid).ok().map(|kib| kib.saturating_sub(before));
     }
     Ok(seen)
 }
 
 /// A stream flood on one connection ([`flood`]): the server must advertise a limit of at most
-/// [`MAX_STREAMS`] concurrent streams and refuse what exceeds it; if the checker knows its pid,
-/// its memory must grow by at most [`MAX_FLOOD_GROWTH_KIB`]. A fresh request must be answered
-/// afterwards.
+/// [`MAX_STREAMS`] concurrent streams and refuse what exceeds it; where the checker can measure
+/// it ([`super::measured`]), its memory must grow by at most [`MAX_FLOOD_GROWTH_KIB`]. A fresh
+/// request must be answered afterwards.
 pub async fn h2_stream_flood_bounded(cfg: &Config) -> Outcome {
     if let Some(outcome) = h2_only(cfg) {
         return outcome;
     }
-    let Flooded { limit, heads, refused, ended, grown_kib } = match flood(cfg, FLOOD_STREAMS).await
-    {
-        Ok(flooded) => flooded,
-        Err(error) => return Outcome::fail(format!("the flood could not run: {error}")),
-    };
+    let own = super::measured(cfg).ok();
+    let (target, pid) = own.as_ref().map_or((&cfg.target, None), |m| (&m.target, Some(m.pid)));
+    let Flooded { limit, heads, refused, ended, grown_kib } =
+        match flood(target, pid, FLOOD_STREAMS).await {
+            Ok(flooded) => flooded,
+            Err(error) => return Outcome::fail(format!("the flood could not run: {error}")),
+        };
     let ended = ended.map_or(String::new(), |answer| format!(", then {answer}"));
     let memory = grown_kib.map_or("memory not measured (a bare URL)".into(), |kib| {
         format!("memory +{:.1} MiB", kib as f64 / 1024.0)
@@ -320,8 +325,7 @@ pub async fn h2_stream_flood_bounded(cfg: &Config) -> Outcome {
         Some(limit) => Outcome::pass(format!("MAX_CONCURRENT_STREAMS {limit}; {seen}")),
     };
     let fresh =
-        client::send(&cfg.target, Ask::get(super::stream_path(1, Duration::ZERO), cfg.deadline()))
-            .await;
+        client::send(target, Ask::get(super::stream_path(1, Duration::ZERO), cfg.deadline())).await;
     match (outcome.level, fresh.status()) {
         (Level::Pass, Some(200)) | (Level::Fail, _) => outcome.with(fresh.evidence),
         (_, status) => {
