@@ -12,7 +12,7 @@ conformance::suite!(
         // actix-http 3.20 builds its h2 connections with only the window sizes set
         // (`handshake_with_timeout`, src/h2/mod.rs), and actix-web offers no other h2 setting:
         // no MAX_CONCURRENT_STREAMS is advertised, and one connection starts every stream it
-        // opens (1 000 with a zero window: about +7 MiB).
+        // opens (1 000 with a zero window: about +9 MiB).
         (conformance::ids::h2_stream_flood_bounded, "advertises no MAX_CONCURRENT_STREAMS"),
         // actix-http 3.20 serves HTTP/2 with h2 0.3.27, which takes empty DATA frames without
         // limit (RUSTSEC-2026-0258, GHSA-q83h-524g-xf6h; patched only in h2 0.4.16, and
