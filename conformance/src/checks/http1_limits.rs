@@ -10,7 +10,7 @@ use tokio::io::AsyncWriteExt;
 use super::{Config, judge, measured};
 use crate::{
     client::{self, Ask, Fetched, Target},
-    outcome::{Evidence, Level, Outcome},
+    outcome::{Evidence, Outcome},
     servers::{cpu_ms, rss_kib},
 };
 
@@ -141,28 +141,10 @@ pub async fn pipelining_bounded(cfg: &Config) -> Outcome {
             MAX_GROWTH_KIB / 1024
         ))
     } else {
-        after_attack(cfg, &victim, &fresh, seen)
+        judge::after_attack(cfg, &victim, &fresh, seen)
     };
     outcome.evidence = evidence;
     outcome
-}
-
-/// The victim on schedule and the fresh request answered, or which of them was not.
-fn after_attack(cfg: &Config, victim: &Fetched, fresh: &Fetched, seen: String) -> Outcome {
-    if let Some(problem) = judge::content_problem(&victim.body, cfg.count) {
-        return Outcome::fail(format!("{seen}; the victim stream: {problem}"));
-    }
-    let timing = judge::schedule_outcome(victim.lines(), cfg.interval, cfg.tolerance);
-    if timing.level != Level::Pass {
-        return Outcome::fail(format!("{seen}; the victim stream: {}", timing.reason));
-    }
-    match fresh.status() {
-        Some(200) => Outcome::pass(format!(
-            "{seen}; the victim stream: {}; a fresh request after it: 200",
-            timing.reason
-        )),
-        status => Outcome::fail(format!("{seen}; a fresh request after it got {status:?}")),
-    }
 }
 
 /// One request framed two ways, and what RFC 9112 §6.3 lets a server answer.

