@@ -315,6 +315,15 @@ fn floor_streams_as_the_contract_says() {
     });
 }
 
+/// The CLI run with `args` exits with `code` and says `says` on stderr.
+fn cli_exits_with(args: &[&str], code: i32, says: &str) {
+    let output =
+        Command::new(env!("CARGO_BIN_EXE_conformance")).args(args).output().expect("run the CLI");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(code), "{args:?}:\n{stderr}");
+    assert!(stderr.contains(says), "{args:?}: expected {says:?} in\n{stderr}");
+}
+
 /// The transport flags of `--url` are refused where they would be ignored, and `--url` refuses
 /// what it cannot reach.
 #[test]
@@ -326,13 +335,7 @@ fn url_transport_flags_are_checked() {
         (&["--url", "ftp://127.0.0.1:1"], "--url must start with http:// or https://"),
         (&["--url", "https://127.0.0.1:1", "--cacert", "/nonexistent.pem"], "cannot read it"),
     ] {
-        let output = Command::new(env!("CARGO_BIN_EXE_conformance"))
-            .args(args)
-            .output()
-            .expect("run the CLI");
-        let stderr = String::from_utf8_lossy(&output.stderr);
-        assert_eq!(output.status.code(), Some(2), "{args:?}:\n{stderr}");
-        assert!(stderr.contains(says), "{args:?}: expected {says:?} in\n{stderr}");
+        cli_exits_with(args, 2, says);
     }
 }
 
@@ -351,13 +354,7 @@ fn bench_refuses_options_it_cannot_use() {
         (&["bench", "--source-addresses", "127.0.0.2,192.0.2.1"], "not a loopback address"),
         (&["bench", "--source-addresses", "localhost"], "expected an IPv4 loopback address"),
     ] {
-        let output = Command::new(env!("CARGO_BIN_EXE_conformance"))
-            .args(args)
-            .output()
-            .expect("run the CLI");
-        let stderr = String::from_utf8_lossy(&output.stderr);
-        assert_eq!(output.status.code(), Some(2), "{args:?}:\n{stderr}");
-        assert!(stderr.contains(says), "{args:?}: expected {says:?} in\n{stderr}");
+        cli_exits_with(args, 2, says);
     }
     // Caught by the bench itself, still before it builds anything.
     for (args, says) in [
@@ -380,12 +377,6 @@ fn bench_refuses_options_it_cannot_use() {
             "--source-addresses gives 1: list more",
         ),
     ] {
-        let output = Command::new(env!("CARGO_BIN_EXE_conformance"))
-            .args(args)
-            .output()
-            .expect("run the CLI");
-        let stderr = String::from_utf8_lossy(&output.stderr);
-        assert_eq!(output.status.code(), Some(1), "{args:?}:\n{stderr}");
-        assert!(stderr.contains(says), "{args:?}: expected {says:?} in\n{stderr}");
+        cli_exits_with(args, 1, says);
     }
 }
